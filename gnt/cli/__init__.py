@@ -1,0 +1,111 @@
+"""The typer app: one module per command under gnt/cli/, each with a `register(app)`.
+
+`run(argv, env)` is what `gnt.__main__` calls. Only the module of the command being run
+is imported (every module for `gnt --help`), and each command imports its tool inside
+the function body, so `gnt ping` never pays for scapy, pyroute2 or another command.
+Click's usage errors are turned into one-line `UsageError`s here, so the error boundary
+prints them like every other error (exit 2).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gnt.errors import UsageError
+from gnt.output.env import Environment
+
+if TYPE_CHECKING:
+    import typer
+
+# command name -> module that registers it. Order is the order of `gnt --help`.
+COMMANDS: dict[str, str] = {
+    "ping": "gnt.cli.ping",
+}
+
+_current: Environment | None = None
+
+
+def current_env() -> Environment:
+    """The environment of the running command (set by `run`)."""
+    return _current if _current is not None else Environment()
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        import gnt.cli.version as version
+
+        version.print_version(current_env(), verbose=version.VERBOSE_FLAG)
+        raise SystemExit(0)
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The typer app with every command registered, or only `only` (the one being run)."""
+    import importlib
+
+    import typer
+
+    app = typer.Typer(
+        name="gnt",
+        help="A network toolbox for Linux and Kubernetes nodes.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", "-V", is_eager=True, callback=_version_callback,
+            help="Print the version and exit (--verbose adds build details).",
+        ),
+        verbose: bool = typer.Option(False, "--verbose", help="With --version: Python, frozen or not, glibc."),
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    ) -> None:
+        """A network toolbox for Linux and Kubernetes nodes."""
+
+    names = [only] if only in COMMANDS else list(COMMANDS)
+    for name in names:
+        importlib.import_module(COMMANDS[name]).register(app)
+    return app
+
+
+def _command_name(argv: list[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def run(argv: list[str], env: Environment) -> int:
+    """Parse `argv` and run the command; returns the exit code."""
+    global _current
+    import click
+
+    import gnt.cli.version as version
+
+    version.VERBOSE_FLAG = "--verbose" in argv
+    _current = env
+    app = build_app(_command_name(argv))
+    import typer.main
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="gnt", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort as exc:
+        raise KeyboardInterrupt from exc
+    except click.UsageError as exc:
+        raise UsageError(_one_line(exc.format_message())) from exc
+    except click.ClickException as exc:
+        raise UsageError(_one_line(exc.format_message())) from exc
+    finally:
+        _current = None
+    if isinstance(result, int):
+        return result
+    return 0
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

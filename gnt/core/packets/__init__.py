@@ -1,0 +1,31 @@
+"""Wire codecs, one module per header (ethernet, ipv4, ipv6, icmp, icmpv6, udp, tcp, vxlan).
+
+Every header is a dataclass with a `decode(buf, offset)` classmethod returning the header
+(its `payload_offset` says where the next layer starts) and an `encode(payload)` method
+returning bytes. Decoding a short or malformed buffer raises exactly one exception type,
+`gnt.errors.DecodeError`, carrying the layer and the offset: callers never see IndexError
+or struct.error. Field layouts are `struct.Struct` tables next to the RFC they come from.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from gnt.errors import DecodeError
+
+__all__ = ["DecodeError", "need", "unpack"]
+
+
+def need(buf: bytes | bytearray | memoryview, offset: int, size: int, layer: str) -> None:
+    """Raise DecodeError unless `size` bytes are available at `offset`."""
+    if offset < 0 or len(buf) - offset < size:
+        have = max(len(buf) - offset, 0)
+        raise DecodeError(layer, offset, f"need {size} bytes, {have} available")
+
+
+def unpack(
+    fmt: struct.Struct, buf: bytes | bytearray | memoryview, offset: int, layer: str
+) -> tuple[int | bytes, ...]:
+    """`fmt.unpack_from` with the length checked first, so a short buffer is a DecodeError."""
+    need(buf, offset, fmt.size, layer)
+    return fmt.unpack_from(buf, offset)

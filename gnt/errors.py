@@ -1,0 +1,66 @@
+"""The error tree and exit codes every command shares.
+
+A `GntError` carries one sentence a user can act on (`message`) and, where there is
+one, the fix (`hint`: the sysctl, capability or module to change). The single error
+boundary in `gnt.__main__` turns it into one line on stderr and its `exit_code`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0  # the command did what was asked and the answer was positive
+    NEGATIVE = 1  # ran fine, answer negative: no reply, bad checksums, nothing matched
+    ERROR = 2  # bad input, missing permission, unusable environment
+    INTERRUPTED = 130  # SIGINT: 128 + 2, as shells report it
+
+
+class GntError(Exception):
+    """An expected failure, reported as one line (plus an optional hint)."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, hint: str | None = None, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.errno = errno  # kept from the OSError/netlink error that caused it, as pyroute2 does
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(GntError):
+    """A bad option value or a missing argument."""
+
+
+class ResolveError(GntError):
+    """A host name that does not resolve (for the address family asked)."""
+
+
+class PermissionDenied(GntError):
+    """The process lacks a privilege (sysctl range, CAP_NET_RAW, CAP_NET_ADMIN)."""
+
+
+class InterfaceError(GntError):
+    """An interface name or address that does not exist on this node."""
+
+
+class UnavailableError(GntError):
+    """A kernel facility (conntrack, nftables trace, ...) is missing here."""
+
+
+class DecodeError(GntError):
+    """A buffer too short or malformed for the header being decoded.
+
+    `layer` names the codec ("ipv4", "udp", ...) and `offset` is the byte offset
+    inside the buffer handed to that codec where decoding failed.
+    """
+
+    def __init__(self, layer: str, offset: int, reason: str) -> None:
+        super().__init__(f"cannot decode {layer} at offset {offset}: {reason}")
+        self.layer = layer
+        self.offset = offset
+        self.reason = reason

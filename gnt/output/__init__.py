@@ -1,0 +1,65 @@
+"""Renderers: text for people, NDJSON for scripts, both fed by the same model objects.
+
+A tool yields dataclasses; the CLI hands each one to a renderer made by `make_renderer`.
+The JSON renderer needs nothing per tool (one encoder for every model, in `json.py`).
+The text renderer takes the tool's formatter (in `output/text/<tool>.py`): a callable
+that turns one model object into the lines to print, or None to print nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from gnt.output.env import Environment
+
+
+class ToStderr(str):
+    """A formatted line that belongs on stderr (interim status, warnings)."""
+
+    __slots__ = ()
+
+
+Formatter = Callable[[object], "str | None"]
+
+
+class Renderer(Protocol):
+    def emit(self, obj: object) -> None: ...
+
+
+class TextRenderer:
+    """Writes what the tool's formatter makes of each object; flushes so output streams."""
+
+    def __init__(self, env: Environment, formatter: Formatter) -> None:
+        self.env = env
+        self.formatter = formatter
+
+    def emit(self, obj: object) -> None:
+        text = self.formatter(obj)
+        if text is None:
+            return
+        stream = self.env.stderr if isinstance(text, ToStderr) else self.env.stdout
+        stream.write(text if text.endswith("\n") or text == "" else text + "\n")
+        stream.flush()
+
+
+class JsonRenderer:
+    """NDJSON: one object per line, each with a "type"."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def emit(self, obj: object) -> None:
+        from gnt.output.json import encode
+
+        line = encode(obj)
+        if line is None:
+            return
+        self.env.stdout.write(line + "\n")
+        self.env.stdout.flush()
+
+
+def make_renderer(env: Environment, *, json: bool, formatter: Formatter) -> Renderer:
+    if json:
+        return JsonRenderer(env)
+    return TextRenderer(env, formatter)

@@ -1,0 +1,1 @@
+"""Test helpers shared by every tool's tests (netns topologies, running gnt)."""
