@@ -20,6 +20,12 @@ class ToStderr(str):
     __slots__ = ()
 
 
+class Inline(str):
+    """Text written exactly as is, with no newline added (ping's flood dots)."""
+
+    __slots__ = ()
+
+
 Formatter = Callable[[object], "str | None"]
 
 
@@ -39,7 +45,10 @@ class TextRenderer:
         if text is None:
             return
         stream = self.env.stderr if isinstance(text, ToStderr) else self.env.stdout
-        stream.write(text if text.endswith("\n") or text == "" else text + "\n")
+        if isinstance(text, Inline) or text.endswith("\n"):
+            stream.write(text)
+        else:
+            stream.write(text + "\n")
         stream.flush()
 
 

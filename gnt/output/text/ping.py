@@ -1,0 +1,143 @@
+"""iputils ping's text format, line for line, so existing parsers read gnt's output unchanged."""
+
+from __future__ import annotations
+
+import socket
+
+from gnt.output import Inline, ToStderr
+from gnt.ping.models import (
+    ErrorReply,
+    Interim,
+    NoAnswerYet,
+    PingStart,
+    Reply,
+    SendFailed,
+    Sent,
+    Summary,
+    Timeout,
+)
+
+
+def _ms(us: int) -> str:
+    """iputils prints RTT statistics as truncated microseconds: %ld.%03ld."""
+    return f"{us // 1000}.{us % 1000:03d}"
+
+
+def _rtt(time_ms: float) -> str:
+    """iputils' reply time: 3 decimals under 1 ms, 2 under 10, 1 under 100, none above."""
+    us = int(round(time_ms * 1000))
+    if us >= 100000 - 50:
+        return f"{(us + 500) // 1000}"
+    if us >= 10000 - 5:
+        return f"{(us + 50) // 1000}.{((us + 50) % 1000) // 100}"
+    if us >= 1000:
+        return f"{(us + 5) // 1000}.{((us + 5) % 1000) // 10:02d}"
+    return f"{us // 1000}.{us % 1000:03d}"
+
+
+def _stamp(wall_time: float) -> str:
+    return f"[{wall_time:.6f}] "
+
+
+class PingText:
+    """Formatter for `gnt ping` events; holds the display options (-q, -D, -f)."""
+
+    def __init__(self, *, quiet: bool = False, timestamps: bool = False, flood: bool = False) -> None:
+        self.quiet = quiet
+        self.timestamps = timestamps
+        self.flood = flood
+        self.host = ""
+
+    def _who(self, address: str | None, name: str | None) -> str:
+        if address is None:
+            return "?"
+        return f"{name} ({address})" if name else address
+
+    def __call__(self, obj: object) -> str | None:
+        if isinstance(obj, PingStart):
+            return self.start(obj)
+        if isinstance(obj, Reply):
+            return self.reply(obj)
+        if isinstance(obj, ErrorReply):
+            if self.quiet:
+                return None
+            if self.flood:
+                return Inline("E")
+            prefix = _stamp(obj.wall_time) if self.timestamps else ""
+            return f"{prefix}From {self._who(obj.source, obj.name)} icmp_seq={obj.seq} {obj.message}"
+        if isinstance(obj, SendFailed):
+            return ToStderr(f"gnt ping: {obj.message}")
+        if isinstance(obj, NoAnswerYet):
+            if self.quiet or self.flood:
+                return None
+            prefix = _stamp(obj.wall_time) if self.timestamps else ""
+            return f"{prefix}no answer yet for icmp_seq={obj.seq}"
+        if isinstance(obj, Sent):
+            return Inline(".") if self.flood and not self.quiet else None
+        if isinstance(obj, Interim):
+            line = f"\r{obj.received}/{obj.transmitted} packets, {obj.loss_percent}% loss"
+            if obj.rtt_min_us is not None:
+                assert obj.rtt_avg_us is not None and obj.rtt_ewma_us is not None and obj.rtt_max_us is not None
+                line += (f", min/avg/ewma/max = {_ms(obj.rtt_min_us)}/{_ms(obj.rtt_avg_us)}/"
+                         f"{_ms(obj.rtt_ewma_us)}/{_ms(obj.rtt_max_us)} ms")
+            return ToStderr(line)
+        if isinstance(obj, Timeout):
+            return None
+        if isinstance(obj, Summary):
+            return self.summary(obj)
+        return None
+
+    def start(self, obj: PingStart) -> str:
+        self.host = obj.host
+        lines = []
+        if obj.pattern:
+            lines.append("PATTERN: 0x" + obj.pattern.hex())
+        via = f" from {obj.source} {obj.interface + ': ' if obj.interface else ''}" if obj.source else " "
+        if obj.family == socket.AF_INET6:
+            via = via if obj.source else " "
+            lines.append(f"PING {obj.host}({obj.address}){via.rstrip() + ' ' if obj.source else ' '}"
+                         f"{obj.size} data bytes")
+        else:
+            lines.append(f"PING {obj.host} ({obj.address}){via}{obj.size}({obj.size + 28}) bytes of data.")
+        return "\n".join(lines)
+
+    def reply(self, obj: Reply) -> str | None:
+        if self.quiet:
+            return None
+        if self.flood:
+            return Inline("\b \b") if not obj.dup else None
+        prefix = _stamp(obj.wall_time) if self.timestamps else ""
+        line = f"{prefix}{obj.bytes} bytes from {self._who(obj.source, obj.name)}: icmp_seq={obj.seq}"
+        if obj.ttl is not None:
+            line += f" ttl={obj.ttl}"
+        if obj.bad_checksum:
+            return line + " (BAD CHECKSUM!)"
+        if obj.time_ms is not None:
+            line += f" time={_rtt(obj.time_ms)} ms"
+        if obj.dup:
+            line += " (DUP!)"
+        if obj.wrong_data is not None:
+            index, want, got = obj.wrong_data
+            line += f"\nwrong data byte #{index} should be 0x{want:x} but was 0x{got:x}"
+        return line
+
+    def summary(self, obj: Summary) -> str:
+        head = "\n" if self.flood and not self.quiet else ""
+        line = f"{obj.transmitted} packets transmitted, {obj.received} received"
+        if obj.duplicates:
+            line += f", +{obj.duplicates} duplicates"
+        if obj.corrupted:
+            line += f", +{obj.corrupted} corrupted"
+        if obj.errors:
+            line += f", +{obj.errors} errors"
+        if obj.transmitted:
+            line += f", {obj.loss_percent:g}% packet loss, time {obj.time_ms}ms"
+        out = [f"{head}\n--- {obj.host} ping statistics ---", line]
+        if obj.rtt is not None:
+            r = obj.rtt
+            rtt = (f"rtt min/avg/max/mdev = {_ms(int(r.min * 1000))}/{_ms(int(r.avg * 1000))}/"
+                   f"{_ms(int(r.max * 1000))}/{_ms(int(r.mdev * 1000))} ms")
+            if obj.flood:
+                rtt += f", ipg/ewma {obj.ipg_ms:.3f}/{obj.ewma_ms:.3f} ms"
+            out.append(rtt)
+        return "\n".join(out)

@@ -1,0 +1,576 @@
+"""`gnt ping`: ICMP echo with iputils' semantics, built on gnt.core.
+
+`ping(options, control)` is a generator of model objects (gnt.ping.models); it never
+prints. It opens the echo socket (DGRAM first, raw fallback), sends on schedule, matches
+replies by id and sequence, verifies their data byte for byte, reads ICMP errors from the
+error queue (DGRAM) or the wire (raw), and measures RTT from kernel TX/RX timestamps when
+the kernel gives them.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import select
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from gnt.core import sockets
+from gnt.core.checksum import verify
+from gnt.core.packets import icmp
+from gnt.core.packets.ipv4 import IPv4
+from gnt.core.resolve import Target, resolve, reverse_name
+from gnt.errors import DecodeError, InterfaceError, UsageError
+from gnt.ping.models import (
+    ErrorReply,
+    Interim,
+    NoAnswerYet,
+    PingStart,
+    Reply,
+    Rtt,
+    Sent,
+    SendFailed,
+    Summary,
+    Timeout,
+)
+
+ICMP6_ECHO_REQUEST = 128  # RFC 4443 §4.1
+ICMP6_ECHO_REPLY = 129  # RFC 4443 §4.2
+ICMP6_DEST_UNREACH = 1  # RFC 4443 §3.1
+ICMP6_PACKET_TOO_BIG = 2  # RFC 4443 §3.2
+ICMP6_TIME_EXCEEDED = 3  # RFC 4443 §3.3
+ICMP6_PARAM_PROBLEM = 4  # RFC 4443 §3.4
+ICMP_HEADER = struct.Struct("!BBHHH")  # type, code, checksum, id, seq (ICMP and ICMPv6 echo alike)
+STAMP = struct.Struct("!II")  # send time at the payload start: 32-bit seconds, 32-bit microseconds
+MAX_SIZE = 65507  # largest ICMP payload in one IPv4 datagram: 65535 - 20 - 8
+MIN_USER_INTERVAL = 0.002  # iputils: the shortest interval a non-root user may ask for
+DEFAULT_LINGER = 10.0  # iputils' MAXWAIT: how long to wait for replies when none came
+IPV4_OVERHEAD = 28  # IPv4 header + ICMP header, for the "56(84) bytes" header
+
+ICMP6_UNREACH_TEXT = {
+    0: "No route",
+    1: "Administratively prohibited",
+    2: "Beyond scope of source address",
+    3: "Address unreachable",
+    4: "Port unreachable",
+    5: "Source address failed ingress/egress policy",
+    6: "Reject route to destination",
+}
+ICMP6_PARAM_TEXT = {0: "Wrong header field ", 1: "Unknown header ", 2: "Unknown option "}
+
+
+def describe6(icmp_type: int, code: int, info: int = 0) -> str:
+    """iputils' wording for an ICMPv6 error."""
+    if icmp_type == ICMP6_DEST_UNREACH:
+        return "Destination unreachable: " + ICMP6_UNREACH_TEXT.get(code, f"Unknown code {code}")
+    if icmp_type == ICMP6_PACKET_TOO_BIG:
+        return f"Packet too big: mtu={info}"
+    if icmp_type == ICMP6_TIME_EXCEEDED:
+        return "Time exceeded: " + ("Hop limit" if code == 0 else "Defragmentation failure" if code == 1
+                                    else f"code {code}")
+    if icmp_type == ICMP6_PARAM_PROBLEM:
+        return "Parameter problem: " + ICMP6_PARAM_TEXT.get(code, f"code {code} ") + f"at {info}"
+    return f"ICMPv6 type {icmp_type} code {code}"
+
+
+@dataclass
+class PingOptions:
+    host: str
+    family: int = socket.AF_UNSPEC
+    count: int | None = None
+    interval: float = 1.0
+    timeout: float | None = None  # -W: how long to wait for a reply
+    deadline: float | None = None  # -w: stop after this many seconds
+    size: int = 56
+    ttl: int | None = None
+    interface: str | None = None  # -I: a name or an address
+    quiet: bool = False
+    timestamps: bool = False  # -D
+    report_outstanding: bool = False  # -O
+    numeric: bool = False
+    flood: bool = False
+    pattern: bytes | None = None
+    mark: int | None = None
+    preload: int = 1
+
+    def validate(self, *, privileged: bool) -> None:
+        """iputils' limits, with one-line errors."""
+        if self.count is not None and self.count <= 0:
+            raise UsageError(f"invalid count: {self.count}: out of range: 1 <= value <= 9223372036854775807")
+        if not 0 <= self.size <= MAX_SIZE:
+            raise UsageError(f"invalid packet size: {self.size}: out of range: 0 <= value <= {MAX_SIZE}")
+        if self.ttl is not None and not 0 <= self.ttl <= 255:
+            raise UsageError(f"invalid ttl: {self.ttl}: out of range: 0 <= value <= 255")
+        if self.interval < 0 or math.isnan(self.interval):
+            raise UsageError(f"bad timing interval: {self.interval}")
+        if self.deadline is not None and self.deadline < 0:
+            raise UsageError(f"invalid deadline: {self.deadline}")
+        if self.timeout is not None and self.timeout < 0:
+            raise UsageError(f"bad linger time: {self.timeout}")
+        if not privileged:
+            if self.flood:
+                raise UsageError("cannot flood; minimal interval allowed for user is 2ms")
+            if self.interval < MIN_USER_INTERVAL:
+                raise UsageError("cannot flood; minimal interval allowed for user is 2ms")
+
+
+def parse_pattern(text: str) -> bytes:
+    """-p: up to 16 bytes given as hex digits, like iputils."""
+    digits = text.strip()
+    if not digits or len(digits) > 32 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise UsageError(f"patterns must be specified as hex digits: {text}")
+    if len(digits) % 2:
+        digits = digits[:-1] + "0" + digits[-1]
+    return bytes.fromhex(digits)
+
+
+def fill_payload(size: int, pattern: bytes | None) -> bytes:
+    """The bytes after the timestamp: iputils' i-th byte = i, or the repeated -p pattern."""
+    rest = max(size - STAMP.size, 0)
+    if pattern:
+        return (pattern * (rest // len(pattern) + 1))[:rest]
+    return bytes((STAMP.size + i) & 0xFF for i in range(rest))
+
+
+@dataclass
+class Control:
+    """Signals from the CLI: a wake-up fd for poll and the flags the handlers set."""
+
+    wakeup_fd: int | None = None
+    stop: bool = False
+    status: bool = False
+
+
+@dataclass
+class _Probe:
+    seq: int
+    user_send_ns: int
+    kernel_send_ns: int | None = None
+    replies: int = 0
+
+
+@dataclass
+class _Stats:
+    transmitted: int = 0
+    received: int = 0
+    duplicates: int = 0
+    corrupted: int = 0
+    errors: int = 0
+    rtts_us: list[int] = field(default_factory=list)
+    ewma8: int = 0  # iputils' rtt*8 moving average, in microseconds
+
+    def add_rtt(self, us: int) -> None:
+        self.rtts_us.append(us)
+        self.ewma8 = us * 8 if not self.ewma8 else self.ewma8 + us - self.ewma8 // 8
+
+
+def _local_source(target: Target, interface: str | None) -> str | None:
+    """The source address the kernel would pick toward the target (for the -I header)."""
+    try:
+        with socket.socket(target.family, socket.SOCK_DGRAM) as probe:
+            if interface:
+                try:
+                    probe.setsockopt(socket.SOL_SOCKET, sockets.SO_BINDTODEVICE, interface.encode() + b"\0")
+                except OSError:
+                    pass
+            probe.connect((target.address, 1025))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
+
+
+def _is_address(text: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+class Pinger:
+    """One ping run. Iterate `run()` for events."""
+
+    def __init__(self, options: PingOptions, control: Control | None = None) -> None:
+        self.options = options
+        self.control = control or Control()
+        self.target = resolve(options.host, options.family)
+        self.v6 = self.target.family == socket.AF_INET6
+        self.probes: dict[int, _Probe] = {}  # by 16-bit sequence number
+        self.tx_order: list[int] = []  # seq of the n-th successful send, for TX timestamp keys
+        self.tx_key_base = 0
+        self.stats = _Stats()
+        self.payload_tail = fill_payload(options.size, options.pattern)
+        self.next_seq = 1
+        self.names: dict[str, str | None] = {}
+        self.resolve_names = not options.numeric and not self.target.is_numeric
+        self.tmax_us = 0
+        self.sock: sockets.EchoSocket | None = None
+        self.timestamping = False
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _open(self) -> sockets.EchoSocket:
+        opts = self.options
+        if opts.interface and not _is_address(opts.interface):
+            try:
+                socket.if_nametoindex(opts.interface)
+            except OSError as exc:
+                raise InterfaceError(f"unknown interface {opts.interface!r}", errno=exc.errno) from exc
+        es = sockets.open_icmp_echo(self.target.family)
+        s = es.sock
+        family = self.target.family
+        if opts.interface:
+            if _is_address(opts.interface):
+                if es.is_dgram:
+                    # A ping socket is bound already (to learn its id): rebind a fresh one to the source.
+                    es.close()
+                    s = socket.socket(family, socket.SOCK_DGRAM, sockets.icmp_proto(family))
+                    sockets.bind_source(s, family, opts.interface)
+                    es = sockets.EchoSocket(s, family, "dgram", s.getsockname()[1])
+                else:
+                    sockets.bind_source(s, family, opts.interface)
+            else:
+                sockets.bind_device(s, opts.interface)
+        if opts.ttl is not None:
+            sockets.set_ttl(s, family, opts.ttl)
+        if es.is_dgram:
+            sockets.enable_recverr(s, family)
+        sockets.enable_recv_ttl(s, family)
+        if opts.mark is not None:
+            sockets.set_mark(s, opts.mark)
+        self.timestamping = sockets.enable_timestamping(s)
+        s.setblocking(False)
+        return es
+
+    # -- sending ------------------------------------------------------------------------------
+    def _echo_bytes(self, seq: int, now_ns: int) -> bytes:
+        assert self.sock is not None
+        sec, usec = divmod(now_ns // 1000, 1_000_000)
+        data = (STAMP.pack(sec & 0xFFFFFFFF, usec) if self.options.size >= STAMP.size else b"") + self.payload_tail
+        data = data[: self.options.size]
+        if self.v6:
+            return ICMP_HEADER.pack(ICMP6_ECHO_REQUEST, 0, 0, self.sock.ident, seq) + data
+        # For a ping socket the kernel rewrites the id and computes the checksum; a raw socket needs both.
+        return icmp.ICMP.echo(self.sock.ident, seq).encode(data)
+
+    def _send(self, seq: int) -> SendFailed | None:
+        assert self.sock is not None
+        now_ns = time.time_ns()
+        packet = self._echo_bytes(seq, now_ns)
+        self.stats.transmitted += 1
+        self.probes[seq & 0xFFFF] = _Probe(seq, now_ns)
+        try:
+            self.sock.sock.sendto(packet, (self.target.address, 0))
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
+                return SendFailed(seq, f"sendmsg: {os.strerror(exc.errno)}")
+            self.stats.errors += 1
+            return SendFailed(seq, f"sendmsg: {exc.strerror}")
+        self.tx_order.append(seq & 0xFFFF)
+        return None
+
+    # -- receiving ----------------------------------------------------------------------------
+    def _name(self, address: str) -> str | None:
+        if not self.resolve_names:
+            return None
+        if address not in self.names:
+            self.names[address] = reverse_name(address, timeout=1.0)
+        return self.names[address]
+
+    def _rtt_us(self, probe: _Probe, rx_kernel_ns: int | None, rx_user_ns: int) -> int:
+        sent = probe.kernel_send_ns if (probe.kernel_send_ns is not None and rx_kernel_ns is not None) \
+            else probe.user_send_ns
+        received = rx_kernel_ns if rx_kernel_ns is not None else rx_user_ns
+        return max((received - sent) // 1000, 0)
+
+    def _on_echo_reply(self, ident: int, seq16: int, data: bytes, source: str, ttl: int | None,
+                       rx_kernel_ns: int | None, icmp_len: int, checksum_ok: bool) -> Reply | None:
+        assert self.sock is not None
+        if ident != self.sock.ident:
+            return None  # another process's echo (raw sockets see every reply)
+        probe = self.probes.get(seq16)
+        if probe is None:
+            return None  # a reply to something we never sent
+        rx_user_ns = time.time_ns()
+        self._drain_tx_timestamps()
+        if not checksum_ok:
+            self.stats.corrupted += 1
+            return Reply(probe.seq, source, ttl, icmp_len, None, bad_checksum=True, wall_time=rx_user_ns / 1e9)
+        rtt_us = self._rtt_us(probe, rx_kernel_ns, rx_user_ns)
+        dup = probe.replies > 0
+        probe.replies += 1
+        if dup:
+            self.stats.duplicates += 1
+        else:
+            self.stats.received += 1
+            self.stats.add_rtt(rtt_us)
+            self.tmax_us = max(self.tmax_us, rtt_us)
+        wrong = None
+        expected = self.payload_tail
+        got = data[STAMP.size:] if self.options.size >= STAMP.size else data
+        if self.options.size < STAMP.size:
+            expected = b""
+        for index, (want, have) in enumerate(zip(expected, got, strict=False)):
+            if want != have:
+                wrong = (index + STAMP.size, want, have)
+                break
+        return Reply(
+            probe.seq, source, ttl, icmp_len, rtt_us / 1000.0, dup=dup, name=self._name(source),
+            wrong_data=wrong, wall_time=rx_user_ns / 1e9,
+        )
+
+    def _error_event(self, seq16: int, source: str | None, icmp_type: int | None, icmp_code: int | None,
+                     message: str) -> ErrorReply | None:
+        probe = self.probes.get(seq16)
+        if probe is None:
+            return None
+        self.stats.errors += 1
+        return ErrorReply(probe.seq, source, icmp_type, icmp_code, message,
+                          name=self._name(source) if source else None, wall_time=time.time())
+
+    def _read_socket(self) -> Iterator[Reply | ErrorReply]:
+        assert self.sock is not None
+        while True:
+            try:
+                got = sockets.receive(self.sock.sock)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # A DGRAM socket with IP_RECVERR reports a pending error on recv; the queue has it.
+                if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED, errno.EMSGSIZE):
+                    return
+                raise
+            event = self._parse(got)
+            if event is not None:
+                yield event
+
+    def _parse(self, got: sockets.Received) -> Reply | ErrorReply | None:
+        assert self.sock is not None
+        data = got.data
+        ttl = got.ttl
+        offset = 0
+        if not self.v6 and self.sock.kind == "raw":
+            try:
+                ip = IPv4.decode(data)
+            except DecodeError:
+                return None
+            ttl = ip.ttl
+            offset = ip.payload_offset
+        if len(data) - offset < ICMP_HEADER.size:
+            return None
+        icmp_type, code, _csum, ident, seq16 = ICMP_HEADER.unpack_from(data, offset)
+        body = data[offset + ICMP_HEADER.size:]
+        icmp_len = len(data) - offset
+        reply_type = ICMP6_ECHO_REPLY if self.v6 else icmp.ECHO_REPLY
+        if icmp_type == reply_type:
+            # The kernel verifies checksums for ping sockets and ICMPv6; a raw v4 socket must check.
+            checksum_ok = True if (self.v6 or self.sock.is_dgram) else verify(data[offset:])
+            return self._on_echo_reply(ident, seq16, body, got.address, ttl, got.kernel_time_ns,
+                                       icmp_len, checksum_ok)
+        if self.sock.is_dgram:
+            return None  # errors for ping sockets come through the error queue
+        return self._parse_quoted_error(icmp_type, code, data, offset, got.address)
+
+    def _parse_quoted_error(self, icmp_type: int, code: int, data: bytes, offset: int,
+                            source: str) -> ErrorReply | None:
+        """A raw socket sees ICMP errors on the wire: find our echo inside the quote."""
+        assert self.sock is not None
+        _t, _c, _s, hi, lo = ICMP_HEADER.unpack_from(data, offset)
+        info = hi << 16 | lo
+        quote = offset + ICMP_HEADER.size
+        if self.v6:
+            if icmp_type not in (ICMP6_DEST_UNREACH, ICMP6_PACKET_TOO_BIG, ICMP6_TIME_EXCEEDED,
+                                 ICMP6_PARAM_PROBLEM):
+                return None
+            inner = quote + 40  # quoted IPv6 header; echo requests carry no extension headers
+            if len(data) < inner + ICMP_HEADER.size or data[quote + 6] != socket.IPPROTO_ICMPV6:
+                return None
+            q_type, _qc, _qs, q_id, q_seq = ICMP_HEADER.unpack_from(data, inner)
+            if q_type != ICMP6_ECHO_REQUEST or q_id != self.sock.ident:
+                return None
+            return self._error_event(q_seq, source, icmp_type, code, describe6(icmp_type, code, info))
+        if icmp_type not in icmp.ERROR_TYPES:
+            return None
+        try:
+            inner_ip = IPv4.decode(data, quote)
+        except DecodeError:
+            return None
+        if inner_ip.proto != socket.IPPROTO_ICMP or len(data) < inner_ip.payload_offset + ICMP_HEADER.size:
+            return None
+        q_type, _qc, _qs, q_id, q_seq = ICMP_HEADER.unpack_from(data, inner_ip.payload_offset)
+        if q_type != icmp.ECHO_REQUEST or q_id != self.sock.ident:
+            return None
+        return self._error_event(q_seq, source, icmp_type, code, icmp.describe(icmp_type, code, lo))
+
+    def _drain_tx_timestamps(self) -> list[ErrorReply]:
+        """Read the error queue: TX timestamps go to their probes, ICMP errors become events."""
+        assert self.sock is not None
+        events: list[ErrorReply] = []
+        for entry in sockets.read_error_queue(self.sock.sock):
+            if isinstance(entry, sockets.TxTimestamp):
+                index = entry.key - self.tx_key_base
+                if 0 <= index < len(self.tx_order):
+                    probe = self.probes.get(self.tx_order[index])
+                    if probe is not None and probe.kernel_send_ns is None:
+                        probe.kernel_send_ns = entry.kernel_time_ns
+                continue
+            event = self._queued_error(entry)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _queued_error(self, entry: sockets.QueuedError) -> ErrorReply | None:
+        payload = entry.payload
+        if len(payload) < ICMP_HEADER.size:
+            return None
+        _t, _c, _s, _id, seq16 = ICMP_HEADER.unpack_from(payload)
+        if entry.origin == sockets.SO_EE_ORIGIN_ICMP:
+            message = icmp.describe(entry.icmp_type, entry.icmp_code, entry.info)
+        elif entry.origin == sockets.SO_EE_ORIGIN_ICMP6:
+            message = describe6(entry.icmp_type, entry.icmp_code, entry.info)
+        elif entry.origin == sockets.SO_EE_ORIGIN_LOCAL:
+            message = f"local error: {os.strerror(entry.errno)}"
+            if entry.errno == errno.EMSGSIZE:
+                message += f", mtu={entry.info}"
+            return self._error_event(seq16, entry.offender, None, None, message)
+        else:
+            return None
+        return self._error_event(seq16, entry.offender, entry.icmp_type, entry.icmp_code, message)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _interim(self) -> Interim:
+        s = self.stats
+        loss = int((s.transmitted - s.received) * 100 / s.transmitted) if s.transmitted else 0
+        if s.rtts_us:
+            return Interim(s.transmitted, s.received, loss, min(s.rtts_us), sum(s.rtts_us) // len(s.rtts_us),
+                           s.ewma8 // 8, max(s.rtts_us))
+        return Interim(s.transmitted, s.received, loss, None, None, None, None)
+
+    def summary(self, elapsed_s: float) -> Summary:
+        s = self.stats
+        loss = (s.transmitted - s.received) * 100.0 / s.transmitted if s.transmitted else 0.0
+        rtt = None
+        if s.rtts_us:
+            n = len(s.rtts_us)
+            avg = sum(s.rtts_us) / n
+            var = max(sum(t * t for t in s.rtts_us) / n - avg * avg, 0.0)
+            rtt = Rtt(min(s.rtts_us) / 1000, avg / 1000, max(s.rtts_us) / 1000, math.sqrt(var) / 1000)
+        ipg = elapsed_s * 1000 / (s.transmitted - 1) if s.transmitted > 1 else 0.0
+        return Summary(
+            host=self.options.host, address=self.target.address, transmitted=s.transmitted,
+            received=s.received, duplicates=s.duplicates, errors=s.errors, loss_percent=loss,
+            time_ms=int(elapsed_s * 1000 + 0.5), rtt=rtt, corrupted=s.corrupted, pipe=0,
+            flood=self.options.flood, ewma_ms=s.ewma8 / 8000, ipg_ms=ipg,
+        )
+
+    def start_event(self) -> PingStart:
+        opts = self.options
+        source = None
+        if opts.interface:
+            source = opts.interface if _is_address(opts.interface) else _local_source(self.target, opts.interface)
+        assert self.sock is not None
+        return PingStart(opts.host, self.target.address, self.target.family, opts.size, source,
+                         None if opts.interface and _is_address(opts.interface) else opts.interface,
+                         opts.pattern, self.sock.kind)
+
+    def run(self) -> Iterator[object]:
+        self.sock = self._open()
+        try:
+            yield from self._loop()
+        finally:
+            self.sock.close()
+
+    def _loop(self) -> Iterator[object]:
+        opts = self.options
+        assert self.sock is not None
+        yield self.start_event()
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
+        if self.control.wakeup_fd is not None:
+            poller.register(self.control.wakeup_fd, select.POLLIN)
+        interval = 0.0 if opts.flood and opts.interval == 1.0 else opts.interval
+        clock = time.monotonic
+        start = clock()
+        deadline_at = start + opts.deadline if opts.deadline is not None else None
+        linger = opts.timeout if opts.timeout is not None else DEFAULT_LINGER
+        next_send = start
+        exit_at: float | None = None
+        timed_out: set[int] = set()
+        while True:
+            now = clock()
+            if self.control.stop:
+                break
+            if self.control.status:
+                self.control.status = False
+                yield self._interim()
+            if deadline_at is not None and now >= deadline_at:
+                break
+            s = self.stats
+            if opts.count is not None and s.received + s.errors >= opts.count:
+                break
+            if exit_at is not None and now >= exit_at:
+                break
+            all_sent = opts.count is not None and s.transmitted >= opts.count
+            if not all_sent and now >= next_send:
+                seq = self.next_seq
+                previous = self.probes.get((seq - 1) & 0xFFFF)
+                if opts.report_outstanding and seq > 1 and previous is not None and previous.replies == 0:
+                    yield NoAnswerYet(seq - 1, time.time())
+                failure = self._send(seq)
+                self.next_seq += 1
+                if failure is not None:
+                    yield failure
+                elif opts.flood:
+                    yield Sent(seq)
+                next_send = max(next_send + interval, now) if interval else now
+                if opts.count is not None and s.transmitted >= opts.count and deadline_at is None:
+                    # iputils' schedule_exit: wait 2 x the longest RTT (at least one interval)
+                    # for the last replies, or the linger time (-W, default 10 s) when none came.
+                    wait = max(2 * self.tmax_us / 1e6, opts.interval) if s.received else linger
+                    exit_at = now + wait
+                continue
+            # A probe unanswered for the linger time is reported lost (scripts see it as it happens).
+            now_ns = time.time_ns()
+            for seq16, probe in self.probes.items():
+                if probe.replies == 0 and seq16 not in timed_out and now_ns - probe.user_send_ns >= linger * 1e9:
+                    timed_out.add(seq16)
+                    yield Timeout(probe.seq)
+            targets = [t for t in (deadline_at, exit_at, None if all_sent else next_send) if t is not None]
+            timeout_ms = max(int((min(targets) - now) * 1000) + 1, 0) if targets else 1000
+            for fd, mask in poller.poll(min(timeout_ms, 1000)):
+                if fd == self.control.wakeup_fd:
+                    try:
+                        os.read(fd, 512)
+                    except OSError:
+                        pass
+                    continue
+                if mask & select.POLLIN:
+                    yield from self._read_socket()
+                if mask & (select.POLLERR | select.POLLIN):
+                    yield from self._drain_tx_timestamps()
+        elapsed = clock() - start
+        for seq16, probe in sorted(self.probes.items(), key=lambda item: item[1].seq):
+            if probe.replies == 0 and seq16 not in timed_out:
+                yield Timeout(probe.seq)
+        yield self.summary(elapsed)
+
+
+def ping(options: PingOptions, control: Control | None = None) -> Iterator[object]:
+    """Resolve, open the socket, and yield the run's events (start, replies, errors, summary)."""
+    privileged = os.geteuid() == 0
+    options.validate(privileged=privileged)
+    return Pinger(options, control).run()
+
+
+def exit_code(summary: Summary, options: PingOptions) -> int:
+    """iputils: 0 when replies came; 1 when none came, or fewer than -c before the -w deadline."""
+    if summary.received == 0:
+        return 1
+    if options.deadline is not None and options.count is not None and summary.received < options.count:
+        return 1
+    return 0
