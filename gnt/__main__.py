@@ -16,9 +16,11 @@ from gnt.errors import ExitCode, GntError
 
 def _prog(argv: list[str]) -> str:
     """`gnt` or `gnt CMD` for the error prefix, as iputils prefixes `ping:`."""
+    from gnt.cli import COMMANDS
+
     for arg in argv:
         if not arg.startswith("-"):
-            return f"gnt {arg}"
+            return f"gnt {arg}" if arg in COMMANDS else "gnt"
     return "gnt"
 
 

@@ -9,9 +9,10 @@ prints them like every other error (exit 2).
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
-from gnt.errors import UsageError
+from gnt.errors import ExitCode, UsageError
 from gnt.output.env import Environment
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 # command name -> module that registers it. Order is the order of `gnt --help`.
 COMMANDS: dict[str, str] = {
     "ping": "gnt.cli.ping",
+    "vxlan-csum": "gnt.cli.vxlan",
+    "conntrack": "gnt.cli.conntrack",
 }
 
 _current: Environment | None = None
@@ -35,7 +38,9 @@ def _version_callback(value: bool) -> None:
         import gnt.cli.version as version
 
         version.print_version(current_env(), verbose=version.VERBOSE_FLAG)
-        raise SystemExit(0)
+        import typer
+
+        raise typer.Exit(0)
 
 
 def build_app(only: str | None = None) -> typer.Typer:
@@ -80,31 +85,43 @@ def _command_name(argv: list[str]) -> str | None:
 def run(argv: list[str], env: Environment) -> int:
     """Parse `argv` and run the command; returns the exit code."""
     global _current
-    import click
-
     import gnt.cli.version as version
 
     version.VERBOSE_FLAG = "--verbose" in argv
     _current = env
     app = build_app(_command_name(argv))
+    import typer
     import typer.main
 
+    click_exception = _click_exception_class()
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv, prog_name="gnt", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        # click writes help and completion scripts to sys.stdout: point it at the injected streams.
+        with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):
+            result = command.main(args=argv, prog_name="gnt", standalone_mode=False)
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort as exc:
+    except typer.Abort as exc:
         raise KeyboardInterrupt from exc
-    except click.UsageError as exc:
-        raise UsageError(_one_line(exc.format_message())) from exc
-    except click.ClickException as exc:
+    except click_exception as exc:  # click's UsageError and the rest: one line, exit 2
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `gnt`: the help, as click shows it
+            env.stderr.write(exc.format_message().rstrip("\n") + "\n")
+            return int(ExitCode.ERROR)
         raise UsageError(_one_line(exc.format_message())) from exc
     finally:
         _current = None
     if isinstance(result, int):
         return result
     return 0
+
+
+def _click_exception_class() -> type[Exception]:
+    """Click's base exception: typer >= 0.25 carries its own copy of click, older typer uses click."""
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        from click import ClickException
+    return ClickException
 
 
 def _one_line(message: str) -> str:

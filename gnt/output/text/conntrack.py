@@ -1,0 +1,222 @@
+"""Text for `gnt conntrack`: a line a person reads at a glance, or conntrack-tools' own format.
+
+`-o conntrack` reproduces libnetfilter_conntrack's default snprintf (what `conntrack -L` and
+`conntrack -E` print) field for field: a field appears exactly when the kernel sent it, so
+parsers written for conntrack-tools read gnt unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from gnt.conntrack.models import (
+    CpuStats,
+    Entry,
+    EventEntry,
+    IcmpTuple,
+    ListSummary,
+    Lost,
+    PortTuple,
+    Stats,
+    Tuple,
+    WatchSummary,
+)
+from gnt.output import ToStderr
+
+IPS_SEEN_REPLY = 1 << 1  # nf_conntrack_common.h: reply seen ([UNREPLIED] when clear)
+IPS_ASSURED = 1 << 2  # [ASSURED]
+IPS_OFFLOAD = 1 << 14  # [OFFLOAD]
+IPS_HW_OFFLOAD = 1 << 15  # [HW_OFFLOAD]
+IPPROTO_GRE = 47  # GRE keys print as srckey/dstkey
+PORT_PROTOS = frozenset((6, 17, 33, 132, 136))  # tcp udp dccp sctp udplite: sport/dport
+CONNTRACK_PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6", 132: "sctp",
+                         136: "udplite"}  # libnetfilter_conntrack's __proto2str
+CONNTRACK_STATE_NAMES = {"SYN_SENT2": "LISTEN"}  # where conntrack-tools' name differs from the kernel's
+_proto_prefix: dict[int, str] = {}
+
+FLAG_ORDER = ("UNREPLIED", "ASSURED", "OFFLOAD", "HW_OFFLOAD", "EXPECTED", "HELPER", "DYING")
+
+
+# ---- conntrack-tools format ---------------------------------------------------------------
+
+def _conntrack_proto(num: int) -> str:
+    prefix = _proto_prefix.get(num)
+    if prefix is None:
+        prefix = f"{CONNTRACK_PROTO_NAMES.get(num, 'unknown'):<8} {num}"
+        _proto_prefix[num] = prefix
+    return prefix
+
+
+def _conntrack_tuple(t: Tuple, protonum: int) -> str:
+    if type(t) is PortTuple:
+        if protonum == IPPROTO_GRE:
+            return f"src={t.src} dst={t.dst} srckey=0x{t.sport:x} dstkey=0x{t.dport:x}"
+        if protonum in PORT_PROTOS:
+            return f"src={t.src} dst={t.dst} sport={t.sport} dport={t.dport}"
+    elif type(t) is IcmpTuple:
+        return f"src={t.src} dst={t.dst} type={t.type} code={t.code} id={t.id}"
+    return f"src={t.src} dst={t.dst}"
+
+
+def conntrack_line(e: Entry, now: float | None = None) -> str:
+    """One entry (or event) exactly as `conntrack -L` (`conntrack -E`) prints it."""
+    parts: list[str] = []
+    if isinstance(e, EventEntry):
+        parts.append(f"{'[' + e.event.upper() + ']':>9}")
+    num = e.protonum
+    parts.append(_conntrack_proto(num))
+    if e.timeout is not None:
+        parts.append(str(e.timeout))
+    if e.state is not None:
+        parts.append(CONNTRACK_STATE_NAMES.get(e.state, e.state) if num == 6 else e.state)
+    parts.append(_conntrack_tuple(e.original, num))
+    counters = e.counters
+    if counters is not None:
+        parts.append(f"packets={counters.original_packets} bytes={counters.original_bytes}")
+    bits = e.status_bits
+    if bits is not None and not bits & IPS_SEEN_REPLY:
+        parts.append("[UNREPLIED]")
+    parts.append(_conntrack_tuple(e.reply, num))
+    if counters is not None:
+        parts.append(f"packets={counters.reply_packets} bytes={counters.reply_bytes}")
+    if bits is not None:
+        if bits & IPS_HW_OFFLOAD:
+            parts.append("[HW_OFFLOAD]")
+        elif bits & IPS_OFFLOAD:
+            parts.append("[OFFLOAD]")
+        elif bits & IPS_ASSURED:
+            parts.append("[ASSURED]")
+    if e.mark is not None:
+        parts.append(f"mark={e.mark}")
+    if e.secctx is not None:
+        parts.append(f"secctx={e.secctx}")
+    if e.zone:
+        parts.append(f"zone={e.zone}")
+    if e.start is not None:
+        stop = int(e.stop) if e.stop is not None else int(time.time() if now is None else now)
+        parts.append(f"delta-time={stop - int(e.start)}")
+    if e.helper is not None:
+        parts.append(f"helper={e.helper}")
+    if e.use is not None:
+        parts.append(f"use={e.use}")
+    return " ".join(parts)
+
+
+# ---- the readable format ------------------------------------------------------------------
+
+def _endpoint(address: str, port: int | None) -> str:
+    if port is None:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _ports(t: Tuple) -> tuple[int | None, int | None]:
+    if type(t) is PortTuple:
+        return t.sport, t.dport
+    return None, None
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(seconds))
+
+
+def entry_line(e: Entry) -> str:
+    """protocol, state, original tuple, the translation spelled out, flags, mark, timeout."""
+    o, r = e.original, e.reply
+    sport, dport = _ports(o)
+    text = f"{e.proto:<6} {e.state or '':<11} {_endpoint(o.src, sport)} -> {_endpoint(o.dst, dport)}"
+    if type(o) is IcmpTuple:
+        text += f" type={o.type} code={o.code} id={o.id}"
+    if e.nat:
+        rsport, rdport = _ports(r)
+        if "dnat" in e.nat:
+            port = rsport if rsport != dport else None
+            text += f"  DNAT to {_endpoint(r.src, port)}"
+        if "snat" in e.nat:
+            port = rdport if rdport != sport else None
+            text += f"  SNAT to {_endpoint(r.dst, port)}"
+            if type(o) is IcmpTuple and type(r) is IcmpTuple and r.id != o.id:
+                text += f" id={r.id}"
+    flags = [f"[{name}]" for name in FLAG_ORDER if name in e.status and name != "UNREPLIED"]
+    bits = e.status_bits
+    if bits is not None and not bits & IPS_SEEN_REPLY:
+        flags.insert(0, "[UNREPLIED]")
+    if flags:
+        text += "  " + " ".join(flags)
+    if e.mark:
+        text += f"  mark=0x{e.mark:x}"
+    if e.zone:
+        text += f"  zone={e.zone}"
+    if e.helper:
+        text += f"  helper={e.helper}"
+    if e.counters is not None:
+        c = e.counters
+        text += f"  packets={c.original_packets}/{c.reply_packets} bytes={c.original_bytes}/{c.reply_bytes}"
+    if e.timeout is not None:
+        text += f"  timeout={e.timeout}s"
+    if e.start is not None:
+        text += f"  start={_clock(e.start)}"
+    if e.stop is not None:
+        text += f"  stop={_clock(e.stop)}"
+    return text
+
+
+def event_line(e: EventEntry) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(e.timestamp)) + f".{int(e.timestamp * 1000) % 1000:03d}"
+    return f"{stamp} {e.event.upper():<7} {entry_line(e)}"
+
+
+def lost_line(lost: Lost) -> ToStderr:
+    return ToStderr(
+        f"gnt conntrack: events lost: the kernel dropped events (ENOBUFS, {lost.total} overflow"
+        f"{'s' if lost.total != 1 else ''} so far); raise --buffer-size or narrow -e"
+    )
+
+
+def stats_lines(obj: CpuStats | Stats) -> str:
+    if isinstance(obj, CpuStats):
+        counters = (f"found={obj.found} invalid={obj.invalid} insert={obj.insert} "
+                    f"insert_failed={obj.insert_failed} drop={obj.drop} early_drop={obj.early_drop} "
+                    f"error={obj.error} search_restart={obj.search_restart}")
+        if obj.clash_resolve is not None:
+            counters += f" clash_resolve={obj.clash_resolve}"
+        if obj.chain_toolong is not None:
+            counters += f" chain_toolong={obj.chain_toolong}"
+        return f"cpu={obj.cpu:<4} {counters}"
+    marker = "  <-- insert races lost" if obj.insert_failed else ""
+    lines = [
+        f"total    found={obj.found} invalid={obj.invalid} insert={obj.insert} "
+        f"insert_failed={obj.insert_failed}{marker} drop={obj.drop} early_drop={obj.early_drop} "
+        f"error={obj.error} search_restart={obj.search_restart}"
+    ]
+    if obj.entries is not None:
+        fill = f"{obj.entries}"
+        if obj.max_entries:
+            fill += f" of {obj.max_entries} ({100 * obj.entries / obj.max_entries:.1f}%)"
+        lines.append(f"entries  {fill}")
+    lines.extend(f"warning: {w}" for w in obj.warnings)
+    return "\n".join(lines)
+
+
+def make_formatter(mode: str = "text", now: Callable[[], float] = time.time) -> Callable[[object], str | None]:
+    """The formatter for `-o text` (readable) or `-o conntrack` (conntrack-tools' lines)."""
+
+    def format_obj(obj: object) -> str | None:
+        if isinstance(obj, Entry):
+            if mode == "conntrack":
+                return conntrack_line(obj, None if obj.start is None else now())
+            return event_line(obj) if isinstance(obj, EventEntry) else entry_line(obj)
+        if isinstance(obj, Lost):
+            return lost_line(obj)
+        if isinstance(obj, ListSummary):
+            return ToStderr(f"gnt conntrack: {obj.shown} flow entries have been shown"
+                            + (f" ({obj.scanned} in the table)." if obj.filtered else "."))
+        if isinstance(obj, WatchSummary):
+            lost = f", events lost: {obj.lost} overflow{'s' if obj.lost != 1 else ''} (ENOBUFS)" if obj.lost else ""
+            return ToStderr(f"gnt conntrack: {obj.events} events shown in {obj.duration:.1f}s{lost}.")
+        if isinstance(obj, (CpuStats, Stats)):
+            return stats_lines(obj)
+        return None
+
+    return format_obj

@@ -1,0 +1,98 @@
+"""Text for `gnt vxlan-csum scan` and `gnt vxlan-csum audit`: the verdict first, then the detail."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from gnt.output import ToStderr
+
+SEVERITY_ORDER = {"high": 0, "warning": 1, "info": 2}  # order findings are printed in
+
+
+def _clock(ts: float) -> str:
+    """UTC wall-clock time of a packet, to the microsecond (as tcpdump -tttt, in UTC)."""
+    if ts <= 0:
+        return "-"
+    return time.strftime("%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1e6) % 1000000:06d}"
+
+
+def _endpoint(addr: str | None, port: int | None) -> str:
+    if addr is None:
+        return "?"
+    text = f"[{addr}]" if ":" in addr and port is not None else addr
+    return text if port is None else f"{text}:{port}"
+
+
+def format_flow(f: Any) -> str:
+    outer = f"{_endpoint(f.outer_src, f.outer_sport)} > {_endpoint(f.outer_dst, f.outer_dport)}"
+    if f.inner_proto is None:
+        inner = "non-IP"
+    else:
+        inner = f"{f.inner_proto} {_endpoint(f.inner_src, f.inner_sport)} > {_endpoint(f.inner_dst, f.inner_dport)}"
+    vni = "-" if f.vni is None else str(f.vni)
+    counts = []
+    for label, value in (("zero", f.checksum_zero), ("ok", f.checksum_ok), ("bad", f.checksum_bad),
+                         ("0xffff", f.bug_signature), ("partial", f.checksum_partial),
+                         ("inner-bad", f.inner_bad), ("truncated", f.truncated)):
+        if value:
+            counts.append(f"{label} {value}")
+    return (f"  {outer}  vni {vni}  {inner}\n"
+            f"      {f.packets} pkts: {', '.join(counts) or 'nothing verifiable'}"
+            f"  first {_clock(f.first_seen)} last {_clock(f.last_seen)}")
+
+
+def format_summary(s: Any) -> str:
+    lines = [s.verdict + "."]
+    outer = (f"outer UDP checksum: {s.checksum_zero} zero (none sent), {s.checksum_ok} ok, "
+             f"{s.checksum_bad} bad ({s.bug_signature} of them 0xffff), {s.checksum_partial} partial "
+             "(captured before offload)")
+    inner = (f"inner checksums: {s.inner_ipv4_header_bad} bad IPv4 header, {s.inner_l4_bad} bad TCP/UDP, "
+             f"{s.inner_l4_partial} partial")
+    lines.append("  " + outer)
+    lines.append("  " + inner)
+    rest = f"{s.vxlan_packets} VXLAN packets in {s.flows} flows, {s.other_packets} other packets"
+    if s.truncated_packets:
+        rest += f", {s.truncated_packets} cut by the snap length (not verified)"
+    if s.kernel_drops:
+        rest += f", {s.kernel_drops} dropped by the kernel"
+    lines.append(f"  {rest} (ports {', '.join(map(str, s.ports))}; {s.source})")
+    return "\n".join(lines)
+
+
+def format_report(report: Any) -> str:
+    lines = [format_summary(report.summary)]
+    if report.flows:
+        lines.append("")
+        lines.append("flows (outer > outer, VNI, inner):")
+        lines.extend(format_flow(f) for f in report.flows)
+    return "\n".join(lines)
+
+
+def format_finding(f: Any) -> str:
+    return f"[{f.severity}] {f.id}: {f.subject}\n  evidence: {f.evidence}\n  fix: {f.fix}"
+
+
+def format_audit(a: Any) -> str:
+    lines = [a.verdict]
+    if a.passed:
+        lines.append(f"  passed: {', '.join(a.passed)}")
+    lines.extend(f"  note: {n}" for n in a.notes)
+    return "\n".join(lines)
+
+
+def formatter(obj: object) -> str | None:
+    kind = type(obj).__name__
+    if kind == "ScanReport":
+        return format_report(obj)
+    if kind == "VxlanFlow":
+        return format_flow(obj)
+    if kind == "ScanSummary":
+        return format_summary(obj)
+    if kind == "Finding":
+        return format_finding(obj)
+    if kind == "AuditSummary":
+        return format_audit(obj)
+    if isinstance(obj, str):
+        return ToStderr(obj)
+    return None

@@ -1,0 +1,64 @@
+"""In-process CLI tests with an injected environment: exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from gnt.__main__ import main
+from gnt.output.env import Environment
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    env = Environment(stdout=io.StringIO(), stderr=io.StringIO())
+    code = main(list(argv), env)
+    assert isinstance(env.stdout, io.StringIO) and isinstance(env.stderr, io.StringIO)
+    return code, env.stdout.getvalue(), env.stderr.getvalue()
+
+
+def test_version() -> None:
+    from gnt import __version__
+
+    code, out, _ = run("--version")
+    assert code == 0
+    assert out.strip() == f"gnt {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["ping"], "missing host"),
+        (["ping", "-c", "-1", "127.0.0.1"], "count"),
+        (["ping", "-c", "x", "127.0.0.1"], "-c"),
+        (["ping", "-s", "65508", "127.0.0.1"], "size"),
+        (["ping", "-t", "256", "127.0.0.1"], "ttl"),
+        (["ping", "-i", "abc", "127.0.0.1"], "interval"),
+        (["ping", "-W", "-1", "127.0.0.1"], "linger"),
+        (["ping", "-I", "nosuchif0", "127.0.0.1"], "unknown interface"),
+        (["ping", "-p", "zz", "127.0.0.1"], "hex"),
+        (["ping", "-4", "::1"], "IPv4"),
+        (["ping", "-4", "-6", "::1"], "-4"),
+        (["ping", "--bogus", "127.0.0.1"], "bogus"),
+        (["nosuchcommand"], "nosuchcommand"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(argv: list[str], fragment: str) -> None:
+    code, _out, err = run(*argv)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert fragment in lines[0]
+    assert "Traceback" not in err
+
+
+def test_debug_shows_traceback_for_errors() -> None:
+    code, _out, err = run("--debug", "ping", "-I", "nosuchif0", "127.0.0.1")
+    assert code == 2
+    assert "Traceback" in err
+
+
+def test_help_lists_commands() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    assert "ping" in out
