@@ -277,7 +277,7 @@ def _timespec_ns(data: bytes) -> int | None:
     sec, nsec = _TIMESPEC3.unpack_from(data)[:2]  # [0] is the software timestamp
     if sec == 0 and nsec == 0:
         return None
-    return sec * 1_000_000_000 + nsec
+    return int(sec) * 1_000_000_000 + int(nsec)
 
 
 def _sockaddr_address(raw: bytes) -> str | None:
@@ -301,7 +301,7 @@ def receive(sock: socket.socket, bufsize: int = 65536) -> Received:
             stamp = _timespec_ns(cdata)
         elif (level == SOL_IP and kind == IP_TTL_CMSG) or (level == SOL_IPV6 and kind == IPV6_HOPLIMIT):
             if len(cdata) >= 4:
-                ttl = _INT.unpack_from(cdata)[0]
+                ttl = int(_INT.unpack_from(cdata)[0])
             elif cdata:
                 ttl = cdata[0]
     host = address[0] if isinstance(address, tuple) and address else ""
@@ -323,10 +323,10 @@ def read_error_queue(sock: socket.socket, bufsize: int = 65536) -> list[QueuedEr
         for level, kind, cdata in ancillary:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
                 stamp = _timespec_ns(cdata)
-            elif (level == SOL_IP and kind == IP_RECVERR) or (level == SOL_IPV6 and kind == IPV6_RECVERR):
-                if len(cdata) >= _EXT_ERR.size:
-                    ext = _EXT_ERR.unpack_from(cdata)
-                    offender = _sockaddr_address(cdata[_EXT_ERR.size :])
+            elif ((level == SOL_IP and kind == IP_RECVERR) or (level == SOL_IPV6 and kind == IPV6_RECVERR)) \
+                    and len(cdata) >= _EXT_ERR.size:
+                ext = _EXT_ERR.unpack_from(cdata)
+                offender = _sockaddr_address(cdata[_EXT_ERR.size :])
         if ext is None:
             continue
         ee_errno, origin, ee_type, ee_code, _pad, info, ee_data = ext
@@ -335,3 +335,103 @@ def read_error_queue(sock: socket.socket, bufsize: int = 65536) -> list[QueuedEr
                 entries.append(TxTimestamp(ee_data, stamp))
             continue
         entries.append(QueuedError(ee_errno, origin, ee_type, ee_code, info, offender, data, stamp))
+
+
+# --- traceroute probe sockets ---
+# UDP and TCP probes need no privilege: the TTL is a socket option and IP_RECVERR/IPV6_RECVERR
+# puts the ICMP errors they cause on the socket's error queue. For UDP the kernel gives the
+# quoted datagram's destination port in msg_name and its payload (after the UDP header); for
+# TCP in SYN_SENT it queues the error with the quoted TCP header, then fails the connect.
+
+_LINGER_RESET = struct.Struct("=ii")  # struct linger {l_onoff, l_linger}: (1, 0) closes with a RST
+
+
+@dataclass(slots=True)
+class ProbeError:
+    """An error-queue entry plus the destination port the quoted datagram was sent to."""
+
+    error: QueuedError
+    quoted_port: int | None  # from msg_name (sin_port/sin6_port): the quoted UDP/TCP destination port
+
+
+def _sockaddr_port(raw: bytes) -> int | None:
+    if len(raw) < 4:
+        return None
+    family = struct.unpack_from("=H", raw)[0]
+    if family in (socket.AF_INET, socket.AF_INET6):
+        return int(struct.unpack_from("!H", raw, 2)[0])
+    return None
+
+
+def read_probe_errors(sock: socket.socket, bufsize: int = 65536) -> list[ProbeError]:
+    """Drain the error queue like `read_error_queue`, keeping each quoted destination port.
+
+    TX timestamp reports are dropped: probe round-trip times use the RX timestamp of the error.
+    """
+    entries: list[ProbeError] = []
+    while True:
+        try:
+            data, ancillary, _flags, address = sock.recvmsg(bufsize, _ANCILLARY_SPACE,
+                                                            MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return entries
+        stamp: int | None = None
+        ext: tuple[int, ...] | None = None
+        offender: str | None = None
+        for level, kind, cdata in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
+                stamp = _timespec_ns(cdata)
+            elif ((level == SOL_IP and kind == IP_RECVERR) or (level == SOL_IPV6 and kind == IPV6_RECVERR)) \
+                    and len(cdata) >= _EXT_ERR.size:
+                ext = _EXT_ERR.unpack_from(cdata)
+                offender = _sockaddr_address(cdata[_EXT_ERR.size :])
+        if ext is None:
+            continue
+        ee_errno, origin, ee_type, ee_code, _pad, info, _ee_data = ext
+        if origin == SO_EE_ORIGIN_TIMESTAMPING:
+            continue
+        port: int | None = None
+        if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
+            port = address[1]
+        elif isinstance(address, bytes):
+            port = _sockaddr_port(address)
+        queued = QueuedError(ee_errno, origin, ee_type, ee_code, info, offender, data, stamp)
+        entries.append(ProbeError(queued, port))
+
+
+def open_udp_probe(family: int, *, source: str | None = None, device: str | None = None,
+                   port: int = 0) -> socket.socket:
+    """A non-blocking UDP socket whose errors are queued (IP_RECVERR) and RX-timestamped."""
+    sock = socket.socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        sock.setblocking(False)
+        enable_recverr(sock, family)
+        enable_timestamping(sock)
+        if device:
+            bind_device(sock, device)
+        if source or port:
+            bind_source(sock, family, source or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def open_tcp_probe(family: int, *, source: str | None = None, device: str | None = None,
+                   port: int = 0) -> socket.socket:
+    """A non-blocking TCP socket for one SYN probe: errors queued, closed with a RST (no TIME_WAIT)."""
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setblocking(False)
+        enable_recverr(sock, family)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET.pack(1, 0))
+        if port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if device:
+            bind_device(sock, device)
+        if source or port:
+            bind_source(sock, family, source or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -32,8 +32,8 @@ from gnt.ping.models import (
     PingStart,
     Reply,
     Rtt,
-    Sent,
     SendFailed,
+    Sent,
     Summary,
     Timeout,
 )
@@ -49,6 +49,7 @@ STAMP = struct.Struct("!II")  # send time at the payload start: 32-bit seconds, 
 MAX_SIZE = 65507  # largest ICMP payload in one IPv4 datagram: 65535 - 20 - 8
 MIN_USER_INTERVAL = 0.002  # iputils: the shortest interval a non-root user may ask for
 DEFAULT_LINGER = 10.0  # iputils' MAXWAIT: how long to wait for replies when none came
+FLOOD_INTERVAL = 0.01  # iputils -f: at least 100 requests a second, more when replies come back sooner
 IPV4_OVERHEAD = 28  # IPv4 header + ICMP header, for the "56(84) bytes" header
 
 ICMP6_UNREACH_TEXT = {
@@ -498,7 +499,8 @@ class Pinger:
         poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
         if self.control.wakeup_fd is not None:
             poller.register(self.control.wakeup_fd, select.POLLIN)
-        interval = 0.0 if opts.flood and opts.interval == 1.0 else opts.interval
+        # Flood (iputils): send as soon as the reply is back, or every 10 ms, whichever is sooner.
+        interval = FLOOD_INTERVAL if opts.flood and opts.interval == 0.0 else opts.interval
         clock = time.monotonic
         start = clock()
         deadline_at = start + opts.deadline if opts.deadline is not None else None
@@ -555,7 +557,10 @@ class Pinger:
                         pass
                     continue
                 if mask & select.POLLIN:
-                    yield from self._read_socket()
+                    for event in self._read_socket():
+                        if opts.flood and isinstance(event, Reply) and not event.dup:
+                            next_send = min(next_send, clock())
+                        yield event
                 if mask & (select.POLLERR | select.POLLIN):
                     yield from self._drain_tx_timestamps()
         elapsed = clock() - start

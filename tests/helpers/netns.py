@@ -31,7 +31,9 @@ _counter = itertools.count(1)
 _NAME_RE = re.compile(r"^gnt-(\d+)-\d+-")
 
 
-def sh(*cmd: str, check: bool = True, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def sh(
+    *cmd: str, check: bool = True, timeout: float = 30, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(cmd), check=check, text=True, capture_output=True, timeout=timeout, input=input)
 
 

@@ -9,7 +9,6 @@ import subprocess
 import time
 
 import pytest
-
 from helpers.netns import Chain
 
 pytestmark = pytest.mark.netns
@@ -223,8 +222,59 @@ def test_interface_and_source_binding(chain: Chain) -> None:
     h1 = chain["h1"]
     result = h1.gnt("ping", "-c", "1", "-I", "eth0", H2, user="nobody")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == f"PING {H2} ({H2}) from {Chain.addresses4['h1']} eth0: 56(84) bytes of data."
+    header = f"PING {H2} ({H2}) from {Chain.addresses4['h1']} eth0: 56(84) bytes of data."
+    assert result.stdout.splitlines()[0] == header
     result = h1.gnt("ping", "-c", "1", "-I", Chain.addresses4["h1"], H2, user="nobody")
     assert result.returncode == 0, result.stderr
     result = h1.gnt("ping", "-c", "1", "-I", "nosuch0", H2, user="nobody")
     assert result.returncode == 2 and "unknown interface" in result.stderr
+
+
+def _mangle_replies(chain: Chain, rule: str) -> None:
+    chain["h2"].run("nft", "-f", "-", input=(
+        "table ip gnt_test_mangle {\n"
+        f" chain out {{ type filter hook output priority 0; icmp type echo-reply {rule}; }}\n"
+        "}\n"))
+
+
+@pytest.mark.parametrize("user", ["nobody", None])
+def test_wrong_data_reported(chain: Chain, user: str | None) -> None:
+    # +1 on one data word and -1 on the next keeps the ICMP checksum valid: only the data is wrong.
+    _mangle_replies(chain, "@th,128,32 set 0x080a0a0a")
+    result = chain["h1"].gnt("ping", "-c", "2", "-i", "0.2", H2, user=user)
+    assert result.returncode == 0
+    assert result.stdout.count("wrong data byte #9 should be 0x9 but was 0xa") == 2
+
+
+def test_corrupted_reply_never_counted(chain: Chain) -> None:
+    """A reply whose checksum is broken is not a reply: with a raw socket gnt sees and flags it."""
+    _mangle_replies(chain, "@th,128,8 set 0xaa")
+    chain["h1"].sysctl("net.ipv4.ping_group_range", "1 0")  # root: raw socket
+    result = chain["h1"].gnt("ping", "-c", "2", "-i", "0.2", "-W", "1", H2)
+    assert result.returncode == 1
+    assert result.stdout.count("(BAD CHECKSUM!)") == 2
+    stats = result.stdout.splitlines()[-1]
+    assert stats.startswith("2 packets transmitted, 0 received, +2 corrupted, 100% packet loss")
+    # The unprivileged socket never sees them: the kernel drops ICMP with a bad checksum.
+    chain["h1"].sysctl("net.ipv4.ping_group_range", "0 2147483647")
+    result = chain["h1"].gnt("ping", "-c", "2", "-i", "0.2", "-W", "1", H2, user="nobody")
+    assert result.returncode == 1 and "2 packets transmitted, 0 received, 100% packet loss" in result.stdout
+
+
+def test_flood_as_root(chain: Chain) -> None:
+    result = chain["h1"].gnt("ping", "-f", "-c", "200", H2)
+    assert result.returncode == 0, result.stderr
+    stats = parse(result.stdout)["stats"]
+    assert stats[:2] == ("200", "200")
+    assert "ipg/ewma" in result.stdout
+    refused = chain["h1"].gnt("ping", "-f", "-c", "2", H2, user="nobody")
+    assert refused.returncode == 2 and "flood" in refused.stderr
+
+
+def test_report_outstanding_and_timestamps(chain: Chain) -> None:
+    chain["r2"].run("iptables", "-A", "FORWARD", "-p", "icmp", "-j", "DROP")
+    result = chain["h1"].gnt("ping", "-O", "-D", "-c", "3", "-i", "0.2", "-W", "1", H2, user="nobody")
+    assert result.returncode == 1
+    lines = [line for line in result.stdout.splitlines() if "no answer yet" in line]
+    assert len(lines) == 2
+    assert re.match(r"^\[\d+\.\d{6}\] no answer yet for icmp_seq=1$", lines[0])

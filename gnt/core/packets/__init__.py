@@ -5,6 +5,11 @@ Every header is a dataclass with a `decode(buf, offset)` classmethod returning t
 returning bytes. Decoding a short or malformed buffer raises exactly one exception type,
 `gnt.errors.DecodeError`, carrying the layer and the offset: callers never see IndexError
 or struct.error. Field layouts are `struct.Struct` tables next to the RFC they come from.
+
+Codecs decode their own header and leave length fields as data: an ICMP error quotes a
+datagram whose IPv4 total length exceeds the bytes quoted, and that is not an error.
+`gnt.core.packets.dispatch.dissect(..., strict=True)` is where length fields are checked
+against the bytes present.
 """
 
 from __future__ import annotations
@@ -13,19 +18,19 @@ import struct
 
 from gnt.errors import DecodeError
 
-__all__ = ["DecodeError", "need", "unpack"]
+__all__ = ["Buffer", "DecodeError", "need", "unpack"]
+
+Buffer = bytes | bytearray | memoryview  # anything the codecs decode from
 
 
-def need(buf: bytes | bytearray | memoryview, offset: int, size: int, layer: str) -> None:
+def need(buf: Buffer, offset: int, size: int, layer: str) -> None:
     """Raise DecodeError unless `size` bytes are available at `offset`."""
     if offset < 0 or len(buf) - offset < size:
         have = max(len(buf) - offset, 0)
         raise DecodeError(layer, offset, f"need {size} bytes, {have} available")
 
 
-def unpack(
-    fmt: struct.Struct, buf: bytes | bytearray | memoryview, offset: int, layer: str
-) -> tuple[int | bytes, ...]:
+def unpack(fmt: struct.Struct, buf: Buffer, offset: int, layer: str) -> tuple[int | bytes, ...]:
     """`fmt.unpack_from` with the length checked first, so a short buffer is a DecodeError."""
     need(buf, offset, fmt.size, layer)
     return fmt.unpack_from(buf, offset)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from gnt.core.checksum import checksum as _checksum
 from gnt.core.packets import need
 
-LAYER = "icmp"
+LAYER = "icmp"  # the layer name DecodeError reports
 HEADER = struct.Struct("!BBHHH")  # type, code, checksum, rest-of-header (id/seq, or unused/mtu)
 
 ECHO_REPLY = 0  # RFC 792

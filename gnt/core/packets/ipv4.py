@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from gnt.core.checksum import checksum
 from gnt.core.packets import DecodeError, need
 
-LAYER = "ipv4"
-HEADER = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, total length, id, flags/frag, ttl, proto, csum, src, dst
+LAYER = "ipv4"  # the layer name DecodeError reports
+HEADER = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, total length, id, flags/frag, ttl, proto, csum, addrs
 MIN_LEN = 20  # header without options, RFC 791 §3.1
 FLAG_DF = 0x4000  # don't fragment
 FLAG_MF = 0x2000  # more fragments

@@ -25,7 +25,7 @@ def _ms(us: int) -> str:
 
 def _rtt(time_ms: float) -> str:
     """iputils' reply time: 3 decimals under 1 ms, 2 under 10, 1 under 100, none above."""
-    us = int(round(time_ms * 1000))
+    us = round(time_ms * 1000)
     if us >= 100000 - 50:
         return f"{(us + 500) // 1000}"
     if us >= 10000 - 5:
