@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-from helpers.netns import Chain, gnt_command  # noqa: E402
+from helpers.netns import Chain, gnt_command
 
 IPUTILS_TIME = re.compile(r"icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms")
 

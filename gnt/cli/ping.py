@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from gnt.cli import current_env
@@ -15,24 +13,24 @@ Exit status: 0 when replies came; 1 when none came (or fewer than -c before the 
 
 
 def ping(
-    host: Optional[str] = typer.Argument(None, metavar="HOST", help="Name or address to ping.", show_default=False),
+    host: str | None = typer.Argument(None, metavar="HOST", help="Name or address to ping.", show_default=False),
     ipv4: bool = typer.Option(False, "-4", help="Use IPv4 only."),
     ipv6: bool = typer.Option(False, "-6", help="Use IPv6 only."),
-    count: Optional[int] = typer.Option(None, "-c", metavar="COUNT", help="Stop after COUNT replies."),
-    interval: Optional[str] = typer.Option(None, "-i", metavar="INTERVAL", help="Seconds between requests."),
-    timeout: Optional[str] = typer.Option(None, "-W", metavar="TIMEOUT", help="Seconds to wait for a reply."),
-    deadline: Optional[str] = typer.Option(None, "-w", metavar="DEADLINE", help="Stop after DEADLINE seconds."),
+    count: int | None = typer.Option(None, "-c", metavar="COUNT", help="Stop after COUNT replies."),
+    interval: str | None = typer.Option(None, "-i", metavar="INTERVAL", help="Seconds between requests."),
+    timeout: str | None = typer.Option(None, "-W", metavar="TIMEOUT", help="Seconds to wait for a reply."),
+    deadline: str | None = typer.Option(None, "-w", metavar="DEADLINE", help="Stop after DEADLINE seconds."),
     size: int = typer.Option(56, "-s", metavar="SIZE", help="Bytes of ICMP data."),
-    ttl: Optional[int] = typer.Option(None, "-t", metavar="TTL", help="IP time to live / hop limit."),
-    interface: Optional[str] = typer.Option(None, "-I", metavar="IFACE|ADDR",
+    ttl: int | None = typer.Option(None, "-t", metavar="TTL", help="IP time to live / hop limit."),
+    interface: str | None = typer.Option(None, "-I", metavar="IFACE|ADDR",
                                             help="Source interface or address."),
     quiet: bool = typer.Option(False, "-q", help="Only the summary."),
     timestamps: bool = typer.Option(False, "-D", help="Print a UNIX timestamp before each line."),
     outstanding: bool = typer.Option(False, "-O", help="Report outstanding replies before the next send."),
     numeric: bool = typer.Option(False, "-n", help="No reverse name lookups."),
     flood: bool = typer.Option(False, "-f", help="Flood ping (root only)."),
-    pattern: Optional[str] = typer.Option(None, "-p", metavar="PATTERN", help="Hex bytes to fill the data with."),
-    mark: Optional[int] = typer.Option(None, "-m", metavar="MARK", help="Tag packets with this fwmark."),
+    pattern: str | None = typer.Option(None, "-p", metavar="PATTERN", help="Hex bytes to fill the data with."),
+    mark: int | None = typer.Option(None, "-m", metavar="MARK", help="Tag packets with this fwmark."),
     json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> int:
     import os
