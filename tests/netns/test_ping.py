@@ -63,12 +63,17 @@ def test_output_parses_like_iputils(chain: Chain) -> None:
     assert shape == their_shape
 
 
-def test_raw_fallback_when_dgram_refused_as_root(chain: Chain) -> None:
+@pytest.mark.parametrize("target", [H2, H2_6])
+def test_raw_fallback_when_dgram_refused_as_root(chain: Chain, target: str) -> None:
     h1 = chain["h1"]
     h1.sysctl("net.ipv4.ping_group_range", "1 0")
-    result = h1.gnt("ping", "-c", "2", "-i", "0.2", H2)
+    result = h1.gnt("ping", "-c", "2", "-i", "0.2", target)
     assert result.returncode == 0, result.stderr
     assert len(parse(result.stdout)["replies"]) == 2
+    # Errors about our probes are found in the quoted packet the raw socket sees.
+    result = h1.gnt("ping", "-c", "1", "-t", "1", target)
+    assert result.returncode == 1
+    assert "From " in result.stdout and ("Time to live exceeded" in result.stdout or "Hop limit" in result.stdout)
 
 
 def test_no_dgram_no_raw_is_exit_2_with_hint(chain: Chain) -> None:
