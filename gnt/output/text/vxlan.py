@@ -7,6 +7,7 @@ from typing import Any
 
 from gnt.output import ToStderr
 
+MAX_TEXT_FLOWS = 50  # flows listed in the text report; --json has all of them
 SEVERITY_ORDER = {"high": 0, "warning": 1, "info": 2}  # order findings are printed in
 
 
@@ -27,7 +28,7 @@ def _endpoint(addr: str | None, port: int | None) -> str:
 def format_flow(f: Any) -> str:
     outer = f"{_endpoint(f.outer_src, f.outer_sport)} > {_endpoint(f.outer_dst, f.outer_dport)}"
     if f.inner_proto is None:
-        inner = "non-IP"
+        inner = "inner frame not captured" if f.truncated == f.packets else "non-IP inner frame"
     else:
         inner = f"{f.inner_proto} {_endpoint(f.inner_src, f.inner_sport)} > {_endpoint(f.inner_dst, f.inner_dport)}"
     vni = "-" if f.vni is None else str(f.vni)
@@ -38,7 +39,7 @@ def format_flow(f: Any) -> str:
         if value:
             counts.append(f"{label} {value}")
     return (f"  {outer}  vni {vni}  {inner}\n"
-            f"      {f.packets} pkts: {', '.join(counts) or 'nothing verifiable'}"
+            f"      {f.packets} {'pkt' if f.packets == 1 else 'pkts'}: {', '.join(counts) or 'nothing verifiable'}"
             f"  first {_clock(f.first_seen)} last {_clock(f.last_seen)}")
 
 
@@ -48,12 +49,12 @@ def format_summary(s: Any) -> str:
              f"{s.checksum_bad} bad ({s.bug_signature} of them 0xffff), {s.checksum_partial} partial "
              "(captured before offload)")
     inner = (f"inner checksums: {s.inner_ipv4_header_bad} bad IPv4 header, {s.inner_l4_bad} bad TCP/UDP, "
-             f"{s.inner_l4_partial} partial")
+             f"{s.inner_l4_partial} partial (offload pending)")
     lines.append("  " + outer)
     lines.append("  " + inner)
     rest = f"{s.vxlan_packets} VXLAN packets in {s.flows} flows, {s.other_packets} other packets"
     if s.truncated_packets:
-        rest += f", {s.truncated_packets} cut by the snap length (not verified)"
+        rest += f", {s.truncated_packets} cut short in the capture (not verified)"
     if s.kernel_drops:
         rest += f", {s.kernel_drops} dropped by the kernel"
     lines.append(f"  {rest} (ports {', '.join(map(str, s.ports))}; {s.source})")
@@ -63,9 +64,13 @@ def format_summary(s: Any) -> str:
 def format_report(report: Any) -> str:
     lines = [format_summary(report.summary)]
     if report.flows:
+        # The flows a person needs first: bad ones, then the busiest.
+        flows = sorted(report.flows, key=lambda f: (-(f.checksum_bad + f.inner_bad), -f.packets))
         lines.append("")
-        lines.append("flows (outer > outer, VNI, inner):")
-        lines.extend(format_flow(f) for f in report.flows)
+        lines.append("flows (outer > outer, VNI, inner; bad ones first):")
+        lines.extend(format_flow(f) for f in flows[:MAX_TEXT_FLOWS])
+        if len(flows) > MAX_TEXT_FLOWS:
+            lines.append(f"  ... and {len(flows) - MAX_TEXT_FLOWS} more flows (--json lists them all)")
     return "\n".join(lines)
 
 

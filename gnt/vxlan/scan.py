@@ -1,0 +1,519 @@
+"""`gnt vxlan-csum scan`: verify the outer UDP checksum of every VXLAN packet in a capture.
+
+The outer checksum of a VXLAN packet is one of (RFC 768, RFC 7348 §5):
+  - zero: none sent (VXLAN over IPv4 usually sends none; over IPv6 only where configured);
+  - ok: it verifies;
+  - partial: it equals the sum of the pseudo-header alone — the value the kernel leaves for the
+    NIC to finish under tx checksum offload (CHECKSUM_PARTIAL), seen in captures taken on the
+    sender; not a wire error, counted apart;
+  - bad: anything else. The receiving kernel drops the packet. 0xffff is the signature of the
+    kernel NAT bug ("netfilter: nat: never update the UDP checksum when it's 0", fixed in 5.7):
+    NAT "incrementally updated" a checksum that was 0 and offload finished it wrongly.
+The inner IPv4 header checksum and the inner TCP/UDP checksum are verified too and counted apart.
+
+Speed is the point (a node's capture has millions of packets): the loop below decodes fields
+in place with `struct.unpack_from` at offsets into the capture buffer, allocates nothing per
+packet but the flow key, and sums each byte once — the inner segment's sum is reused for the
+outer checksum (ones' complement sums add, and the inner segment starts at an even offset of
+the UDP payload). The per-header codecs in gnt.core.packets are the oracle in the tests.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+from collections.abc import Iterable, Iterator
+
+from gnt.core.capture import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+    Buffer,
+    CaptureFile,
+    Record,
+)
+from gnt.core.checksum import add
+from gnt.vxlan.models import ScanReport, ScanSummary, VxlanFlow
+
+DEFAULT_PORTS = (8472, 4789)  # Linux/flannel VXLAN port, IANA VXLAN port (RFC 7348 §5)
+BUG_SIGNATURE = 0xFFFF  # the bad outer checksum the kernel NAT bug leaves on the wire
+ETH_IPV4 = 0x0800  # ethertype
+ETH_IPV6 = 0x86DD  # ethertype
+ETH_VLAN = 0x8100  # 802.1Q
+ETH_QINQ = 0x88A8  # 802.1ad
+PROTO_TCP = 6  # RFC 9293
+PROTO_UDP = 17  # RFC 768
+IPV6_EXT_HEADERS = frozenset({0, 43, 60})  # hop-by-hop, routing, destination options: skipped over
+IPV4_FRAG = 0x3FFF  # MF flag + fragment offset: any fragment
+FOLD = 0xFFFF  # ones' complement modulus
+PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}  # IANA protocol numbers
+
+# Per-flow tally slots.
+_PACKETS, _ZERO, _OK, _BAD, _BUG, _PARTIAL, _INNER_BAD, _TRUNC, _FIRST, _LAST = range(10)
+
+_H = struct.Struct("!H").unpack_from  # one 16-bit field (ethertype, checksum)
+_HH = struct.Struct("!HH").unpack_from  # source and destination port
+_UDP = struct.Struct("!HHHH").unpack_from  # sport, dport, length, checksum
+_IP4 = struct.Struct("!BxHxxHxBH4s4s").unpack_from  # ver/ihl, total length, frag, proto, csum, src, dst
+_IP6 = struct.Struct("!4xHBx16s16s").unpack_from  # payload length, next header, src, dst
+_VNI = struct.Struct("!BxxxI").unpack_from  # flags, VNI << 8 | reserved
+
+
+class Tally:
+    """Counters the scan keeps besides the flows."""
+
+    __slots__ = ("inner_ipv4_header_bad", "inner_l4_bad", "inner_l4_partial", "other")
+
+    def __init__(self) -> None:
+        self.other = 0
+        self.inner_ipv4_header_bad = 0
+        self.inner_l4_bad = 0
+        self.inner_l4_partial = 0
+
+
+def _inner(
+    buf: Buffer, mv: memoryview, pos: int, end: int, tally: Tally,
+    whole: bool = True,
+) -> tuple[int, bytes | None, int | None, bytes | None, int | None, bool, int, int]:
+    """Decode and verify the inner frame of a VXLAN packet at `pos` (its Ethernet header).
+
+    Returns (proto, src, sport, dst, dport, bad, segment_sum, segment_start), where segment_sum is
+    the ones' complement sum of buf[segment_start:end] (-1 when not computed), for the caller to
+    reuse in the outer checksum. With `whole` False (the capture cut the frame) the TCP/UDP
+    checksum is not verified, only the headers that are there decoded.
+    """
+    if pos + 14 > end:
+        return -1, None, None, None, None, False, -1, 0
+    et = _H(buf, pos + 12)[0]
+    p = pos + 14
+    while et in (ETH_VLAN, ETH_QINQ) and p + 4 <= end:
+        et = _H(buf, p + 2)[0]
+        p += 4
+    bad = False
+    if et == ETH_IPV4:
+        if p + 20 > end:
+            return -1, None, None, None, None, False, -1, 0
+        vihl, total, frag, proto, _csum, src, dst = _IP4(buf, p)
+        ihl = (vihl & 15) * 4
+        if vihl >> 4 != 4 or ihl < 20 or p + ihl > end:
+            return -1, None, None, None, None, False, -1, 0
+        hsum = add(0, mv[p : p + ihl])
+        if hsum != FOLD:
+            tally.inner_ipv4_header_bad += 1
+            bad = True
+        seg = p + ihl
+        seg_end = p + total
+        if seg_end > end or seg_end < seg:
+            seg_end = end  # a lying total length: verify what is there
+        if frag & IPV4_FRAG:
+            return proto, src, None, dst, None, bad, -1, 0
+        pseudo = add(proto + seg_end - seg, mv[p + 12 : p + 20])
+    elif et == ETH_IPV6:
+        if p + 40 > end:
+            return -1, None, None, None, None, False, -1, 0
+        plen, proto, src, dst = _IP6(buf, p)
+        seg = p + 40
+        seg_end = seg + plen
+        if seg_end > end:
+            seg_end = end
+        while proto in IPV6_EXT_HEADERS and seg + 8 <= seg_end:
+            proto = buf[seg]
+            seg += (buf[seg + 1] + 1) * 8
+        if proto == 44 or seg > seg_end:  # a fragment: no checksum to verify here
+            return proto, src, None, dst, None, False, -1, 0
+        pseudo = add(proto + seg_end - seg, mv[p + 8 : p + 40])
+    else:
+        return -1, None, None, None, None, False, -1, 0
+    if not whole:
+        if seg + 4 <= seg_end and proto in (PROTO_TCP, PROTO_UDP):
+            sport, dport = _HH(buf, seg)
+            return proto, src, sport, dst, dport, bad, -1, 0
+        return proto, src, None, dst, None, bad, -1, 0
+    if proto == PROTO_TCP:
+        if seg + 20 > seg_end:
+            return proto, src, None, dst, None, bad, -1, 0
+        sport, dport = _HH(buf, seg)
+        field = _H(buf, seg + 16)[0]
+    elif proto == PROTO_UDP:
+        if seg + 8 > seg_end:
+            return proto, src, None, dst, None, bad, -1, 0
+        sport, dport = _HH(buf, seg)
+        field = _H(buf, seg + 6)[0]
+        if field == 0 and et == ETH_IPV4:  # inner UDP over IPv4 without a checksum
+            ssum = add(0, mv[seg:seg_end]) if seg_end == end else -1
+            return proto, src, sport, dst, dport, bad, ssum, seg
+    else:
+        ssum = add(0, mv[seg:seg_end]) if seg_end == end else -1
+        return proto, src, None, dst, None, bad, ssum, seg
+    ssum = add(0, mv[seg:seg_end])
+    total_sum = pseudo + ssum
+    if total_sum % FOLD or not total_sum:
+        if field == pseudo:
+            tally.inner_l4_partial += 1
+        else:
+            tally.inner_l4_bad += 1
+            bad = True
+    return proto, src, sport, dst, dport, bad, (ssum if seg_end == end else -1), seg
+
+
+Flows = dict[tuple[object, ...], list[float]]  # flow key -> tallies (see the _PACKETS.. slots)
+
+# The common layout, decoded with one unpack: Ethernet, IPv4 without options, UDP, VXLAN, inner
+# Ethernet, inner IPv4 without options, the first 8 bytes of the inner TCP/UDP header.
+_FAST = struct.Struct(  # see the comment above
+    "!12xH"  # ethertype
+    "BxHxxHxB2x4s4s"  # outer IPv4 at 14: ver/ihl, total length, frag, proto, src, dst
+    "HHHH"  # outer UDP at 34: sport, dport, length, checksum
+    "4xI"  # VXLAN at 42: VNI << 8
+    "12xH"  # inner Ethernet at 50: ethertype
+    "BxHxxHxB2x4s4s"  # inner IPv4 at 64
+    "HHxxH"  # inner TCP/UDP at 84: sport, dport, (UDP) checksum
+).unpack_from
+_FAST_LEN = 92  # bytes the fast layout reads
+_FAST_INNER_L4 = 84  # offset of the inner TCP/UDP header in the fast layout
+MAX_SANE_RECORD = 0x4000000  # as gnt.core.capture: larger means a corrupt record header
+FOLD_ABOVE = 512  # segment bytes above which folding before the modulo pays off (measured)
+_MASKS: dict[int, int] = {}  # bit count -> (1 << bits) - 1, for the folds
+
+
+def scan(
+    source: CaptureFile | Iterable[Record], ports: Iterable[int] = DEFAULT_PORTS, *,
+    flows: Flows | None = None, tally: Tally | None = None, limit: int | None = None,
+) -> tuple[Flows, Tally]:
+    """Tally every VXLAN packet of `source` by flow (at most `limit` records). The hot loop.
+
+    A pcap `CaptureFile` is walked in place (one record header unpack per packet, no generator);
+    anything else is iterated as `Record` tuples. Frames in the common layout (Ethernet, untagged or
+    with one 802.1Q tag, IPv4 without options outside and inside, TCP or UDP inside) are verified
+    right here with one unpack and four sums; everything else goes through `_general_packet`. Pass `flows` and `tally`
+    to keep what was counted if the loop is interrupted.
+
+    The fast path sums with `int.from_bytes` and one modulo directly: the identity
+    gnt.core.checksum.add rests on (a big-endian buffer read as one integer is congruent to its
+    16-bit word sum modulo 0xffff), inlined because a call per field costs more than the sum of a
+    small packet. The general path calls `add`; the tests hold both paths to the same verdicts.
+    """
+    port_set = frozenset(ports)
+    flows = {} if flows is None else flows
+    tally = Tally() if tally is None else tally
+    remaining = sys.maxsize if limit is None else limit
+    flows_get = flows.get
+    from_bytes = int.from_bytes
+    fast = _FAST
+    masks = _MASKS
+    # Module constants as locals: the loop reads them for every packet.
+    fold, bug, fold_above, fast_len, inner_l4, max_record = (
+        FOLD, BUG_SIGNATURE, FOLD_ABOVE, _FAST_LEN, _FAST_INNER_L4, MAX_SANE_RECORD
+    )
+    general = _general_packet
+    other = ip_bad = l4_bad = l4_partial = 0
+    # Source: walk a pcap buffer in place, or iterate records.
+    walk = isinstance(source, CaptureFile) and source.format == "pcap"
+    it: Iterator[Record] | None = None
+    if isinstance(source, CaptureFile):
+        capture = source
+        data, pos, rec_unpack, scale, lt0 = source.pcap_layout() if walk else (b"", 0, _H, 0.0, 0)
+        if not walk:
+            it = iter(source.records())
+    else:
+        capture = None
+        data, pos, rec_unpack, scale, lt0 = b"", 0, _H, 0.0, 0
+        it = iter(source)
+    n = len(data)
+    index = 0
+    buf: Buffer = data
+    mv = memoryview(data)
+    last_buf: object = data
+    try:
+        while remaining > 0:
+            remaining -= 1
+            if walk:
+                if pos + 16 > n:
+                    if pos < n and capture is not None:
+                        capture.pcap_damage(index + 1, pos, -1, n - pos)
+                    break
+                index += 1
+                sec, frac, caplen, wirelen = rec_unpack(data, pos)
+                off = pos + 16
+                pos = off + caplen
+                if pos > n or caplen > max_record:
+                    if capture is not None:
+                        capture.pcap_damage(index, off - 16, caplen, n - off)
+                    if caplen > max_record:
+                        break
+                    wirelen = max(wirelen, caplen)
+                    caplen = n - off
+                    pos = n
+                    remaining = 1
+                lt = lt0
+                ts = sec + frac * scale
+            else:
+                assert it is not None
+                rec = next(it, None)
+                if rec is None:
+                    break
+                buf, off, caplen, wirelen, lt, ts = rec
+                if buf is not last_buf:
+                    mv = memoryview(buf)
+                    last_buf = buf
+            if lt != 1 or caplen < fast_len:
+                other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
+                continue
+            b = off  # where the fast layout starts: the frame, or 4 bytes on past one 802.1Q tag
+            (et, vihl, _total, frag, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal,
+             ifrag, iproto, isrc, idst, isport, idport, iudpsum) = fast(buf, b)
+            if et == 0x8100 and caplen >= fast_len + 4:
+                b += 4  # read at b, the layout's "ethertype" is the tag's and every header follows it
+                (et, vihl, _total, frag, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal,
+                 ifrag, iproto, isrc, idst, isport, idport, iudpsum) = fast(buf, b)
+            if et != 0x0800 or vihl != 0x45 or proto != 17 or frag & 0x3FFF:
+                other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
+                continue
+            if dport not in port_set:
+                other += 1
+                continue
+            if (iet != 0x0800 or ivihl != 0x45 or ifrag & 0x3FFF or ulen != 30 + itotal
+                    or b + 34 + ulen > off + caplen
+                    or not ((iproto == 6 and itotal >= 40) or (iproto == 17 and itotal >= 28))):
+                other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
+                continue
+            seg = b + inner_l4
+            end = b + 34 + ulen
+            s = from_bytes(mv[seg:end], "big")
+            seglen = end - seg
+            if seglen & 1:
+                s <<= 8  # an odd trailing byte is the high byte of a zero-padded word
+            if seglen > fold_above:
+                # Halve the number twice before the modulo: 2**(16k) == 1 (mod 0xffff), so the high
+                # and low parts split at a multiple of 16 bits add up to the same sum, and a shift
+                # and a mask are much cheaper than the per-digit division the modulo does.
+                bits = (seglen >> 2) << 4
+                mask = masks.get(bits)
+                if mask is None:
+                    mask = masks[bits] = (1 << bits) - 1
+                s = (s >> bits) + (s & mask)
+                bits = (seglen >> 3) << 4
+                mask = masks.get(bits)
+                if mask is None:
+                    mask = masks[bits] = (1 << bits) - 1
+                s = (s >> bits) + (s & mask)
+            s %= fold
+            h = from_bytes(mv[b + 64 : seg], "big")
+            key = (src, sport, dst, dport, vniw >> 8, iproto, isrc, isport, idst, idport)
+            st = flows_get(key)
+            if st is None:
+                st = flows[key] = [0, 0, 0, 0, 0, 0, 0, 0, ts, ts]
+            st[0] += 1
+            st[9] = ts
+            ibad = False
+            if h % fold:
+                ip_bad += 1
+                ibad = True
+            if iproto == 6 or iudpsum:
+                ipseudo = from_bytes(mv[b + 76 : seg], "big") + iproto + end - seg
+                if (ipseudo + s) % fold:
+                    field = iudpsum if iproto == 17 else _H(buf, seg + 16)[0]
+                    if field == (ipseudo % fold or fold):
+                        l4_partial += 1
+                    else:
+                        l4_bad += 1
+                        ibad = True
+            if ibad:
+                st[6] += 1
+            if not csum:
+                st[1] += 1
+                continue
+            # Outer: addresses, UDP, VXLAN and inner Ethernet in one piece, plus the two sums above.
+            head = from_bytes(mv[b + 26 : b + 64], "big") + 17 + ulen
+            if not (head + h + s) % fold:
+                st[2] += 1
+            elif csum == ((from_bytes(mv[b + 26 : b + 34], "big") + 17 + ulen) % fold or fold):
+                st[5] += 1
+            else:
+                st[3] += 1
+                if csum == bug:
+                    st[4] += 1
+    finally:
+        tally.other += other
+        tally.inner_ipv4_header_bad += ip_bad
+        tally.inner_l4_bad += l4_bad
+        tally.inner_l4_partial += l4_partial
+    return flows, tally
+
+
+def _general_packet(
+    buf: Buffer, mv: memoryview, off: int, caplen: int, lt: int, ts: float,
+    port_set: frozenset[int], flows: Flows, tally: Tally,
+) -> int:
+    """Any frame the fast path does not take: VLAN tags, IPv6, IP options, cooked captures, cut
+    frames, non-VXLAN. Returns 1 when the frame is not a VXLAN packet (counted as other), else 0."""
+    end = off + caplen
+    H = _H
+    # Link layer -> network layer offset `p` and ethertype `et`.
+    if lt == LINKTYPE_ETHERNET:
+        if caplen < 34:
+            return 1
+        et = H(buf, off + 12)[0]
+        p = off + 14
+    elif lt == LINKTYPE_LINUX_SLL:
+        if caplen < 36:
+            return 1
+        et = H(buf, off + 14)[0]
+        p = off + 16
+    elif lt == LINKTYPE_LINUX_SLL2:
+        if caplen < 40:
+            return 1
+        et = H(buf, off)[0]
+        p = off + 20
+    elif lt in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_NULL):
+        p = off + 4 if lt == LINKTYPE_NULL else off
+        if p >= end:
+            return 1
+        et = ETH_IPV4 if buf[p] >> 4 == 4 else ETH_IPV6
+    else:
+        return 1
+    while et in (ETH_VLAN, ETH_QINQ):
+        if p + 4 > end:
+            return 1
+        et = H(buf, p + 2)[0]
+        p += 4
+    # Outer IP header -> UDP offset `u`.
+    if et == ETH_IPV4:
+        if p + 20 > end:
+            return 1
+        vihl, _total, frag, proto, _c, src, dst = _IP4(buf, p)
+        if proto != PROTO_UDP or frag & IPV4_FRAG or vihl >> 4 != 4:
+            return 1
+        u = p + (vihl & 15) * 4
+        addr_lo = p + 12
+        addr_hi = p + 20
+    elif et == ETH_IPV6:
+        if p + 40 > end:
+            return 1
+        _plen, proto, src, dst = _IP6(buf, p)
+        u = p + 40
+        while proto in IPV6_EXT_HEADERS and u + 8 <= end:
+            proto = buf[u]
+            u += (buf[u + 1] + 1) * 8
+        if proto != PROTO_UDP:
+            return 1
+        addr_lo = p + 8
+        addr_hi = p + 40
+    else:
+        return 1
+    if u + 8 > end:
+        return 1
+    sport, dport, ulen, csum = _UDP(buf, u)
+    if dport not in port_set:
+        return 1
+    udp_end = u + ulen
+    if ulen < 16 or udp_end > end:
+        # Cut by the snap length (or a lying UDP length): decode what is there, verify nothing.
+        limit = end if ulen < 16 else min(end, udp_end)
+        vni = _VNI(buf, u + 8)[1] >> 8 if u + 16 <= limit else None
+        iproto, isrc, isport, idst, idport, ibad, _s, _o = _inner(buf, mv, u + 16, limit, tally, False)
+        key = (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport)
+        st = flows.get(key)
+        if st is None:
+            st = flows[key] = [0, 0, 0, 0, 0, 0, 0, 0, ts, ts]
+        st[_PACKETS] += 1
+        st[_TRUNC] += 1
+        st[_LAST] = ts
+        if ibad:
+            st[_INNER_BAD] += 1
+        return 0
+    vni = _VNI(buf, u + 8)[1] >> 8
+    iproto, isrc, isport, idst, idport, ibad, seg_sum, seg = _inner(buf, mv, u + 16, udp_end, tally)
+    key = (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport)
+    st = flows.get(key)
+    if st is None:
+        st = flows[key] = [0, 0, 0, 0, 0, 0, 0, 0, ts, ts]
+    st[_PACKETS] += 1
+    st[_LAST] = ts
+    if ibad:
+        st[_INNER_BAD] += 1
+    if csum == 0:
+        st[_ZERO] += 1
+        return 0
+    pseudo = add(PROTO_UDP + ulen, mv[addr_lo:addr_hi])
+    # Reuse the inner segment's sum when there is one (it ends where the UDP payload ends).
+    reuse = seg_sum >= 0 and not (seg - u) & 1
+    total = add(pseudo, mv[u:seg]) + seg_sum if reuse else add(pseudo, mv[u:udp_end])
+    if total and not total % FOLD:
+        st[_OK] += 1
+    elif csum == pseudo:
+        st[_PARTIAL] += 1
+    else:
+        st[_BAD] += 1
+        if csum == BUG_SIGNATURE:
+            st[_BUG] += 1
+    return 0
+
+
+def _addr(raw: object) -> str | None:
+    if not isinstance(raw, bytes):
+        return None
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+def build_report(
+    flows: Flows, tally: Tally, *, source: str, ports: Iterable[int],
+    problems: list[str] | None = None, kernel_drops: int | None = None,
+) -> ScanReport:
+    """Turn the scan's tallies into model objects, flows in order of first appearance."""
+    out: list[VxlanFlow] = []
+    totals = [0] * 8
+    for key, st in flows.items():
+        src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport = key
+        counts = [int(x) for x in st[:8]]
+        for i in range(8):
+            totals[i] += counts[i]
+        out.append(VxlanFlow(
+            outer_src=_addr(src) or "?", outer_sport=int(sport),  # type: ignore[call-overload]
+            outer_dst=_addr(dst) or "?", outer_dport=int(dport),  # type: ignore[call-overload]
+            vni=vni if isinstance(vni, int) else None,
+            inner_proto=(PROTO_NAMES.get(iproto, str(iproto)) if isinstance(iproto, int) and iproto >= 0
+                         else None),
+            inner_src=_addr(isrc), inner_sport=isport if isinstance(isport, int) else None,
+            inner_dst=_addr(idst), inner_dport=idport if isinstance(idport, int) else None,
+            packets=counts[_PACKETS], checksum_zero=counts[_ZERO], checksum_ok=counts[_OK],
+            checksum_bad=counts[_BAD], bug_signature=counts[_BUG], checksum_partial=counts[_PARTIAL],
+            inner_bad=counts[_INNER_BAD], truncated=counts[_TRUNC], first_seen=st[_FIRST], last_seen=st[_LAST],
+        ))
+    summary = ScanSummary(
+        source=source, vxlan_packets=totals[_PACKETS], checksum_zero=totals[_ZERO], checksum_ok=totals[_OK],
+        checksum_bad=totals[_BAD], bug_signature=totals[_BUG], checksum_partial=totals[_PARTIAL],
+        inner_bad=totals[_INNER_BAD], inner_ipv4_header_bad=tally.inner_ipv4_header_bad,
+        inner_l4_bad=tally.inner_l4_bad, inner_l4_partial=tally.inner_l4_partial,
+        truncated_packets=totals[_TRUNC], other_packets=tally.other, flows=len(out),
+        ports=sorted(set(ports)), kernel_drops=kernel_drops, problems=list(problems or []), verdict="",
+    )
+    summary.verdict = verdict(summary)
+    return ScanReport(summary=summary, flows=out)
+
+
+def verdict(s: ScanSummary) -> str:
+    """The first sentence of the report."""
+    n = s.vxlan_packets
+    noun = "VXLAN packet" if n == 1 else "VXLAN packets"
+    if n == 0:
+        return f"no VXLAN packets (UDP to port {', '.join(map(str, s.ports))}) in {s.other_packets} packets"
+    parts: list[str] = []
+    if s.checksum_bad:
+        text = f"{s.checksum_bad} of {n} {noun} carry a bad outer UDP checksum"
+        if s.bug_signature:
+            are = "is" if s.bug_signature == 1 else "are"
+            text += f"; {s.bug_signature} {are} 0xffff, the signature of the kernel NAT checksum bug"
+        parts.append(text)
+    else:
+        parts.append(f"all {n} {noun} have a good outer UDP checksum" if n > 1
+                     else f"the {noun} has a good outer UDP checksum")
+    if s.inner_bad:
+        parts.append(f"{s.inner_bad} carry a bad inner checksum")
+    return "; ".join(parts)
+
