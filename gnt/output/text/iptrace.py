@@ -65,11 +65,10 @@ def format_packet(packet: Packet, *, color: bool = False) -> str:
     for step, row in zip(packet.steps, rows, strict=True):
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]
         text = " ".join(cell for cell in cells).rstrip()
-        if step.deciding:
-            text = f" {MARK} {BOLD}{text}{RESET}" if color else f" {MARK} {text}"
-        else:
-            text = f"    {text}"
-        lines.append(text)
+        if not step.deciding:
+            lines.append(f"    {text}")
+            continue
+        lines.append(f" {MARK} {BOLD}{text}{RESET}" if color else f" {MARK} {text}")
     return "\n".join(lines)
 
 

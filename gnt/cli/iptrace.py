@@ -1,0 +1,163 @@
+"""`gnt iptrace`: follow packets through iptables/nftables rules, live or from captured logs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from gnt.cli import current_env
+
+if TYPE_CHECKING:
+    from gnt.iptrace.models import Filter
+
+HELP = """Follow packets through the iptables/nftables rules: which chain, which rule, which verdict.
+
+Live (needs CAP_NET_ADMIN): installs a tagged trace table of its own (nftables; on an
+iptables-legacy node a tagged raw-table TRACE rule), shows each packet's path as it completes,
+and removes everything it installed on exit (normal end, --count/--duration, SIGINT, SIGTERM,
+errors). --cleanup removes what a killed run left behind.
+
+Offline: --from-log FILE|- reads kernel TRACE log lines, `xtables-monitor --trace` output and
+`nft monitor trace` output, in any mix.
+
+Exit status: 0 when packets were traced; 1 when none were; 2 on error or bad usage;
+130 after SIGINT, 143 after SIGTERM (what was traced is shown first)."""
+
+SIGTERM_EXIT = 143  # 128 + SIGTERM, as shells report a terminated process
+
+
+def iptrace(
+    ipv4: bool = typer.Option(False, "-4", help="IPv4 packets only."),
+    ipv6: bool = typer.Option(False, "-6", help="IPv6 packets only."),
+    proto: str | None = typer.Option(None, "-p", "--proto", metavar="PROTO",
+                                        help="tcp, udp, icmp, icmpv6, sctp, ... or a number."),
+    src: str | None = typer.Option(None, "-s", "--src", metavar="ADDR[/LEN]",
+                                   help="Source address or prefix."),
+    dst: str | None = typer.Option(None, "-d", "--dst", metavar="ADDR[/LEN]",
+                                      help="Destination address or prefix."),
+    sport: int | None = typer.Option(None, "--sport", metavar="PORT", help="Source port."),
+    dport: int | None = typer.Option(None, "--dport", metavar="PORT", help="Destination port."),
+    iif: str | None = typer.Option(None, "-i", "--in-interface", metavar="IFACE",
+                                      help="Input interface (incoming packets only)."),
+    count: int | None = typer.Option(None, "-c", "--count", metavar="N", help="Stop after N packets."),
+    duration: float | None = typer.Option(None, "--duration", metavar="SECONDS",
+                                             help="Stop after SECONDS."),
+    backend: str = typer.Option("auto", "--backend", metavar="auto|nft|legacy",
+                                help="Trace with nftables or with iptables-legacy TRACE (auto: by the node's "
+                                     "firewall)."),
+    from_log: str | None = typer.Option(None, "--from-log", metavar="FILE|-",
+                                           help="Read a captured trace instead of tracing live."),
+    cleanup: bool = typer.Option(False, "--cleanup",
+                                 help="Remove trace rules left by killed runs, and exit."),
+    json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> int:
+    import contextlib
+    import signal
+
+    from gnt.errors import ExitCode, UsageError
+    from gnt.iptrace.models import Filter, TraceEnd
+    from gnt.output import make_renderer
+    from gnt.output.text.iptrace import IptraceText
+
+    env = current_env()
+    if ipv4 and ipv6:
+        raise UsageError("only one of -4 and -6 may be given")
+    if count is not None and count < 1:
+        raise UsageError(f"--count must be at least 1, not {count}")
+    if duration is not None and not duration > 0:
+        raise UsageError(f"--duration must be a positive number of seconds, not {duration}")
+    if backend not in ("auto", "nft", "legacy"):
+        raise UsageError(f"--backend must be auto, nft or legacy, not {backend!r}")
+    renderer = make_renderer(env, json=json, formatter=IptraceText(color=env.stdout_isatty))
+    flt = Filter(family=4 if ipv4 else 6 if ipv6 else None, proto=proto, src=src, dst=dst, sport=sport,
+                 dport=dport, iif=iif)
+
+    if cleanup:
+        from gnt.iptrace.live import cleanup_leftovers, require_net_admin
+
+        require_net_admin()
+        removed = cleanup_leftovers()
+        for item in removed:
+            env.stderr.write(f"gnt iptrace: removed {item}\n")
+        if not removed:
+            env.stderr.write("gnt iptrace: nothing to clean up\n")
+        return int(ExitCode.OK)
+
+    if from_log is not None:
+        return _from_log(env, renderer, from_log, flt, count)
+
+    from gnt.iptrace.live import RunStats, StopRequest, trace_live
+
+    stop = StopRequest()
+    stats = RunStats()
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, stop) for signum in handled}
+    try:
+        def ready() -> None:
+            for notice in stats.notices:
+                env.stderr.write(f"gnt iptrace: {notice}\n")
+            if not json:
+                env.stderr.write(f"gnt iptrace: tracing with {stats.backend}; Ctrl-C to stop\n")
+                env.stderr.flush()
+
+        packets = trace_live(flt, backend=backend, count=count, duration=duration, stop=stop, stats=stats,
+                             on_ready=ready)
+        with contextlib.closing(packets):  # an error while rendering still runs the cleanup, now
+            for packet in packets:
+                renderer.emit(packet)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    renderer.emit(TraceEnd(packets=stats.packets, skipped=stats.skipped, backend=stats.backend))
+    if stop.signum == signal.SIGINT:
+        return int(ExitCode.INTERRUPTED)
+    if stop.signum in (signal.SIGTERM, signal.SIGHUP):
+        return SIGTERM_EXIT if stop.signum == signal.SIGTERM else 128 + int(stop.signum)
+    return int(ExitCode.OK if stats.packets else ExitCode.NEGATIVE)
+
+
+def _from_log(env: object, renderer: object, path: str, flt: Filter, count: int | None) -> int:
+    """Read a captured trace; the filter options select packets from it as they would live."""
+    import sys
+
+    from gnt.errors import ExitCode, GntError
+    from gnt.iptrace.logparse import LogReader, summary_matches
+    from gnt.iptrace.models import TraceEnd
+    from gnt.iptrace.nftrules import validate
+    from gnt.output.env import Environment
+
+    assert isinstance(env, Environment)
+    flt = validate(flt)
+    reader = LogReader()
+    name = "stdin" if path == "-" else path
+    try:
+        if path == "-":
+            stream = env.stdin if env.stdin is not None else sys.stdin
+            for line in stream:
+                reader.feed(line)
+        else:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    reader.feed(line)
+    except FileNotFoundError as exc:
+        raise GntError(f"cannot read {path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise GntError(f"cannot read {path}: it is a directory") from exc
+    except PermissionError as exc:
+        raise GntError(f"cannot read {path}: permission denied", "run as a user who can read it") from exc
+    shown = 0
+    for packet in reader.packets():
+        if count is not None and shown >= count:
+            break
+        if not summary_matches(flt, packet.summary):
+            continue
+        renderer.emit(packet)  # type: ignore[attr-defined]
+        shown += 1
+    end = TraceEnd(packets=shown, skipped=reader.skipped, backend="log", source=name)
+    renderer.emit(end)  # type: ignore[attr-defined]
+    return int(ExitCode.OK if shown else ExitCode.NEGATIVE)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="iptrace", help=HELP, no_args_is_help=False)(iptrace)
