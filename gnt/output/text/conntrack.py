@@ -32,10 +32,11 @@ IPPROTO_GRE = 47  # GRE keys print as srckey/dstkey
 PORT_PROTOS = frozenset((6, 17, 33, 132, 136))  # tcp udp dccp sctp udplite: sport/dport
 CONNTRACK_PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6", 132: "sctp",
                          136: "udplite"}  # libnetfilter_conntrack's __proto2str
+_ASSURED_MASK = IPS_ASSURED | IPS_OFFLOAD | IPS_HW_OFFLOAD  # the bits behind the one status tag after the reply
+_ASSURED = ("[ASSURED] ", "[OFFLOAD] ", "[HW_OFFLOAD] ", "[HW_OFFLOAD] ")  # by (HW_OFFLOAD, OFFLOAD) bits
 CONNTRACK_STATE_NAMES = {"SYN_SENT2": "LISTEN"}  # where conntrack-tools' name differs from the kernel's
-_proto_prefix: dict[int, str] = {}
-
-FLAG_ORDER = ("UNREPLIED", "ASSURED", "OFFLOAD", "HW_OFFLOAD", "EXPECTED", "HELPER", "DYING")
+_proto_prefix: dict[int, str] = {}  # protocol number -> "tcp      6", made once per protocol
+FLAG_ORDER = ("UNREPLIED", "ASSURED", "OFFLOAD", "HW_OFFLOAD", "EXPECTED", "HELPER", "DYING")  # shown, in this order
 
 
 # ---- conntrack-tools format ---------------------------------------------------------------
@@ -61,23 +62,44 @@ def _conntrack_tuple(t: Tuple, protonum: int) -> str:
 
 def conntrack_line(e: Entry, now: float | None = None) -> str:
     """One entry (or event) exactly as `conntrack -L` (`conntrack -E`) prints it."""
+    o, r = e.original, e.reply
+    bits = e.status_bits
+    num = e.protonum
+    if (type(o) is PortTuple and type(r) is PortTuple and num in PORT_PROTOS and e.counters is None
+            and bits is not None and e.timeout is not None and e.mark is not None and e.use is not None
+            and e.start is None and e.helper is None and e.secctx is None and not e.zone
+            and type(e) is Entry):
+        # The shape of nearly every dumped entry, in one f-string (the listing's hot path).
+        state = e.state
+        return (f"{_proto_prefix.get(num) or _conntrack_proto(num)} {e.timeout} "
+                f"{'' if state is None else (CONNTRACK_STATE_NAMES.get(state, state) if num == 6 else state) + ' '}"
+                f"src={o.src} dst={o.dst} sport={o.sport} dport={o.dport} "
+                f"{'' if bits & IPS_SEEN_REPLY else '[UNREPLIED] '}"
+                f"src={r.src} dst={r.dst} sport={r.sport} dport={r.dport} "
+                f"{_ASSURED[bits >> 14 & 3] if bits & _ASSURED_MASK else ''}mark={e.mark} use={e.use}")
+    return conntrack_line_general(e, now)
+
+
+def conntrack_line_general(e: Entry, now: float | None = None) -> str:
+    """`conntrack_line` for any entry: every field conntrack-tools may print, in its order."""
+    o, r = e.original, e.reply
+    bits = e.status_bits
+    num = e.protonum
     parts: list[str] = []
     if isinstance(e, EventEntry):
         parts.append(f"{'[' + e.event.upper() + ']':>9}")
-    num = e.protonum
     parts.append(_conntrack_proto(num))
     if e.timeout is not None:
         parts.append(str(e.timeout))
     if e.state is not None:
         parts.append(CONNTRACK_STATE_NAMES.get(e.state, e.state) if num == 6 else e.state)
-    parts.append(_conntrack_tuple(e.original, num))
+    parts.append(_conntrack_tuple(o, num))
     counters = e.counters
     if counters is not None:
         parts.append(f"packets={counters.original_packets} bytes={counters.original_bytes}")
-    bits = e.status_bits
     if bits is not None and not bits & IPS_SEEN_REPLY:
         parts.append("[UNREPLIED]")
-    parts.append(_conntrack_tuple(e.reply, num))
+    parts.append(_conntrack_tuple(r, num))
     if counters is not None:
         parts.append(f"packets={counters.reply_packets} bytes={counters.reply_bytes}")
     if bits is not None:
@@ -164,7 +186,10 @@ def entry_line(e: Entry) -> str:
 
 def event_line(e: EventEntry) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(e.timestamp)) + f".{int(e.timestamp * 1000) % 1000:03d}"
-    return f"{stamp} {e.event.upper():<7} {entry_line(e)}"
+    line = f"{stamp} {e.event.upper():<7} {entry_line(e)}"
+    if e.portid:
+        line += f"  by {e.program or 'userspace'} (netlink port {e.portid})"
+    return line
 
 
 def lost_line(lost: Lost) -> ToStderr:
@@ -201,11 +226,35 @@ def stats_lines(obj: CpuStats | Stats) -> str:
 
 def make_formatter(mode: str = "text", now: Callable[[], float] = time.time) -> Callable[[object], str | None]:
     """The formatter for `-o text` (readable) or `-o conntrack` (conntrack-tools' lines)."""
+    format_any = _format_any(mode, now)
 
-    def format_obj(obj: object) -> str | None:
+    if mode == "conntrack":
+        def format_obj(obj: object) -> str | None:
+            if type(obj) is Entry and obj.start is None:  # a listed entry: the hot path of a dump
+                return conntrack_line(obj)
+            return format_any(obj)
+        return format_obj
+    if mode == "text":
+        def format_text(obj: object) -> str | None:
+            if type(obj) is Entry:
+                return entry_line(obj)
+            return format_any(obj)
+        return format_text
+    raise ValueError(f"unknown text mode {mode!r}")
+
+
+def _format_any(mode: str, now: Callable[[], float]) -> Callable[[object], str | None]:
+    """Every object `gnt conntrack` yields, in `mode`."""
+
+    def format_any(obj: object) -> str | None:
         if isinstance(obj, Entry):
             if mode == "conntrack":
-                return conntrack_line(obj, None if obj.start is None else now())
+                line = conntrack_line(obj, None if obj.start is None else now())
+                if isinstance(obj, EventEntry) and obj.portid:
+                    line += f" [USERSPACE] portid={obj.portid}"
+                    if obj.program:
+                        line += f" progname={obj.program}"
+                return line
             return event_line(obj) if isinstance(obj, EventEntry) else entry_line(obj)
         if isinstance(obj, Lost):
             return lost_line(obj)
@@ -219,4 +268,4 @@ def make_formatter(mode: str = "text", now: Callable[[], float] = time.time) -> 
             return stats_lines(obj)
         return None
 
-    return format_obj
+    return format_any

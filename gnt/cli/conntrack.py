@@ -1,0 +1,243 @@
+"""`gnt conntrack list|watch|stats`: the connection-tracking table, its events and counters."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+from gnt.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    import typer
+
+    from gnt.conntrack.filters import EntryFilter
+
+
+class _BatchedStream:
+    """A stream whose flush() is deferred: the renderer flushes per line, which is right for a
+    slow event stream but costs a system call per entry on a 60,000-entry dump. The stream's
+    own buffer still writes as it fills (a terminal's line by line), so the listing streams."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.write = stream.write  # the stream's own method: no extra call per line
+
+    def flush(self) -> None:
+        pass
+
+    def flush_now(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        isatty = getattr(self.stream, "isatty", None)
+        return bool(isatty and isatty())
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (`gnt conntrack list | head`): not an error, exit 0.
+
+    Handled here because click turns an EPIPE inside a command into exit status 1 before the
+    error boundary in gnt.__main__ can see it; stdout goes to /dev/null so that the final
+    flush at exit does not fail again.
+    """
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return int(ExitCode.OK)
+
+
+def build_filter(
+    *, proto: str | None, src: str | None, dst: str | None, sport: str | None, dport: str | None,
+    reply_src: str | None, reply_dst: str | None, state: str | None, mark: str | None, zone: str | None,
+    snat: bool, dnat: bool, nat: bool, ipv4: bool, ipv6: bool,
+) -> EntryFilter:
+    from gnt.conntrack import filters as f
+
+    return f.EntryFilter(
+        family=f.family_of(ipv4, ipv6),
+        proto=f.parse_proto(proto) if proto is not None else None,
+        src=f.parse_network(src, "-s") if src is not None else None,
+        dst=f.parse_network(dst, "-d") if dst is not None else None,
+        sport=f.parse_port(sport, "--sport") if sport is not None else None,
+        dport=f.parse_port(dport, "--dport") if dport is not None else None,
+        reply_src=f.parse_network(reply_src, "--reply-src") if reply_src is not None else None,
+        reply_dst=f.parse_network(reply_dst, "--reply-dst") if reply_dst is not None else None,
+        states=f.parse_states(state) if state is not None else None,
+        mark=f.parse_mark(mark) if mark is not None else None,
+        zone=f.parse_zone(zone) if zone is not None else None,
+        snat=snat, dnat=dnat, nat=nat,
+    )
+
+
+def _output_mode(output: str, json: bool) -> str:
+    mode = output.strip().lower()
+    if mode not in ("text", "conntrack"):
+        raise UsageError(f"-o: unknown output format {output!r}: use text or conntrack (or --json)")
+    if json and mode != "text":
+        raise UsageError("--json and -o conntrack exclude each other")
+    return mode
+
+
+def register(app: typer.Typer) -> None:
+    import typer
+
+    sub = typer.Typer(
+        name="conntrack", no_args_is_help=True, rich_markup_mode=None,
+        help="The connection-tracking table and its events, with NAT spelled out.",
+    )
+
+    # Options every filtering command takes (typer reads them from the signature).
+    def filter_options() -> dict[str, Any]:
+        return {
+            "proto": typer.Option(None, "-p", "--proto",
+                                  help="Protocol: tcp, udp, icmp, icmpv6, sctp, ... or a number."),
+            "src": typer.Option(None, "-s", "--src", help="Original source address or CIDR."),
+            "dst": typer.Option(None, "-d", "--dst", help="Original destination address or CIDR."),
+            "sport": typer.Option(None, "--sport", help="Original source port."),
+            "dport": typer.Option(None, "--dport", help="Original destination port."),
+            "reply_src": typer.Option(None, "--reply-src",
+                                      help="Reply source address or CIDR (the real server after DNAT)."),
+            "reply_dst": typer.Option(None, "--reply-dst",
+                                      help="Reply destination address or CIDR (the SNAT address)."),
+            "state": typer.Option(None, "--state", help="TCP/SCTP/DCCP state(s), comma-separated, e.g. ESTABLISHED."),
+            "mark": typer.Option(None, "--mark", help="Connmark VALUE[/MASK] (decimal or 0x hex)."),
+            "zone": typer.Option(None, "--zone", help="Conntrack zone."),
+            "snat": typer.Option(False, "--snat", help="Only source-NATed entries."),
+            "dnat": typer.Option(False, "--dnat", help="Only destination-NATed entries."),
+            "nat": typer.Option(False, "--nat", help="Only NATed entries (source or destination)."),
+            "ipv4": typer.Option(False, "-4", help="Only IPv4 entries."),
+            "ipv6": typer.Option(False, "-6", help="Only IPv6 entries."),
+        }
+
+    o = filter_options()
+
+    @sub.command("list")
+    def list_cmd(
+        proto: str | None = o["proto"], src: str | None = o["src"], dst: str | None = o["dst"],
+        sport: str | None = o["sport"], dport: str | None = o["dport"],
+        reply_src: str | None = o["reply_src"], reply_dst: str | None = o["reply_dst"],
+        state: str | None = o["state"], mark: str | None = o["mark"], zone: str | None = o["zone"],
+        snat: bool = o["snat"], dnat: bool = o["dnat"], nat: bool = o["nat"],
+        ipv4: bool = o["ipv4"], ipv6: bool = o["ipv6"],
+        output: str = typer.Option("text", "-o", "--output", help="text (readable) or conntrack (conntrack -L lines)."),
+        json: bool = typer.Option(False, "--json", help="One JSON object per entry, then a summary."),
+    ) -> int:
+        """List the entries of this network namespace's table. Exit 1 if filters matched nothing."""
+        from gnt.cli import current_env
+        from gnt.conntrack import list_entries
+        from gnt.conntrack.models import ListSummary
+        from gnt.output import make_renderer
+        from gnt.output.env import Environment
+        from gnt.output.text.conntrack import make_formatter
+
+        mode = _output_mode(output, json)
+        flt = build_filter(proto=proto, src=src, dst=dst, sport=sport, dport=dport, reply_src=reply_src,
+                           reply_dst=reply_dst, state=state, mark=mark, zone=zone, snat=snat, dnat=dnat,
+                           nat=nat, ipv4=ipv4, ipv6=ipv6)
+        env = current_env()
+        out = _BatchedStream(env.stdout)
+        batched = Environment(stdout=out, stderr=env.stderr, stdin=env.stdin, debug=env.debug)  # type: ignore[arg-type]
+        renderer = make_renderer(batched, json=json, formatter=make_formatter(mode))
+        emit = renderer.emit
+        obj: object = None
+        try:
+            try:
+                for obj in list_entries(flt):
+                    if type(obj) is ListSummary:
+                        out.flush_now()  # the entries before the summary on stderr
+                    emit(obj)
+            finally:
+                out.flush_now()
+        except BrokenPipeError:
+            return _reader_gone()
+        summary = obj if isinstance(obj, ListSummary) else None
+        if summary is not None and summary.filtered and summary.shown == 0:
+            return int(ExitCode.NEGATIVE)
+        return int(ExitCode.OK)
+
+    @sub.command("watch")
+    def watch_cmd(
+        proto: str | None = o["proto"], src: str | None = o["src"], dst: str | None = o["dst"],
+        sport: str | None = o["sport"], dport: str | None = o["dport"],
+        reply_src: str | None = o["reply_src"], reply_dst: str | None = o["reply_dst"],
+        state: str | None = o["state"], mark: str | None = o["mark"], zone: str | None = o["zone"],
+        snat: bool = o["snat"], dnat: bool = o["dnat"], nat: bool = o["nat"],
+        ipv4: bool = o["ipv4"], ipv6: bool = o["ipv6"],
+        events: str = typer.Option("new,update,destroy", "-e", "--events",
+                                   help="Events to show: new, update, destroy (comma-separated)."),
+        count: int | None = typer.Option(None, "--count", "-c", help="Stop after this many events."),
+        duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
+        buffer_size: int | None = typer.Option(None, "--buffer-size", "-b",
+                                               help="Netlink receive buffer in bytes (default 8 MiB)."),
+        output: str = typer.Option("text", "-o", "--output", help="text (readable) or conntrack (conntrack -E lines)."),
+        json: bool = typer.Option(False, "--json", help="One JSON object per event, lost-event counts, a summary."),
+    ) -> int:
+        """Show conntrack events as they happen. Lost events (ENOBUFS) are counted, never hidden."""
+        from gnt.cli import current_env
+        from gnt.conntrack import watch
+        from gnt.conntrack.filters import parse_events
+        from gnt.conntrack.models import Lost, WatchSummary
+        from gnt.output import make_renderer
+        from gnt.output.text.conntrack import make_formatter
+
+        mode = _output_mode(output, json)
+        wanted = parse_events(events)
+        if count is not None and count < 1:
+            raise UsageError(f"--count {count}: must be at least 1")
+        if duration is not None and duration <= 0:
+            raise UsageError(f"--duration {duration}: must be positive")
+        if buffer_size is not None and buffer_size < 1024:
+            raise UsageError(f"--buffer-size {buffer_size}: must be at least 1024 bytes")
+        flt = build_filter(proto=proto, src=src, dst=dst, sport=sport, dport=dport, reply_src=reply_src,
+                           reply_dst=reply_dst, state=state, mark=mark, zone=zone, snat=snat, dnat=dnat,
+                           nat=nat, ipv4=ipv4, ipv6=ipv6)
+        env = current_env()
+        renderer = make_renderer(env, json=json, formatter=make_formatter(mode))
+        summary: WatchSummary | None = None
+        shown = lost = 0
+        started = time.monotonic()
+        stream = watch(flt, wanted, count=count, duration=duration, rcvbuf=buffer_size)
+        try:
+            for obj in stream:
+                if isinstance(obj, WatchSummary):
+                    summary = obj
+                elif isinstance(obj, Lost):
+                    lost = obj.total
+                else:
+                    shown += 1
+                renderer.emit(obj)
+        except BrokenPipeError:
+            return _reader_gone()
+        except KeyboardInterrupt:
+            # Ctrl-C is how a watch usually ends: say what was seen (and lost), then exit 130.
+            renderer.emit(WatchSummary(events=shown, lost=lost, duration=round(time.monotonic() - started, 3),
+                                       filtered=flt.active))
+            raise
+        finally:
+            stream.close()
+        if summary is not None and summary.filtered and summary.events == 0:
+            return int(ExitCode.NEGATIVE)
+        return int(ExitCode.OK)
+
+    @sub.command("stats")
+    def stats_cmd(
+        json: bool = typer.Option(False, "--json", help="One JSON object per CPU, then the totals."),
+    ) -> int:
+        """Per-CPU conntrack counters, flagging insert_failed (the 5-second DNS timeout race)."""
+        from gnt.cli import current_env
+        from gnt.conntrack import read_stats
+        from gnt.output import make_renderer
+        from gnt.output.text.conntrack import make_formatter
+
+        renderer = make_renderer(current_env(), json=json, formatter=make_formatter("text"))
+        for obj in read_stats():
+            renderer.emit(obj)
+        return int(ExitCode.OK)
+
+    app.add_typer(sub, name="conntrack")

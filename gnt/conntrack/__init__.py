@@ -1,0 +1,186 @@
+"""`gnt conntrack`: the connection-tracking table and its events, with NAT made explicit.
+
+Pure logic over ctnetlink (gnt.conntrack.netlink): it yields models (gnt.conntrack.models)
+and never prints. The dump is streamed: each datagram (about 150 entries) is decoded and its
+entries handed on as it arrives; a child process reads ahead at most a pipe's worth (1 MiB),
+so memory does not grow with the table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Iterator
+
+from gnt.conntrack.entries import EntryBuilder
+from gnt.conntrack.filters import EntryFilter
+from gnt.conntrack.models import CpuStats, Entry, EventEntry, ListSummary, Lost, Stats, WatchSummary
+from gnt.conntrack.netlink import (
+    CTA_STATS_CHAIN_TOOLONG,
+    CTA_STATS_CLASH_RESOLVE,
+    CTA_STATS_GLOBAL_ENTRIES,
+    CTA_STATS_GLOBAL_MAX_ENTRIES,
+    EVENT_RCVBUF,
+    IPCTNL_MSG_CT_GET,
+    IPCTNL_MSG_CT_GET_STATS,
+    IPCTNL_MSG_CT_GET_STATS_CPU,
+    NF_NETLINK_CONNTRACK_DESTROY,
+    NF_NETLINK_CONNTRACK_NEW,
+    NF_NETLINK_CONNTRACK_UPDATE,
+    NFGENMSG,
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    STATS_CPU_NAMES,
+    CtnetlinkSocket,
+    decode_u32_attrs,
+    event_kind,
+    program_of_portid,
+    sender_portid,
+)
+
+EVENT_GROUPS = {  # event name -> multicast group bit: the kernel sends only what was asked
+    "new": NF_NETLINK_CONNTRACK_NEW,
+    "update": NF_NETLINK_CONNTRACK_UPDATE,
+    "destroy": NF_NETLINK_CONNTRACK_DESTROY,
+}
+# The explanations `stats` attaches to a non-zero counter.
+INSERT_FAILED_HINT = (
+    "insert_failed counts lost insert races: two packets of one new flow (typically the parallel "
+    "A and AAAA DNS queries of one UDP socket) raced to create the same entry and one was dropped, "
+    "the classic 5-second DNS timeout; use 'options single-request-reopen' in resolv.conf, or TCP "
+    "for DNS, or a kernel with conntrack clash resolution"
+)
+DROP_HINT = ("drop/early_drop count packets and entries lost to a full table: raise "
+             "net.netfilter.nf_conntrack_max or shorten timeouts")
+FULL_FRACTION = 0.9  # warn when the table is this full
+
+
+def list_entries(flt: EntryFilter) -> Iterator[Entry | ListSummary]:
+    """Every entry of this network namespace's table that matches, then a summary."""
+    scanned = shown = 0
+    check = flt.matches if flt.active else None
+    build = EntryBuilder().build
+    with CtnetlinkSocket() as sock:
+        sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=flt.family or 0)
+        for buf, off, end, _msg_type, _flags in sock.messages(prefetch=True):
+            scanned += 1
+            entry = build(buf, off, end)
+            if check is None or check(entry):
+                shown += 1
+                yield entry
+    yield ListSummary(shown=shown, scanned=scanned, filtered=flt.active)
+
+
+def watch(
+    flt: EntryFilter,
+    events: frozenset[str],
+    *,
+    count: int | None = None,
+    duration: float | None = None,
+    rcvbuf: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+) -> Generator[EventEntry | Lost | WatchSummary, None, None]:
+    """Conntrack events as they happen, until `count` events matched or `duration` seconds passed.
+
+    An ENOBUFS (the socket buffer overflowed: the kernel dropped events) is yielded as a `Lost`
+    at once and watching goes on. The generator's `close()` (Ctrl-C in the CLI) still ends it
+    cleanly; the summary is yielded only on a normal end.
+    """
+    groups = 0
+    for name in events:
+        groups |= EVENT_GROUPS[name]
+    check = flt.matches if flt.active else None
+    shown = 0
+    started = clock()
+    deadline = started + duration if duration is not None else None
+    build = EntryBuilder(EventEntry).build
+    with CtnetlinkSocket(groups=groups, rcvbuf=rcvbuf or EVENT_RCVBUF) as sock:
+        reported_lost = 0
+        last_portid, last_program = 0, None  # the program behind the last userspace-caused event
+        while count is None or shown < count:
+            timeout = None
+            if deadline is not None:
+                timeout = deadline - clock()
+                if timeout <= 0:
+                    break
+            batch = sock.receive_events(timeout)
+            if batch is None:
+                break
+            if sock.lost != reported_lost:
+                yield Lost(overflows=sock.lost - reported_lost, total=sock.lost, timestamp=wall())
+                reported_lost = sock.lost
+            now = wall()
+            for buf, off, end, msg_type, flags in batch:
+                kind = event_kind(msg_type, flags)
+                if kind not in events:
+                    continue
+                entry = build(buf, off, end)
+                assert isinstance(entry, EventEntry)
+                entry.event = kind
+                entry.timestamp = now
+                portid = sender_portid(buf, off)
+                if portid:
+                    if portid != last_portid:
+                        last_portid, last_program = portid, program_of_portid(portid)
+                    entry.portid, entry.program = portid, last_program
+                if check is not None and not check(entry):
+                    continue
+                shown += 1
+                yield entry
+                if count is not None and shown >= count:
+                    break
+        yield WatchSummary(events=shown, lost=sock.lost, duration=round(clock() - started, 3),
+                           filtered=flt.active)
+
+
+def read_stats() -> Iterator[CpuStats | Stats]:
+    """Per-CPU counters, then the totals with the table's fill and warnings."""
+    per_cpu: list[CpuStats] = []
+    with CtnetlinkSocket() as sock:
+        sock.request(IPCTNL_MSG_CT_GET_STATS_CPU, NLM_F_DUMP)
+        for buf, off, end, _msg_type, _flags in sock.messages():
+            cpu = int.from_bytes(buf[off + 2:off + 4], "big")  # nfgenmsg.res_id carries the CPU
+            values = decode_u32_attrs(buf, off + NFGENMSG.size, end)
+            counters = {name: values.get(attr, 0) for attr, name in STATS_CPU_NAMES.items()}
+            stat = CpuStats(
+                cpu=cpu, found=counters["found"], invalid=counters["invalid"], insert=counters["insert"],
+                insert_failed=counters["insert_failed"], drop=counters["drop"], early_drop=counters["early_drop"],
+                error=counters["error"], search_restart=counters["search_restart"],
+                clash_resolve=values.get(CTA_STATS_CLASH_RESOLVE), chain_toolong=values.get(CTA_STATS_CHAIN_TOOLONG),
+            )
+            per_cpu.append(stat)
+            yield stat
+        sock.request(IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK)
+        globals_: dict[int, int] = {}
+        for buf, off, end, _msg_type, _flags in sock.messages():
+            globals_.update(decode_u32_attrs(buf, off + NFGENMSG.size, end))
+    yield summarize(per_cpu, globals_.get(CTA_STATS_GLOBAL_ENTRIES), globals_.get(CTA_STATS_GLOBAL_MAX_ENTRIES))
+
+
+def summarize(per_cpu: list[CpuStats], entries: int | None, max_entries: int | None) -> Stats:
+    """Totals over CPUs, with a warning per counter that explains a common outage."""
+
+    def total(name: str) -> int:
+        return sum(getattr(s, name) or 0 for s in per_cpu)
+
+    def optional_total(name: str) -> int | None:
+        values = [getattr(s, name) for s in per_cpu if getattr(s, name) is not None]
+        return sum(values) if values else None
+
+    stats = Stats(
+        entries=entries, max_entries=max_entries, found=total("found"), invalid=total("invalid"),
+        insert=total("insert"), insert_failed=total("insert_failed"), drop=total("drop"),
+        early_drop=total("early_drop"), error=total("error"), search_restart=total("search_restart"),
+        clash_resolve=optional_total("clash_resolve"), chain_toolong=optional_total("chain_toolong"),
+    )
+    if stats.insert_failed:
+        stats.warnings.append(f"insert_failed={stats.insert_failed}: {INSERT_FAILED_HINT}")
+    if stats.drop or stats.early_drop:
+        stats.warnings.append(f"drop={stats.drop} early_drop={stats.early_drop}: {DROP_HINT}")
+    if entries is not None and max_entries and entries >= FULL_FRACTION * max_entries:
+        stats.warnings.append(f"the table is {100 * entries // max_entries}% full ({entries}/{max_entries}): "
+                              "raise net.netfilter.nf_conntrack_max")
+    return stats
+
+
+__all__ = ["EntryFilter", "list_entries", "read_stats", "summarize", "watch"]

@@ -1,0 +1,289 @@
+"""From decoded ctnetlink messages to the `Entry` models, with NAT read off the tuples.
+
+Names come from the kernel: include/uapi/linux/netfilter/nf_conntrack_common.h (IPS_* status
+bits), nf_conntrack_tcp.h / nf_conntrack_sctp.h (state tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gnt.conntrack.decode import _address_text, address_text
+from gnt.conntrack.models import AddrTuple, Counters, Entry, EventEntry, IcmpTuple, PortTuple, Tuple
+
+AF_INET = 2  # nfgenmsg.nfgen_family of IPv4 entries
+AF_INET6 = 10  # nfgenmsg.nfgen_family of IPv6 entries
+FAMILY_NAMES = {AF_INET: "ipv4", AF_INET6: "ipv6"}
+
+IPPROTO_ICMP = 1  # RFC 792
+IPPROTO_TCP = 6  # RFC 9293
+IPPROTO_UDP = 17  # RFC 768
+IPPROTO_DCCP = 33  # RFC 4340
+IPPROTO_GRE = 47  # RFC 2784
+IPPROTO_ICMPV6 = 58  # RFC 4443
+IPPROTO_SCTP = 132  # RFC 9260
+IPPROTO_UDPLITE = 136  # RFC 3828
+PROTO_NAMES = {  # the names conntrack-tools prints
+    IPPROTO_ICMP: "icmp", IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_DCCP: "dccp",
+    IPPROTO_GRE: "gre", IPPROTO_ICMPV6: "icmpv6", IPPROTO_SCTP: "sctp", IPPROTO_UDPLITE: "udplite",
+}
+PROTO_NUMBERS = {name: num for num, name in PROTO_NAMES.items()}
+ICMP_PROTOS = (IPPROTO_ICMP, IPPROTO_ICMPV6)
+
+# enum tcp_conntrack, in kernel order (SYN_SENT2 is simultaneous open; conntrack-tools calls it LISTEN)
+TCP_STATES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK",
+              "TIME_WAIT", "CLOSE", "SYN_SENT2")
+# enum sctp_conntrack
+SCTP_STATES = ("NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_SENT",
+               "SHUTDOWN_RECD", "SHUTDOWN_ACK_SENT", "HEARTBEAT_SENT", "HEARTBEAT_ACKED")
+# enum ct_dccp_states
+DCCP_STATES = ("NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT",
+               "IGNORE", "INVALID")
+
+# enum ip_conntrack_status, bit by bit
+STATUS_BITS = ("EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT", "DST_NAT", "SEQ_ADJUST",
+               "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT", "TEMPLATE", "NAT_CLASH",
+               "HELPER", "OFFLOAD", "HW_OFFLOAD")
+IPS_SEEN_REPLY = 1 << 1  # a packet was seen in the reply direction
+IPS_ASSURED = 1 << 2  # will not be early-dropped
+IPS_OFFLOAD = 1 << 14  # in the flowtable
+IPS_HW_OFFLOAD = 1 << 15  # in hardware
+NSEC = 1_000_000_000  # ns per second (CTA_TIMESTAMP is in ns)
+
+_status_names: dict[int, tuple[str, ...]] = {}
+
+
+def status_names(bits: int) -> tuple[str, ...]:
+    """The IPS_* names set in `bits` (a handful of distinct values per table: cached)."""
+    names = _status_names.get(bits)
+    if names is None:
+        names = tuple(name for i, name in enumerate(STATUS_BITS) if bits >> i & 1)
+        if bits >> len(STATUS_BITS):
+            names += (f"0x{bits >> len(STATUS_BITS) << len(STATUS_BITS):x}",)
+        if len(_status_names) < 4096:
+            _status_names[bits] = names
+    return names
+
+
+def state_name(proto: int, state: int) -> str:
+    table = SCTP_STATES if proto == IPPROTO_SCTP else DCCP_STATES if proto == IPPROTO_DCCP else TCP_STATES
+    return table[state] if state < len(table) else str(state)
+
+
+def nat_of(orig: Tuple, reply: Tuple) -> tuple[str, ...]:
+    """("snat",) / ("dnat",) / both / (): where the reply tuple does not mirror the original.
+
+    The reply of an untranslated connection swaps source and destination. The address or port
+    the reply goes *to* differing from the original source is source NAT; the address or port
+    it comes *from* differing from the original destination is destination NAT.
+    """
+    if not reply.src and not reply.dst:
+        return ()
+    snat = reply.dst != orig.src
+    dnat = reply.src != orig.dst
+    if type(orig) is PortTuple and type(reply) is PortTuple:
+        snat = snat or reply.dport != orig.sport
+        dnat = dnat or reply.sport != orig.dport
+    elif type(orig) is IcmpTuple and type(reply) is IcmpTuple:
+        snat = snat or reply.id != orig.id
+    return _NAT[snat, dnat]
+
+
+_NAT = {(False, False): (), (True, False): ("snat",), (False, True): ("dnat",), (True, True): ("snat", "dnat")}
+
+
+def to_entry(v: tuple[Any, ...], cls: type[Entry] = Entry) -> Entry:
+    """The model of one decoded message (`v` in gnt.conntrack.decode.FIELDS order)."""
+    (family, osrc, odst, proto, osp, odp, oit, oic, oid, rsrc, rdst, rsp, rdp, rit, ric, rid,
+     status, timeout, mark, id_, use, zone, state, op, ob, rp, rb, start, stop, helper, secctx) = v
+    text = _address_text
+    o_src = text.get(osrc) or address_text(osrc)
+    o_dst = text.get(odst) or address_text(odst)
+    r_src = text.get(rsrc) or address_text(rsrc)
+    r_dst = text.get(rdst) or address_text(rdst)
+    original: Tuple
+    reply: Tuple
+    if proto is None:
+        proto = 0
+    if proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+        original = IcmpTuple(o_src, o_dst, oit or 0, oic or 0, oid or 0)
+        reply = IcmpTuple(r_src, r_dst, rit or 0, ric or 0, rid or 0)
+        nat = _NAT[r_dst != o_src or rid != oid, r_src != o_dst] if r_src or r_dst else ()
+    elif osp is not None:
+        original = PortTuple(o_src, o_dst, osp, odp or 0)
+        reply = PortTuple(r_src, r_dst, rsp or 0, rdp or 0)
+        nat = _NAT[r_dst != o_src or rdp != osp, r_src != o_dst or rsp != odp] if r_src or r_dst else ()
+    else:
+        original = AddrTuple(o_src, o_dst)
+        reply = AddrTuple(r_src, r_dst)
+        nat = _NAT[r_dst != o_src, r_src != o_dst] if r_src or r_dst else ()
+    if status is None:
+        names: tuple[str, ...] = ()
+    else:
+        names = _status_names.get(status) or status_names(status)
+    counters = None
+    if op is not None or rp is not None:
+        counters = Counters(op or 0, ob or 0, rp or 0, rb or 0)
+    return cls(
+        FAMILY_NAMES.get(family) or str(family),
+        PROTO_NAMES.get(proto) or str(proto),
+        None if state is None else state_name(proto, state),
+        names,
+        original,
+        reply,
+        nat,
+        mark,
+        zone or 0,
+        timeout,
+        id_,
+        start / NSEC if start else None,
+        stop / NSEC if stop else None,
+        counters,
+        helper,
+        proto,
+        status,
+        use,
+        secctx,
+    )
+
+
+def to_event(v: tuple[Any, ...], kind: str, timestamp: float) -> EventEntry:
+    entry = to_entry(v, EventEntry)
+    assert isinstance(entry, EventEntry)
+    entry.event = kind
+    entry.timestamp = timestamp
+    return entry
+
+
+# ---- the fused fast path ------------------------------------------------------------------
+#
+# For each message layout the decoder has compiled, generate one function that unpacks the
+# message, checks its attribute headers and builds the Entry straight from the unpacked values
+# (what `to_entry(decoder.decode(...))` does, minus the intermediate tuple and the per-field
+# presence tests, which the layout settles once). The generated code is made from FIELDS
+# indexes only, never from message contents. A message it does not fit returns None and takes
+# the general path; tests hold both paths equal.
+
+_BUILDER_TEMPLATE = '''
+def build(buf, off):
+    if int.from_bytes(buf[off:off + size], "little") & mask != expected:
+        return None
+    {values} = unpack(buf, off)
+    proto = {proto}
+    if {kind_guard}:
+        return None
+    o_src = {o_src}
+    o_dst = {o_dst}
+    r_src = {r_src}
+    r_dst = {r_dst}
+    return cls(
+        {family!r},
+        PROTO_NAMES.get(proto) or str(proto),
+        {state},
+        {names},
+        {original},
+        {reply},
+        {nat},
+        {mark}, {zone}, {timeout}, {id}, {start}, {stop}, {counters}, None, proto, {status}, {use}, None,
+    )
+'''
+
+
+def compile_builder(layout: Any, cls: type[Entry]) -> Callable[[bytes, int], Entry | None]:
+    """The fused decode+build function of one compiled layout (see the note above)."""
+    from gnt.conntrack.decode import FIELDS
+
+    where = {name: layout.field_idx[i] for i, name in enumerate(FIELDS)}
+    n_values = len(layout.struct.unpack(bytes(layout.struct.size)))
+
+    def value(name: str) -> str:
+        return f"x{where[name]}" if where[name] >= 0 else "None"
+
+    def address(name: str) -> str:
+        return f"(text.get(x{where[name]}) or addr(x{where[name]}))" if where[name] >= 0 else "''"
+
+    def number(name: str) -> str:  # struct values are never None: 0 stands in only for an absent one
+        return f"x{where[name]}" if where[name] >= 0 else "0"
+
+    def stamp(name: str) -> str:
+        return f"(x{where[name]} / NSEC if x{where[name]} else None)" if where[name] >= 0 else "None"
+
+    icmp = where["o_icmp_type"] >= 0 or where["o_icmp_id"] >= 0
+    ports = where["o_sport"] >= 0
+    if icmp:
+        kind_guard = "proto != IPPROTO_ICMP and proto != IPPROTO_ICMPV6"
+        original = (f"IcmpTuple(o_src, o_dst, {number('o_icmp_type')}, {number('o_icmp_code')}, "
+                    f"{number('o_icmp_id')})")
+        reply = (f"IcmpTuple(r_src, r_dst, {number('r_icmp_type')}, {number('r_icmp_code')}, "
+                 f"{number('r_icmp_id')})")
+        nat = f"_NAT[r_dst != o_src or {number('r_icmp_id')} != {number('o_icmp_id')}, r_src != o_dst]"
+    elif ports:
+        kind_guard = "proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6"
+        original = f"PortTuple(o_src, o_dst, {value('o_sport')}, {number('o_dport')})"
+        reply = f"PortTuple(r_src, r_dst, {number('r_sport')}, {number('r_dport')})"
+        nat = (f"_NAT[r_dst != o_src or {number('r_dport')} != {value('o_sport')}, "
+               f"r_src != o_dst or {number('r_sport')} != {number('o_dport')}]")
+    else:
+        kind_guard = "proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6"
+        original = "AddrTuple(o_src, o_dst)"
+        reply = "AddrTuple(r_src, r_dst)"
+        nat = "_NAT[r_dst != o_src, r_src != o_dst]"
+    counters = "None"
+    if where["o_packets"] >= 0 or where["r_packets"] >= 0:
+        counters = (f"Counters({number('o_packets')}, {number('o_bytes')}, {number('r_packets')}, "
+                    f"{number('r_bytes')})")
+    status = value("status")
+    state = value("state")
+    source = _BUILDER_TEMPLATE.format(
+        values="(" + "".join(f"x{i}, " for i in range(n_values)) + ")",
+        proto=number("proto"),
+        kind_guard=kind_guard,
+        o_src=address("o_src"), o_dst=address("o_dst"), r_src=address("r_src"), r_dst=address("r_dst"),
+        original=original, reply=reply,
+        family=FAMILY_NAMES.get(layout.family) or str(layout.family),
+        state=(f"(TCP_STATES[{state}] if proto == IPPROTO_TCP and {state} < {len(TCP_STATES)} "
+               f"else state_name(proto, {state}))") if state != "None" else "None",
+        names=f"(_status_names.get({status}) or status_names({status}))" if status != "None" else "()",
+        nat=f"({nat} if r_src or r_dst else ())",
+        mark=value("mark"), zone=number("zone"), timeout=value("timeout"), id=value("id"),
+        start=stamp("start"), stop=stamp("stop"), counters=counters, status=status, use=value("use"),
+    )
+    namespace: dict[str, Any] = {
+        "unpack": layout.struct.unpack_from, "size": layout.size, "mask": layout.mask, "expected": layout.expected,
+        "cls": cls, "PortTuple": PortTuple, "IcmpTuple": IcmpTuple, "AddrTuple": AddrTuple,
+        "Counters": Counters, "text": _address_text, "addr": address_text, "_status_names": _status_names,
+        "status_names": status_names, "state_name": state_name, "TCP_STATES": TCP_STATES,
+        "PROTO_NAMES": PROTO_NAMES, "_NAT": _NAT, "NSEC": NSEC, "IPPROTO_ICMP": IPPROTO_ICMP,
+        "IPPROTO_ICMPV6": IPPROTO_ICMPV6, "IPPROTO_TCP": IPPROTO_TCP,
+    }
+    exec(compile(source, f"<conntrack layout {layout.struct.size}>", "exec"), namespace)
+    return namespace["build"]  # type: ignore[no-any-return]
+
+
+class EntryBuilder:
+    """Entry messages to models: the fused per-layout functions first, the decoder otherwise."""
+
+    def __init__(self, cls: type[Entry] = Entry) -> None:
+        from gnt.conntrack.decode import EntryDecoder
+
+        self.cls = cls
+        self.decoder = EntryDecoder()
+        self.builders: dict[int, list[Callable[[bytes, int], Entry | None]]] = {}
+
+    def build(self, buf: bytes, off: int, end: int) -> Entry:
+        size = end - off
+        builders = self.builders.get(size)
+        if builders is not None:
+            for fn in builders:
+                entry = fn(buf, off)
+                if entry is not None:
+                    return entry
+        decoder = self.decoder
+        values = decoder.decode(buf, off, end)
+        layouts = decoder.layouts.get(size)
+        if layouts is not None and len(layouts) != len(builders or ()):
+            if len(self.builders) >= 256:  # as many sizes as the decoder keeps layouts at most
+                self.builders.clear()
+            self.builders[size] = [compile_builder(layout, self.cls) for layout in layouts]
+        return to_entry(values, self.cls)

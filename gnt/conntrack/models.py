@@ -1,0 +1,164 @@
+"""What `gnt conntrack` yields: entries (with NAT spelled out), events, losses, statistics.
+
+The JSON shapes follow from these dataclasses through gnt/output/json.py: an `entry` has
+proto, state, status [...], original {src, dst, sport, dport} (ICMP: type, code, id),
+reply {...}, nat [subset of "snat", "dnat"], mark, zone, timeout, id, start/stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(slots=True)
+class PortTuple:
+    """One direction of a TCP/UDP/SCTP/DCCP/UDP-Lite entry (GRE: the keys sit in the ports)."""
+
+    src: str
+    dst: str
+    sport: int
+    dport: int
+
+
+@dataclass(slots=True)
+class IcmpTuple:
+    """One direction of an ICMP or ICMPv6 entry."""
+
+    src: str
+    dst: str
+    type: int
+    code: int
+    id: int
+
+
+@dataclass(slots=True)
+class AddrTuple:
+    """One direction of an entry of a protocol conntrack tracks by address only."""
+
+    src: str
+    dst: str
+
+
+Tuple = PortTuple | IcmpTuple | AddrTuple
+
+
+@dataclass(slots=True)
+class Counters:
+    """Packets and bytes per direction (net.netfilter.nf_conntrack_acct=1)."""
+
+    original_packets: int
+    original_bytes: int
+    reply_packets: int
+    reply_bytes: int
+
+
+@dataclass(slots=True)
+class Entry:
+    """One connection-tracking entry. Fields the kernel did not send are None."""
+
+    json_type: ClassVar[str] = "entry"
+
+    family: str  # "ipv4" or "ipv6"
+    proto: str  # "tcp", "udp", "icmp", ... or the number as text
+    state: str | None  # TCP/SCTP/DCCP state name; None for stateless protocols
+    status: tuple[str, ...]  # IPS_* flag names: ASSURED, SEEN_REPLY, SRC_NAT, ...
+    original: Tuple
+    reply: Tuple
+    nat: tuple[str, ...]  # "snat" and/or "dnat": where the reply tuple does not mirror the original
+    mark: int | None
+    zone: int  # 0, the default zone, when the kernel sends none
+    timeout: int | None  # seconds left
+    id: int | None
+    start: float | None = None  # kernel timestamp, seconds since the epoch (nf_conntrack_timestamp=1)
+    stop: float | None = None
+    counters: Counters | None = None
+    helper: str | None = None
+    protonum: int = field(default=0, metadata={"json": None})
+    status_bits: int | None = field(default=None, metadata={"json": None})
+    use: int | None = field(default=None, metadata={"json": None})
+    secctx: str | None = field(default=None, metadata={"json": None})
+
+
+@dataclass(slots=True)
+class EventEntry(Entry):
+    """An entry as an event announced it (`gnt conntrack watch`)."""
+
+    event: str = "new"  # "new", "update" or "destroy"
+    timestamp: float = 0.0  # when gnt received it, seconds since the epoch
+    portid: int | None = None  # netlink port of the program that caused it; None when the kernel did
+    program: str | None = None  # that program's name, when it could be found
+
+
+@dataclass(slots=True)
+class Lost:
+    """The kernel dropped events for us (ENOBUFS): the socket buffer overflowed."""
+
+    json_type: ClassVar[str] = "lost"
+
+    overflows: int  # ENOBUFS seen in this report
+    total: int  # since watch started
+    timestamp: float
+
+
+@dataclass(slots=True)
+class ListSummary:
+    """End of a listing: how many entries matched out of how many were read."""
+
+    json_type: ClassVar[str] = "summary"
+
+    shown: int
+    scanned: int
+    filtered: bool = field(default=False, metadata={"json": None})
+
+
+@dataclass(slots=True)
+class WatchSummary:
+    """End of a watch: events shown and events the kernel dropped."""
+
+    json_type: ClassVar[str] = "summary"
+
+    events: int
+    lost: int  # ENOBUFS overflows (each one a burst of events, the count unknown)
+    duration: float
+    filtered: bool = field(default=False, metadata={"json": None})
+
+
+@dataclass(slots=True)
+class CpuStats:
+    """Per-CPU conntrack counters (what `conntrack -S` shows)."""
+
+    json_type: ClassVar[str] = "cpu"
+
+    cpu: int
+    found: int
+    invalid: int
+    insert: int
+    insert_failed: int
+    drop: int
+    early_drop: int
+    error: int
+    search_restart: int
+    clash_resolve: int | None = None  # kernel 5.9+
+    chain_toolong: int | None = None  # kernel 6.2+
+
+
+@dataclass(slots=True)
+class Stats:
+    """Totals over all CPUs, the table's fill, and what deserves a look."""
+
+    json_type: ClassVar[str] = "stats"
+
+    entries: int | None
+    max_entries: int | None
+    found: int
+    invalid: int
+    insert: int
+    insert_failed: int
+    drop: int
+    early_drop: int
+    error: int
+    search_restart: int
+    clash_resolve: int | None
+    chain_toolong: int | None
+    warnings: list[str] = field(default_factory=list)
