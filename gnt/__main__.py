@@ -26,6 +26,7 @@ def _prog(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None, env: object | None = None) -> int:
     """Run gnt with `argv` (default: sys.argv[1:]); returns the exit code (and exits when run as a script)."""
+    from gnt.output import OutputClosed
     from gnt.output.env import Environment
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None, env: object | None = None) -> int:
     except KeyboardInterrupt:
         environment.stderr.write("\n")
         code = int(ExitCode.INTERRUPTED)
-    except BrokenPipeError:
+    except (BrokenPipeError, OutputClosed):
         # The reader went away (`gnt ... | head`): not an error worth a message.
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)

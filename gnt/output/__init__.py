@@ -20,6 +20,14 @@ class ToStderr(str):
     __slots__ = ()
 
 
+class OutputClosed(Exception):  # noqa: N818 - it is a condition, not a failure
+    """The reader of stdout went away (`gnt ... | head`): stop quietly, exit 0.
+
+    Raised instead of BrokenPipeError so that no layer in between (click turns an EPIPE
+    OSError into exit 1) mistakes a closed pipe for an error.
+    """
+
+
 class Inline(str):
     """Text written exactly as is, with no newline added (ping's flood dots)."""
 
@@ -45,11 +53,11 @@ class TextRenderer:
         if text is None:
             return
         stream = self.env.stderr if isinstance(text, ToStderr) else self.env.stdout
-        if isinstance(text, Inline) or text.endswith("\n"):
-            stream.write(text)
-        else:
-            stream.write(text + "\n")
-        stream.flush()
+        try:
+            stream.write(text if isinstance(text, Inline) or text.endswith("\n") else text + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            raise OutputClosed from None
 
 
 class JsonRenderer:
@@ -64,8 +72,11 @@ class JsonRenderer:
         line = encode(obj)
         if line is None:
             return
-        self.env.stdout.write(line + "\n")
-        self.env.stdout.flush()
+        try:
+            self.env.stdout.write(line + "\n")
+            self.env.stdout.flush()
+        except BrokenPipeError:
+            raise OutputClosed from None
 
 
 def make_renderer(env: Environment, *, json: bool, formatter: Formatter) -> Renderer:

@@ -36,18 +36,36 @@ def to_jsonable(value: Any) -> Any:
     return str(value)  # addresses, networks, paths
 
 
+_LAYOUTS: dict[type, tuple[tuple[str, str], ...]] = {}  # class -> ((attribute, json key), ...)
+
+
+def _layout(cls: type) -> tuple[tuple[str, str], ...]:
+    """The (attribute, key) pairs of a model class, worked out once per class (hot in big dumps)."""
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        pairs = []
+        for f in dataclasses.fields(cls):
+            name = f.metadata.get("json", _MISSING)
+            if name is None:
+                continue
+            pairs.append((f.name, f.name if name is _MISSING else name))
+        layout = _LAYOUTS[cls] = tuple(pairs)
+    return layout
+
+
 def _dataclass_dict(obj: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     kind = getattr(obj, "json_type", None)
     if kind is not None:
         out["type"] = kind
-    for f in dataclasses.fields(obj):
-        name = f.metadata.get("json", _MISSING)
-        if name is None:
-            continue
-        key = f.name if name is _MISSING else name
-        out[key] = to_jsonable(getattr(obj, f.name))
+    for attribute, key in _layout(type(obj)):
+        value = getattr(obj, attribute)
+        # Plain values are by far the most common: skip the generic conversion for them.
+        out[key] = value if value is None or type(value) in _PLAIN else to_jsonable(value)
     return out
+
+
+_PLAIN = frozenset({bool, int, str})
 
 
 def encode(obj: Any) -> str | None:

@@ -62,3 +62,16 @@ def test_help_lists_commands() -> None:
     code, out, _ = run("--help")
     assert code == 0
     assert "ping" in out
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_closed_stdout_is_not_an_error() -> None:
+    """`gnt ... | head`: the reader leaving is a normal end (exit 0), not click's exit 1."""
+    env = Environment(stdout=_ClosedPipe(), stderr=io.StringIO())
+    code = main(["ip6", "::1"], env)
+    assert code == 0
+    assert isinstance(env.stderr, io.StringIO) and env.stderr.getvalue() == ""
