@@ -20,17 +20,19 @@ from collections.abc import Iterator
 from gnt.core.checksum import PROTO_ICMPV6
 from gnt.core.packets import icmpv6
 from gnt.core.packets.ipv6 import IPv6
-from gnt.errors import DecodeError, UsageError
-from gnt.ndisc.models import DadResult, Ignored, Neighbor, NoResponse, Soliciting, TimedOut
-from gnt.ndisc.sockets import (
+from gnt.core.sockets import (
     NDP_HOP_LIMIT,
     LinkSender,
     NDPSocket,
-    Received,
     interface_mac,
     multicast_mac,
     solicited_node,
 )
+from gnt.core.sockets import (
+    NdpReceived as Received,
+)
+from gnt.errors import DecodeError, UsageError
+from gnt.ndisc.models import DadResult, Ignored, Neighbor, NoResponse, Soliciting, TimedOut
 
 UNSPECIFIED = bytes(16)  # ::, the source of a DAD probe
 

@@ -54,7 +54,7 @@ def _family(ipv4: bool, ipv6: bool) -> int:
 def _ifindex(ifname: str | None) -> int | None:
     if ifname is None:
         return None
-    from gnt.ndisc.sockets import interface_index
+    from gnt.core.sockets import interface_index
 
     return interface_index(ifname)
 

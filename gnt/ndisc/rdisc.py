@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator
 
 from gnt.core.packets import icmpv6
+from gnt.core.sockets import NDP_HOP_LIMIT, NDPSocket, interface_mac
+from gnt.core.sockets import NdpReceived as Received
 from gnt.errors import DecodeError, UsageError
 from gnt.ndisc.models import (
     Dnssl,
@@ -25,7 +27,6 @@ from gnt.ndisc.models import (
     Soliciting,
     TimedOut,
 )
-from gnt.ndisc.sockets import NDP_HOP_LIMIT, NDPSocket, Received, interface_mac
 
 ALL_ROUTERS = bytes.fromhex("ff020000000000000000000000000002")  # ff02::2, RFC 4291 §2.7.1
 

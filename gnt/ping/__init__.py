@@ -223,10 +223,7 @@ class Pinger:
     def _open(self) -> sockets.EchoSocket:
         opts = self.options
         if opts.interface and not _is_address(opts.interface):
-            try:
-                socket.if_nametoindex(opts.interface)
-            except OSError as exc:
-                raise InterfaceError(f"unknown interface {opts.interface!r}", errno=exc.errno) from exc
+            sockets.interface_index(opts.interface)  # an unknown name is an InterfaceError
         es = sockets.open_icmp_echo(self.target.family)
         s = es.sock
         family = self.target.family

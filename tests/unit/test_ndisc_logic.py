@@ -9,9 +9,10 @@ import pytest
 
 from gnt.__main__ import main
 from gnt.core.packets import icmpv6 as m
+from gnt.core.sockets import NdpReceived as Received
+from gnt.core.sockets import multicast_mac, solicited_node
 from gnt.ndisc import ndisc, rdisc
 from gnt.ndisc.models import DadResult, Neighbor
-from gnt.ndisc.sockets import Received, multicast_mac, solicited_node
 from gnt.output.env import Environment
 from gnt.output.json import encode
 from gnt.output.text.ndisc import format_dad, format_router, ndisc_formatter
