@@ -490,8 +490,8 @@ def interface_index(ifname: str) -> int:
     try:
         return socket.if_nametoindex(ifname)
     except OSError as exc:
-        raise InterfaceError(f"unknown interface {ifname!r}", "list interfaces with: ip link",
-                             errno=exc.errno) from exc
+        # Bad input is one line: the pointer to `ip link` is part of it, not a hint line.
+        raise InterfaceError(f"unknown interface {ifname!r} (see `ip link`)", errno=exc.errno) from exc
 
 
 def interface_mac(ifname: str) -> bytes | None:

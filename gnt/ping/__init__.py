@@ -24,7 +24,7 @@ from gnt.core.checksum import verify
 from gnt.core.packets import icmp
 from gnt.core.packets.ipv4 import IPv4
 from gnt.core.resolve import Target, resolve, reverse_name
-from gnt.errors import DecodeError, InterfaceError, UsageError
+from gnt.errors import DecodeError, UsageError
 from gnt.ping.models import (
     ErrorReply,
     Interim,
