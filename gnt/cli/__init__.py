@@ -21,8 +21,14 @@ if TYPE_CHECKING:
 # command name -> module that registers it. Order is the order of `gnt --help`.
 COMMANDS: dict[str, str] = {
     "ping": "gnt.cli.ping",
+    "traceroute": "gnt.cli.traceroute",
     "vxlan-csum": "gnt.cli.vxlan",
     "conntrack": "gnt.cli.conntrack",
+    "iptrace": "gnt.cli.iptrace",
+    "ndisc": "gnt.cli.ndisc",
+    "rdisc": "gnt.cli.rdisc",
+    "ip6": "gnt.cli.ip6",
+    "neigh": "gnt.cli.neigh",
 }
 
 _current: Environment | None = None
@@ -43,8 +49,11 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit(0)
 
 
-def build_app(only: str | None = None) -> typer.Typer:
-    """The typer app with every command registered, or only `only` (the one being run)."""
+def build_app(only: str | None = None, *, with_commands: bool = True) -> typer.Typer:
+    """The typer app with every command registered, or only `only` (the one being run).
+
+    `with_commands=False` registers none: `gnt --version` needs only the root options.
+    """
     import importlib
 
     import typer
@@ -69,7 +78,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     ) -> None:
         """A network toolbox for Linux and Kubernetes nodes."""
 
-    names = [only] if only in COMMANDS else list(COMMANDS)
+    names = [] if not with_commands else [only] if only in COMMANDS else list(COMMANDS)
     for name in names:
         importlib.import_module(COMMANDS[name]).register(app)
     return app
@@ -85,11 +94,14 @@ def _command_name(argv: list[str]) -> str | None:
 def run(argv: list[str], env: Environment) -> int:
     """Parse `argv` and run the command; returns the exit code."""
     global _current
-    import gnt.cli.version as version
+    if "--verbose" in argv:
+        import gnt.cli.version as version  # platform & co. only when asked: start-up matters
 
-    version.VERBOSE_FLAG = "--verbose" in argv
+        version.VERBOSE_FLAG = True
     _current = env
-    app = build_app(_command_name(argv))
+    name = _command_name(argv)
+    version_only = name is None and ("--version" in argv or "-V" in argv)
+    app = build_app(name, with_commands=not version_only)
     import typer
     import typer.main
 

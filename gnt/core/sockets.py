@@ -269,6 +269,7 @@ class QueuedError:
     offender: str | None  # who sent the ICMP error
     payload: bytes  # the original datagram as we sent it (ICMP header on, for ping sockets)
     kernel_time_ns: int | None  # when the error was received
+    quoted_port: int | None = None  # msg_name's port: the quoted UDP/TCP destination port
 
 
 @dataclass(slots=True)
@@ -321,8 +322,8 @@ def read_error_queue(sock: socket.socket, bufsize: int = 65536) -> list[QueuedEr
     entries: list[QueuedError | TxTimestamp] = []
     while True:
         try:
-            data, ancillary, _flags, _address = sock.recvmsg(bufsize, _ANCILLARY_SPACE,
-                                                             MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            data, ancillary, _flags, address = sock.recvmsg(bufsize, _ANCILLARY_SPACE,
+                                                            MSG_ERRQUEUE | socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return entries
         stamp: int | None = None
@@ -342,7 +343,20 @@ def read_error_queue(sock: socket.socket, bufsize: int = 65536) -> list[QueuedEr
             if stamp is not None and info == SCM_TSTAMP_SND:
                 entries.append(TxTimestamp(ee_data, stamp))
             continue
-        entries.append(QueuedError(ee_errno, origin, ee_type, ee_code, info, offender, data, stamp))
+        port: int | None = None
+        if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
+            port = address[1]
+        entries.append(QueuedError(ee_errno, origin, ee_type, ee_code, info, offender, data, stamp, port))
+
+
+def clear_pending_error(sock: socket.socket) -> None:
+    """Clear the socket's pending error (SO_ERROR) so the next send goes out.
+
+    With IP_RECVERR an ICMP error about an earlier packet also sets the pending error, and the
+    next send fails with it instead of sending. Reading SO_ERROR clears it; the error-queue
+    entry, which carries the details, stays to be read.
+    """
+    sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
 
 
 # --- traceroute probe sockets ---
@@ -362,49 +376,13 @@ class ProbeError:
     quoted_port: int | None  # from msg_name (sin_port/sin6_port): the quoted UDP/TCP destination port
 
 
-def _sockaddr_port(raw: bytes) -> int | None:
-    if len(raw) < 4:
-        return None
-    family = struct.unpack_from("=H", raw)[0]
-    if family in (socket.AF_INET, socket.AF_INET6):
-        return int(struct.unpack_from("!H", raw, 2)[0])
-    return None
-
-
 def read_probe_errors(sock: socket.socket, bufsize: int = 65536) -> list[ProbeError]:
-    """Drain the error queue like `read_error_queue`, keeping each quoted destination port.
+    """The error-queue entries of a probe socket, each with the destination port it quotes.
 
     TX timestamp reports are dropped: probe round-trip times use the RX timestamp of the error.
     """
-    entries: list[ProbeError] = []
-    while True:
-        try:
-            data, ancillary, _flags, address = sock.recvmsg(bufsize, _ANCILLARY_SPACE,
-                                                            MSG_ERRQUEUE | socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return entries
-        stamp: int | None = None
-        ext: tuple[int, ...] | None = None
-        offender: str | None = None
-        for level, kind, cdata in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
-                stamp = _timespec_ns(cdata)
-            elif ((level == SOL_IP and kind == IP_RECVERR) or (level == SOL_IPV6 and kind == IPV6_RECVERR)) \
-                    and len(cdata) >= _EXT_ERR.size:
-                ext = _EXT_ERR.unpack_from(cdata)
-                offender = _sockaddr_address(cdata[_EXT_ERR.size :])
-        if ext is None:
-            continue
-        ee_errno, origin, ee_type, ee_code, _pad, info, _ee_data = ext
-        if origin == SO_EE_ORIGIN_TIMESTAMPING:
-            continue
-        port: int | None = None
-        if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
-            port = address[1]
-        elif isinstance(address, bytes):
-            port = _sockaddr_port(address)
-        queued = QueuedError(ee_errno, origin, ee_type, ee_code, info, offender, data, stamp)
-        entries.append(ProbeError(queued, port))
+    return [ProbeError(entry, entry.quoted_port) for entry in read_error_queue(sock, bufsize)
+            if isinstance(entry, QueuedError)]
 
 
 def open_udp_probe(family: int, *, source: str | None = None, device: str | None = None,

@@ -267,6 +267,8 @@ class Pinger:
         packet = self._echo_bytes(seq, now_ns)
         self.stats.transmitted += 1
         self.probes[seq & 0xFFFF] = _Probe(seq, now_ns)
+        if self.sock.is_dgram:
+            sockets.clear_pending_error(self.sock.sock)  # an earlier ICMP error must not fail this send
         try:
             self.sock.sock.sendto(packet, (self.target.address, 0))
         except OSError as exc:
