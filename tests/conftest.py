@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from helpers.netns import Chain, Topology, remove_stale
 
 

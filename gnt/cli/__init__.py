@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
 }
 
 _current: Environment | None = None
+_verbose = False  # `--verbose` was on the command line of the running `gnt --version`
 
 
 def current_env() -> Environment:
@@ -43,7 +44,7 @@ def _version_callback(value: bool) -> None:
     if value:
         import gnt.cli.version as version
 
-        version.print_version(current_env(), verbose=version.VERBOSE_FLAG)
+        version.print_version(current_env(), verbose=_verbose)
         import typer
 
         raise typer.Exit(0)
@@ -91,13 +92,36 @@ def _command_name(argv: list[str]) -> str | None:
     return None
 
 
+# Commands whose module has a `fast(argv) -> values | None` parser and a `run(values, env)`:
+# a well-formed command line runs without importing typer (see gnt/cli/ping.py).
+FAST_PATHS = frozenset({"ping"})
+
+
+def _run_fast(argv: list[str], env: Environment) -> int | None:
+    """Run a fast-path command, or None when typer has to parse this command line."""
+    import importlib
+
+    if not argv or argv[0] not in FAST_PATHS:
+        return None
+    module = importlib.import_module(COMMANDS[argv[0]])
+    values = module.fast(argv[1:])
+    if values is None:
+        return None
+    global _current
+    _current = env
+    try:
+        return int(module.run(values, env))
+    finally:
+        _current = None
+
+
 def run(argv: list[str], env: Environment) -> int:
     """Parse `argv` and run the command; returns the exit code."""
-    global _current
-    if "--verbose" in argv:
-        import gnt.cli.version as version  # platform & co. only when asked: start-up matters
-
-        version.VERBOSE_FLAG = True
+    global _current, _verbose
+    fast = _run_fast(argv, env)
+    if fast is not None:
+        return fast
+    _verbose = "--verbose" in argv  # read by the eager --version callback (per run, not sticky)
     _current = env
     name = _command_name(argv)
     version_only = name is None and ("--version" in argv or "-V" in argv)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from gnt.cli import current_env
+from gnt.cli.complete import complete_interface
 
 if TYPE_CHECKING:
     from gnt.iptrace.models import Filter
@@ -38,7 +39,7 @@ def iptrace(
                                       help="Destination address or prefix."),
     sport: int | None = typer.Option(None, "--sport", metavar="PORT", help="Source port."),
     dport: int | None = typer.Option(None, "--dport", metavar="PORT", help="Destination port."),
-    iif: str | None = typer.Option(None, "-i", "--in-interface", metavar="IFACE",
+    iif: str | None = typer.Option(None, "-i", "--in-interface", metavar="IFACE", autocompletion=complete_interface,
                                       help="Input interface (incoming packets only)."),
     count: int | None = typer.Option(None, "-c", "--count", metavar="N", help="Stop after N packets."),
     duration: float | None = typer.Option(None, "--duration", metavar="SECONDS",

@@ -1,10 +1,25 @@
-"""`gnt ping`: the options of iputils ping, plus --json."""
+"""`gnt ping`: the options of iputils ping, plus --json.
+
+The options are declared once, in OPTIONS. From that table `register()` builds the typer
+command (help, completion, man pages) and `fast()` parses a well-formed command line with
+the standard library's getopt, without importing typer: a health check that runs
+`gnt ping -c 1 HOST` every few seconds pays for Python and the ping, not for the CLI
+framework (typer and click are most of gnt's start-up). Whatever `fast()` is not sure of
+(--help, a value of the wrong type, an unknown option, a missing host) goes to typer,
+which reports it; a test keeps the two parsers in agreement.
+"""
 
 from __future__ import annotations
 
-import typer
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from gnt.cli import current_env
+
+if TYPE_CHECKING:
+    import typer
+
+    from gnt.output.env import Environment
 
 HELP = """Send ICMP echo requests (unprivileged ping socket first, raw socket as root), iputils-style.
 
@@ -12,27 +27,74 @@ Exit status: 0 when replies came; 1 when none came (or fewer than -c before the 
 2 on error or bad usage."""
 
 
-def ping(
-    host: str | None = typer.Argument(None, metavar="HOST", help="Name or address to ping.", show_default=False),
-    ipv4: bool = typer.Option(False, "-4", help="Use IPv4 only."),
-    ipv6: bool = typer.Option(False, "-6", help="Use IPv6 only."),
-    count: int | None = typer.Option(None, "-c", metavar="COUNT", help="Stop after COUNT replies."),
-    interval: str | None = typer.Option(None, "-i", metavar="INTERVAL", help="Seconds between requests."),
-    timeout: str | None = typer.Option(None, "-W", metavar="TIMEOUT", help="Seconds to wait for a reply."),
-    deadline: str | None = typer.Option(None, "-w", metavar="DEADLINE", help="Stop after DEADLINE seconds."),
-    size: int = typer.Option(56, "-s", metavar="SIZE", help="Bytes of ICMP data."),
-    ttl: int | None = typer.Option(None, "-t", metavar="TTL", help="IP time to live / hop limit."),
-    interface: str | None = typer.Option(None, "-I", metavar="IFACE|ADDR",
-                                            help="Source interface or address."),
-    quiet: bool = typer.Option(False, "-q", help="Only the summary."),
-    timestamps: bool = typer.Option(False, "-D", help="Print a UNIX timestamp before each line."),
-    outstanding: bool = typer.Option(False, "-O", help="Report outstanding replies before the next send."),
-    numeric: bool = typer.Option(False, "-n", help="No reverse name lookups."),
-    flood: bool = typer.Option(False, "-f", help="Flood ping (root only)."),
-    pattern: str | None = typer.Option(None, "-p", metavar="PATTERN", help="Hex bytes to fill the data with."),
-    mark: int | None = typer.Option(None, "-m", metavar="MARK", help="Tag packets with this fwmark."),
-    json: bool = typer.Option(False, "--json", help="One JSON object per line."),
-) -> int:
+@dataclass(frozen=True, slots=True)
+class Opt:
+    """One option of `gnt ping`: its flag, where its value goes, its type and its help."""
+
+    flag: str
+    dest: str
+    kind: type  # bool (a switch), int or str
+    metavar: str | None
+    help: str
+    default: object = None
+    interface: bool = False  # completes to the node's interface names
+
+
+OPTIONS: tuple[Opt, ...] = (
+    Opt("-4", "ipv4", bool, None, "Use IPv4 only.", False),
+    Opt("-6", "ipv6", bool, None, "Use IPv6 only.", False),
+    Opt("-c", "count", int, "COUNT", "Stop after COUNT replies."),
+    Opt("-i", "interval", str, "INTERVAL", "Seconds between requests."),
+    Opt("-W", "timeout", str, "TIMEOUT", "Seconds to wait for a reply."),
+    Opt("-w", "deadline", str, "DEADLINE", "Stop after DEADLINE seconds."),
+    Opt("-s", "size", int, "SIZE", "Bytes of ICMP data.", 56),
+    Opt("-t", "ttl", int, "TTL", "IP time to live / hop limit."),
+    Opt("-I", "interface", str, "IFACE|ADDR", "Source interface or address.", interface=True),
+    Opt("-q", "quiet", bool, None, "Only the summary.", False),
+    Opt("-D", "timestamps", bool, None, "Print a UNIX timestamp before each line.", False),
+    Opt("-O", "outstanding", bool, None, "Report outstanding replies before the next send.", False),
+    Opt("-n", "numeric", bool, None, "No reverse name lookups.", False),
+    Opt("-f", "flood", bool, None, "Flood ping (root only).", False),
+    Opt("-p", "pattern", str, "PATTERN", "Hex bytes to fill the data with."),
+    Opt("-m", "mark", int, "MARK", "Tag packets with this fwmark."),
+    Opt("--json", "json", bool, None, "One JSON object per line.", False),
+)
+
+
+def fast(argv: list[str]) -> dict[str, Any] | None:
+    """The option values of a well-formed `gnt ping` command line, or None to let typer decide."""
+    import getopt
+
+    shorts = "".join(o.flag[1] + ("" if o.kind is bool else ":") for o in OPTIONS if not o.flag.startswith("--"))
+    longs = [o.flag[2:] + ("" if o.kind is bool else "=") for o in OPTIONS if o.flag.startswith("--")]
+    exact = {o.flag for o in OPTIONS if o.flag.startswith("--")}
+    if any(arg.startswith("--") and arg != "--" and arg.split("=", 1)[0] not in exact for arg in argv):
+        return None  # getopt would take an abbreviation of a long option; click does not
+    try:
+        pairs, operands = getopt.gnu_getopt(argv, shorts, longs)
+    except getopt.GetoptError:
+        return None
+    if len(operands) != 1:
+        return None
+    by_flag = {o.flag: o for o in OPTIONS}
+    values: dict[str, Any] = {o.dest: o.default for o in OPTIONS}
+    for flag, text in pairs:
+        option = by_flag[flag]
+        if option.kind is bool:
+            values[option.dest] = True
+        elif option.kind is int:
+            try:
+                values[option.dest] = int(text)
+            except ValueError:
+                return None
+        else:
+            values[option.dest] = text
+    values["host"] = operands[0]
+    return values
+
+
+def run(values: dict[str, Any], env: Environment) -> int:
+    """Ping with parsed option values; returns the exit code."""
     import os
     import signal
     import socket
@@ -43,25 +105,28 @@ def ping(
     from gnt.ping import Control, PingOptions, exit_code, parse_pattern, ping
     from gnt.ping.models import Summary
 
-    env = current_env()
+    host = values["host"]
     if not host:
         raise UsageError("missing host operand (usage: gnt ping [options] HOST)")
-    if ipv4 and ipv6:
+    if values["ipv4"] and values["ipv6"]:
         raise UsageError("only one of -4 and -6 may be given")
-    family = socket.AF_INET if ipv4 else socket.AF_INET6 if ipv6 else socket.AF_UNSPEC
+    family = socket.AF_INET if values["ipv4"] else socket.AF_INET6 if values["ipv6"] else socket.AF_UNSPEC
+    interval, timeout, deadline = values["interval"], values["timeout"], values["deadline"]
+    flood = values["flood"]
     options = PingOptions(
-        host=host, family=family, count=count,
+        host=host, family=family, count=values["count"],
         interval=_seconds(interval, "-i", "bad timing interval") if interval is not None else 1.0,
         timeout=_seconds(timeout, "-W", "bad linger time") if timeout is not None else None,
         deadline=_seconds(deadline, "-w", "bad wait time") if deadline is not None else None,
-        size=size, ttl=ttl, interface=interface, quiet=quiet, timestamps=timestamps,
-        report_outstanding=outstanding, numeric=numeric, flood=flood,
-        pattern=parse_pattern(pattern) if pattern is not None else None, mark=mark,
+        size=values["size"], ttl=values["ttl"], interface=values["interface"], quiet=values["quiet"],
+        timestamps=values["timestamps"], report_outstanding=values["outstanding"], numeric=values["numeric"],
+        flood=flood, pattern=parse_pattern(values["pattern"]) if values["pattern"] is not None else None,
+        mark=values["mark"],
     )
     if flood and interval is None:
         options.interval = 0.0
-    renderer = make_renderer(env, json=json, formatter=PingText(quiet=quiet, timestamps=timestamps,
-                                                                  flood=flood))
+    formatter = PingText(quiet=values["quiet"], timestamps=values["timestamps"], flood=flood)
+    renderer = make_renderer(env, json=values["json"], formatter=formatter)
     control = Control()
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
@@ -105,4 +170,28 @@ def _seconds(text: str, option: str, what: str) -> float:
 
 
 def register(app: typer.Typer) -> None:
+    """Add `ping` to the typer app, its parameters made from OPTIONS."""
+    import inspect
+
+    import typer
+
+    from gnt.cli.complete import complete_interface
+
+    parameters = [inspect.Parameter(
+        "host", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
+        default=typer.Argument(None, metavar="HOST", help="Name or address to ping.", show_default=False),
+    )]
+    for o in OPTIONS:
+        extra: dict[str, Any] = {"autocompletion": complete_interface} if o.interface else {}
+        parameters.append(inspect.Parameter(
+            o.dest, inspect.Parameter.KEYWORD_ONLY,
+            annotation=bool if o.kind is bool else o.kind | None if o.default is None else o.kind,
+            default=typer.Option(o.default, o.flag, metavar=o.metavar, help=o.help, **extra),
+        ))
+
+    def ping(**values: Any) -> int:
+        return run(values, current_env())
+
+    ping.__signature__ = inspect.Signature(parameters, return_annotation=int)  # type: ignore[attr-defined]
+    ping.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": int}
     app.command("ping", help=HELP, no_args_is_help=False)(ping)

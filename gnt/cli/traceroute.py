@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from gnt.cli import current_env
+from gnt.cli.complete import complete_interface
 
 HELP = """Trace the route to HOST with UDP (default), ICMP (-I), UDP to one port (-U) or TCP SYN (-T) probes,
 without root. Paced against ICMP rate limits, so the hop count is the real one.
@@ -39,7 +40,8 @@ def traceroute(
     sendwait: str = typer.Option("0", "-z", "--sendwait", metavar="SENDWAIT",
                                  help="Pause between probes (seconds; above 10: milliseconds)."),
     source: str | None = typer.Option(None, "-s", "--source", metavar="SRC", help="Source address."),
-    interface: str | None = typer.Option(None, "-i", "--interface", metavar="IFACE", help="Send through IFACE."),
+    interface: str | None = typer.Option(None, "-i", "--interface", metavar="IFACE", help="Send through IFACE.",
+                                             autocompletion=complete_interface),
     numeric: bool = typer.Option(False, "-n", help="Print addresses only (no reverse lookups)."),
     paris: bool = typer.Option(False, "--paris", help="Keep the flow constant so ECMP routers use one path."),
     paths: int = typer.Option(0, "--paths", metavar="N", help="Trace N flows and show every router of each hop."),

@@ -24,6 +24,8 @@ def parse_ports(text: str) -> tuple[int, ...]:
 def register(app: typer.Typer) -> None:
     import typer
 
+    from gnt.cli.complete import complete_interface
+
     sub = typer.Typer(
         name="vxlan-csum", no_args_is_help=True, rich_markup_mode=None,
         help="Find the VXLAN checksum bug behind 63-second connection delays: on the wire (scan) "
@@ -33,7 +35,8 @@ def register(app: typer.Typer) -> None:
     @sub.command("scan")
     def scan_cmd(
         pcap: str | None = typer.Option(None, "--pcap", "-r", help="Read a pcap or pcapng file (- for stdin)."),
-        interface: str | None = typer.Option(None, "--interface", "-i", help="Capture live on this interface."),
+        interface: str | None = typer.Option(None, "--interface", "-i", help="Capture live on this interface.",
+                                                  autocompletion=complete_interface),
         port: str = typer.Option("8472,4789", "--port", "-p", help="VXLAN UDP destination ports, comma-separated."),
         count: int | None = typer.Option(None, "--count", "-c", help="Stop after this many packets."),
         duration: float | None = typer.Option(None, "--duration", "-d", help="Live: stop after this many seconds."),

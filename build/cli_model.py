@@ -1,0 +1,219 @@
+"""A plain description of gnt's command line, read from the typer app, for the generators.
+
+build/gen_completions.py and build/gen_man.py both start here, so the shell completions and
+the man pages come from the same definitions `gnt --help` prints. Everything is read from
+the click-level commands that `typer.main.get_command(gnt.cli.build_app())` returns, through
+attributes that typer keeps across its releases (the ones that still depend on click and the
+ones that carry their own copy of it).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from gnt.cli.complete import uses_interface_completion
+
+PROG = "gnt"  # the program name every page and script is generated for
+
+
+@dataclass
+class Param:
+    """One option or positional argument."""
+
+    name: str  # the Python parameter name
+    opts: list[str]  # "-c", "--count" (options) or [] (arguments)
+    secondary_opts: list[str]  # "--no-color" for "--color/--no-color"
+    help: str
+    metavar: str  # shown after an option that takes a value, or as the argument's name
+    takes_value: bool  # False for flags
+    required: bool
+    multiple: bool  # the option may repeat / the argument takes several values
+    default: str | None  # rendered default, None when not shown
+    choices: list[str]  # fixed values, in declaration order
+    completes: str  # "interface", "path", "choice" or "" (nothing to complete)
+
+    @property
+    def is_option(self) -> bool:
+        return bool(self.opts)
+
+
+@dataclass
+class Command:
+    """A command (`gnt`, `gnt ping`) or a sub-command of a group (`gnt conntrack list`)."""
+
+    path: list[str]  # ["gnt", "ping"]
+    help: str
+    short_help: str
+    options: list[Param] = field(default_factory=list)
+    arguments: list[Param] = field(default_factory=list)
+    subcommands: list[Command] = field(default_factory=list)
+    module: str | None = None  # the gnt.cli module that registers it (top-level commands only)
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.path)
+
+    def walk(self) -> list[Command]:
+        """This command and every command under it, depth first, in registration order."""
+        result = [self]
+        for sub in self.subcommands:
+            result.extend(sub.walk())
+        return result
+
+
+def load() -> Command:
+    """The whole CLI, every command in gnt.cli.COMMANDS registered."""
+    import typer.main
+
+    from gnt.cli import COMMANDS, build_app
+
+    root_click = typer.main.get_command(build_app())
+    root = _command([PROG], root_click)
+    for sub in root.subcommands:
+        sub.module = COMMANDS.get(sub.path[1])
+    return root
+
+
+def module_attribute(command: Command, attribute: str) -> Any:
+    """An optional module-level attribute (EXAMPLES, EXIT_STATUS) of the command's gnt.cli module."""
+    if command.module is None:
+        return None
+    return getattr(importlib.import_module(command.module), attribute, None)
+
+
+def _command(path: list[str], click_command: Any) -> Command:
+    help_text = _clean_help(getattr(click_command, "help", None) or "")
+    short = getattr(click_command, "short_help", None) or _first_sentence(help_text)
+    command = Command(path=path, help=help_text, short_help=_clean_help(short))
+    declared = _declared_help(getattr(click_command, "callback", None))
+    for click_param in click_command.params:
+        if getattr(click_param, "hidden", False):
+            continue
+        param = _param(click_param)
+        if not param.help:  # typer versions that keep click's Argument drop an argument's help
+            param.help = _clean_help(declared.get(param.name, ""))
+        (command.options if param.is_option else command.arguments).append(param)
+    subcommands = getattr(click_command, "commands", None) or {}
+    for name, sub in subcommands.items():
+        if getattr(sub, "hidden", False):
+            continue
+        command.subcommands.append(_command([*path, name], sub))
+    return command
+
+
+def _param(click_param: Any) -> Param:
+    is_option = type(click_param).__name__.endswith("Option")
+    opts = list(click_param.opts) if is_option else []
+    is_flag = bool(getattr(click_param, "is_flag", False)) or bool(getattr(click_param, "count", False))
+    choices = _choices(click_param)
+    if uses_interface_completion(getattr(click_param, "_custom_shell_complete", None)):
+        completes = "interface"
+    elif choices:
+        completes = "choice"
+    elif _is_path(click_param):
+        completes = "path"
+    else:
+        completes = ""
+    name = click_param.name or ""
+    metavar = getattr(click_param, "metavar", None) or name.upper().replace("_", "-")
+    multiple = bool(getattr(click_param, "multiple", False)) or getattr(click_param, "nargs", 1) == -1
+    return Param(
+        name=name,
+        opts=_sorted_opts(opts),
+        secondary_opts=list(getattr(click_param, "secondary_opts", []) or []),
+        help=_clean_help(getattr(click_param, "help", None) or ""),
+        metavar=metavar,
+        takes_value=is_option and not is_flag,
+        required=bool(click_param.required),
+        multiple=multiple,
+        default=_default(click_param, is_flag),
+        choices=choices,
+        completes=completes,
+    )
+
+
+def _declared_help(callback: Any) -> dict[str, str]:
+    """help= of each typer.Option/Argument in the command function's signature, by parameter name."""
+    if callback is None:
+        return {}
+    import typing
+
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):
+        return {}
+    try:
+        hints = typing.get_type_hints(inspect.unwrap(callback), include_extras=True)
+    except Exception:  # unresolvable annotations: fall back to defaults only
+        hints = {}
+    result = {}
+    for name, parameter in signature.parameters.items():
+        candidates = [parameter.default, *getattr(hints.get(name), "__metadata__", ())]
+        for candidate in candidates:
+            help_text = getattr(candidate, "help", None)
+            if isinstance(help_text, str) and help_text:
+                result[name] = help_text
+                break
+    return result
+
+
+def _sorted_opts(opts: list[str]) -> list[str]:
+    """Short options first (`-c, --count`), as help pages list them."""
+    return sorted(opts, key=lambda opt: (opt.startswith("--"), opts.index(opt)))
+
+
+def _choices(click_param: Any) -> list[str]:
+    for holder in (getattr(click_param, "type", None), getattr(click_param, "type_descriptor", None)):
+        values = getattr(holder, "choices", None)
+        if values:
+            return [_plain(value) for value in values]
+    return []
+
+
+PATH_METAVARS = ("FILE", "PATH", "PCAP", "DIR")  # a str option with one of these metavars names a file
+
+
+def _is_path(click_param: Any) -> bool:
+    type_name = getattr(getattr(click_param, "type", None), "name", "")
+    if type_name in ("path", "file", "filename"):
+        return True
+    metavar = (getattr(click_param, "metavar", None) or click_param.name or "").upper()
+    if any(word in re.split(r"[^A-Z]+", metavar) for word in PATH_METAVARS):
+        return True
+    descriptor = getattr(click_param, "type_descriptor", None)
+    return bool(getattr(descriptor, "is_path", False) or getattr(descriptor, "is_file", False))
+
+
+def _default(click_param: Any, is_flag: bool) -> str | None:
+    show = getattr(click_param, "show_default", False)
+    if isinstance(show, str):
+        return show
+    value = click_param.default
+    if not show or value is None or callable(value) or is_flag:
+        return None
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(item) for item in value) if value else None
+    return _plain(value)
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+def _clean_help(text: str) -> str:
+    """The help as plain paragraphs: dedented, click's no-rewrap markers (\\b) dropped."""
+    lines = [line for line in inspect.cleandoc(text).splitlines() if line.strip() != "\b"]
+    return "\n".join(lines).strip()
+
+
+def _first_sentence(text: str) -> str:
+    first = text.split("\n\n", 1)[0].replace("\n", " ").strip()
+    end = first.find(". ")
+    return first[: end + 1] if end >= 0 else first
