@@ -160,5 +160,16 @@ def _click_exception_class() -> type[Exception]:
     return ClickException
 
 
+def parse_seconds(text: str, what: str) -> float:
+    """A non-negative, finite number of seconds given on the command line; else a UsageError naming `what`."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not a number of seconds (e.g. 0.2)") from None
+    if value != value or value < 0 or value == float("inf"):
+        raise UsageError(f"{what}: {text!r} (a non-negative number of seconds)")
+    return value
+
+
 def _one_line(message: str) -> str:
     return " ".join(message.split())

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gnt.cli import current_env
+from gnt.cli import current_env, parse_seconds
 
 if TYPE_CHECKING:
     import typer
@@ -115,9 +115,9 @@ def run(values: dict[str, Any], env: Environment) -> int:
     flood = values["flood"]
     options = PingOptions(
         host=host, family=family, count=values["count"],
-        interval=_seconds(interval, "-i", "bad timing interval") if interval is not None else 1.0,
-        timeout=_seconds(timeout, "-W", "bad linger time") if timeout is not None else None,
-        deadline=_seconds(deadline, "-w", "bad wait time") if deadline is not None else None,
+        interval=parse_seconds(interval, "bad timing interval (-i)") if interval is not None else 1.0,
+        timeout=parse_seconds(timeout, "bad linger time (-W)") if timeout is not None else None,
+        deadline=parse_seconds(deadline, "bad wait time (-w)") if deadline is not None else None,
         size=values["size"], ttl=values["ttl"], interface=values["interface"], quiet=values["quiet"],
         timestamps=values["timestamps"], report_outstanding=values["outstanding"], numeric=values["numeric"],
         flood=flood, pattern=parse_pattern(values["pattern"]) if values["pattern"] is not None else None,
@@ -155,18 +155,6 @@ def run(values: dict[str, Any], env: Environment) -> int:
         os.close(read_fd)
         os.close(write_fd)
     return code
-
-
-def _seconds(text: str, option: str, what: str) -> float:
-    from gnt.errors import UsageError
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{what}: {text!r} (option {option} takes seconds, e.g. 0.2)") from None
-    if value != value or value < 0 or value == float("inf"):
-        raise UsageError(f"{what}: {text!r} (option {option} takes a non-negative number of seconds)")
-    return value
 
 
 def register(app: typer.Typer) -> None:

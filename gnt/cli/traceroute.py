@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from gnt.cli import current_env
+from gnt.cli import current_env, parse_seconds
 from gnt.cli.complete import complete_interface
 
 HELP = """Trace the route to HOST with UDP (default), ICMP (-I), UDP to one port (-U) or TCP SYN (-T) probes,
@@ -100,18 +100,6 @@ def traceroute(
     return code
 
 
-def _number(text: str, what: str) -> float:
-    from gnt.errors import UsageError
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"bad {what}: {text!r} (a number of seconds)") from None
-    if value != value or value < 0 or value == float("inf"):
-        raise UsageError(f"bad {what}: {text!r} (a non-negative number of seconds)")
-    return value
-
-
 def _wait(text: str) -> tuple[float, float, float]:
     """-w MAX[,HERE,NEAR] (also MAX/HERE/NEAR), defaults 5, 3, 10 as the Linux traceroute."""
     from gnt.errors import UsageError
@@ -119,14 +107,14 @@ def _wait(text: str) -> tuple[float, float, float]:
     fields = text.replace("/", ",").split(",")
     if not 1 <= len(fields) <= 3 or any(f.strip() == "" for f in fields):
         raise UsageError(f"bad wait specification: {text!r} (expected MAX[,HERE,NEAR])")
-    values = [_number(f.strip(), "wait time (-w)") for f in fields] + [3.0, 10.0][len(fields) - 1:]
+    values = [parse_seconds(f.strip(), "bad wait time (-w)") for f in fields] + [3.0, 10.0][len(fields) - 1:]
     if values[0] <= 0:
         raise UsageError(f"bad wait specification: {text!r} (MAX must be above 0)")
     return values[0], values[1], values[2]
 
 
 def _sendwait(text: str) -> float:
-    value = _number(text, "send wait (-z)")
+    value = parse_seconds(text, "bad send wait (-z)")
     return value / 1000 if value > SENDWAIT_MS_ABOVE else value
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from gnt.core import sockets
 from gnt.core.checksum import verify
-from gnt.core.packets import icmp
+from gnt.core.packets import icmp, icmpv6
 from gnt.core.packets.ipv4 import IPv4
 from gnt.core.resolve import Target, resolve, reverse_name
 from gnt.errors import DecodeError, UsageError
@@ -52,30 +52,9 @@ DEFAULT_LINGER = 10.0  # iputils' MAXWAIT: how long to wait for replies when non
 FLOOD_INTERVAL = 0.01  # iputils -f: at least 100 requests a second, more when replies come back sooner
 IPV4_OVERHEAD = 28  # IPv4 header + ICMP header, for the "56(84) bytes" header
 
-ICMP6_UNREACH_TEXT = {
-    0: "No route",
-    1: "Administratively prohibited",
-    2: "Beyond scope of source address",
-    3: "Address unreachable",
-    4: "Port unreachable",
-    5: "Source address failed ingress/egress policy",
-    6: "Reject route to destination",
-}
-ICMP6_PARAM_TEXT = {0: "Wrong header field ", 1: "Unknown header ", 2: "Unknown option "}
-
-
 def describe6(icmp_type: int, code: int, info: int = 0) -> str:
-    """iputils' wording for an ICMPv6 error."""
-    if icmp_type == ICMP6_DEST_UNREACH:
-        return "Destination unreachable: " + ICMP6_UNREACH_TEXT.get(code, f"Unknown code {code}")
-    if icmp_type == ICMP6_PACKET_TOO_BIG:
-        return f"Packet too big: mtu={info}"
-    if icmp_type == ICMP6_TIME_EXCEEDED:
-        return "Time exceeded: " + ("Hop limit" if code == 0 else "Defragmentation failure" if code == 1
-                                    else f"code {code}")
-    if icmp_type == ICMP6_PARAM_PROBLEM:
-        return "Parameter problem: " + ICMP6_PARAM_TEXT.get(code, f"code {code} ") + f"at {info}"
-    return f"ICMPv6 type {icmp_type} code {code}"
+    """iputils' wording for an ICMPv6 error (the codec keeps the table)."""
+    return icmpv6.describe(icmp_type, code, info)
 
 
 @dataclass

@@ -61,7 +61,7 @@ UNREACH_TEXT = {
 }
 TIME_EXCEEDED_TEXT = {0: "Hop limit", 1: "Defragmentation failure"}
 PARAMETER_PROBLEM_TEXT = {
-    0: "Erroneous header field",
+    0: "Wrong header field",
     1: "Unknown header",
     2: "Unknown option",
 }
