@@ -20,7 +20,7 @@ class ToStderr(str):
     __slots__ = ()
 
 
-class OutputClosed(Exception):  # noqa: N818 - it is a condition, not a failure
+class OutputClosed(Exception):
     """The reader of stdout went away (`gnt ... | head`): stop quietly, exit 0.
 
     Raised instead of BrokenPipeError so that no layer in between (click turns an EPIPE
