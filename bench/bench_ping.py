@@ -71,8 +71,9 @@ def startup(runs: int) -> None:
     gnt = " ".join(gnt_command("ping", "-c", "1", "127.0.0.1"))
     bare = f"{sys.executable} -c pass"
     out = "/tmp/gnt-bench-startup.json"
+    # From / so that `python -m gnt` runs the installed package, not a checkout in the cwd.
     subprocess.run(["hyperfine", "-N", "--warmup", "3", "--runs", str(runs), "--export-json", out, bare, gnt],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, cwd="/")
     with open(out) as fh:
         results = json.load(fh)["results"]
     base, ours = results[0]["median"], results[1]["median"]

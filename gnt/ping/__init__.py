@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from gnt.core import sockets
 from gnt.core.checksum import verify
-from gnt.core.packets import icmp, icmpv6
+from gnt.core.packets import icmp
 from gnt.core.packets.ipv4 import IPv4
 from gnt.core.resolve import Target, resolve, reverse_name
 from gnt.errors import DecodeError, UsageError
@@ -53,7 +53,9 @@ FLOOD_INTERVAL = 0.01  # iputils -f: at least 100 requests a second, more when r
 IPV4_OVERHEAD = 28  # IPv4 header + ICMP header, for the "56(84) bytes" header
 
 def describe6(icmp_type: int, code: int, info: int = 0) -> str:
-    """iputils' wording for an ICMPv6 error (the codec keeps the table)."""
+    """iputils' wording for an ICMPv6 error (the codec keeps the table; loaded only when needed)."""
+    from gnt.core.packets import icmpv6
+
     return icmpv6.describe(icmp_type, code, info)
 
 
