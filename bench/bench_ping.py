@@ -42,6 +42,9 @@ def iputils_rtts(chain: Chain, count: int) -> list[float]:
 
 def rtt_fidelity(rounds: int, count: int) -> None:
     chain = Chain().build()
+    # Both tools as root with raw sockets (ping sockets refused in h1), so that they take
+    # the same kernel send path; iputils, being privileged, would use raw anyway.
+    chain["h1"].sysctl("net.ipv4.ping_group_range", "1 0")
     try:
         ours, ours_user, theirs, theirs_again = [], [], [], []
         for _ in range(rounds):
@@ -53,7 +56,7 @@ def rtt_fidelity(rounds: int, count: int) -> None:
         chain.close()
     g, i, i2 = statistics.median(ours), statistics.median(theirs), statistics.median(theirs_again)
     gu = statistics.median(ours_user)
-    print("## RTT fidelity (4-hop veth path, median per-reply RTT, interleaved)")
+    print("## RTT fidelity (4-hop veth path, median per-reply RTT, interleaved; raw sockets, as root)")
     print(f"rounds={rounds} x {count} replies each")
     print(f"gnt ping         median {g:8.1f} us")
     print(f"iputils ping     median {i:8.1f} us")

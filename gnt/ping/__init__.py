@@ -244,14 +244,16 @@ class Pinger:
 
     def _send(self, seq: int) -> SendFailed | None:
         assert self.sock is not None
-        now_ns = time.time_ns()
-        packet = self._echo_bytes(seq, now_ns)
+        packet = self._echo_bytes(seq, time.time_ns())
         self.stats.transmitted += 1
-        self.probes[seq & 0xFFFF] = _Probe(seq, now_ns)
+        probe = self.probes[seq & 0xFFFF] = _Probe(seq, 0)
         if self.sock.is_dgram:
             sockets.clear_pending_error(self.sock.sock)  # an earlier ICMP error must not fail this send
+        sendto = self.sock.sock.sendto
+        address = (self.target.address, 0)
         try:
-            self.sock.sock.sendto(packet, (self.target.address, 0))
+            probe.user_send_ns = time.time_ns()  # as close to the system call as Python gets
+            sendto(packet, address)
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
                 return SendFailed(seq, f"sendmsg: {os.strerror(exc.errno)}")
