@@ -26,9 +26,6 @@ from gnt.conntrack.netlink import (
     NF_NETLINK_CONNTRACK_DESTROY,
     NF_NETLINK_CONNTRACK_NEW,
     NF_NETLINK_CONNTRACK_UPDATE,
-    NFGENMSG,
-    NLM_F_ACK,
-    NLM_F_DUMP,
     STATS_CPU_NAMES,
     CtnetlinkSocket,
     decode_u32_attrs,
@@ -36,6 +33,7 @@ from gnt.conntrack.netlink import (
     program_of_portid,
     sender_portid,
 )
+from gnt.core.netlink import NFGENMSG, NLM_F_ACK, NLM_F_DUMP
 
 EVENT_GROUPS = {  # event name -> multicast group bit: the kernel sends only what was asked
     "new": NF_NETLINK_CONNTRACK_NEW,

@@ -21,6 +21,7 @@ import struct
 from operator import itemgetter
 
 from gnt.conntrack import netlink as nl
+from gnt.core import netlink as core_nl
 
 # The flat tuple of one entry, in this order. Addresses stay packed bytes (text comes later, cached).
 FIELDS = (
@@ -152,14 +153,14 @@ class _Recorder:
 
 
 def _walk(buf: bytes, off: int, end: int, spec: Spec, out: list[object], rec: _Recorder | None) -> None:
-    unpack = nl.NLA.unpack_from
+    unpack = core_nl.NLA.unpack_from
     while off + 4 <= end:
         nla_len, nla_type = unpack(buf, off)
         if nla_len < 4 or off + nla_len > end:
             if rec is not None:
                 rec.compilable = False
             return
-        kind = nla_type & nl.NLA_TYPE_MASK
+        kind = nla_type & core_nl.NLA_TYPE_MASK
         start, stop = off + 4, off + nla_len
         if rec is not None:
             rec.header(buf, off)
@@ -176,7 +177,7 @@ def _walk(buf: bytes, off: int, end: int, spec: Spec, out: list[object], rec: _R
                 if rec is not None:
                     rec.value(code, start, field)
         elif spec is TOP and kind in STRING_ATTRS:
-            for s_kind, a, b in nl.iter_attrs(buf, start, stop):
+            for s_kind, a, b in core_nl.iter_attrs(buf, start, stop):
                 if s_kind == 1:  # CTA_HELP_NAME / CTA_SECCTX_NAME
                     text = bytes(buf[a:b]).split(b"\0", 1)[0].decode("ascii", "replace")
                     out[_INDEX[STRING_ATTRS[kind]]] = text
@@ -189,7 +190,7 @@ def decode_generic(buf: bytes, off: int, end: int) -> tuple[object, ...]:
     """The flat `FIELDS` tuple of the message whose nfgenmsg is at `buf[off]`, attribute by attribute."""
     out: list[object] = [None] * N_FIELDS
     out[0] = buf[off]
-    _walk(buf, off + nl.NFGENMSG.size, end, TOP, out, None)
+    _walk(buf, off + core_nl.NFGENMSG.size, end, TOP, out, None)
     return tuple(out)
 
 
@@ -219,10 +220,10 @@ class EntryDecoder:
         out[0] = buf[off]
         bucket = self.layouts.get(end - off, [])
         if len(bucket) >= LAYOUTS_PER_SIZE:  # this size has layouts enough: just decode
-            _walk(buf, off + nl.NFGENMSG.size, end, TOP, out, None)
+            _walk(buf, off + core_nl.NFGENMSG.size, end, TOP, out, None)
             return tuple(out)
         rec = _Recorder(off)
-        _walk(buf, off + nl.NFGENMSG.size, end, TOP, out, rec)
+        _walk(buf, off + core_nl.NFGENMSG.size, end, TOP, out, rec)
         if rec.compilable and len(rec.headers) > 1:
             rec.skip_to(end)
             layout = _Layout("".join(rec.fmt), end - off, buf[off], rec.headers, rec.field_idx)

@@ -24,29 +24,23 @@ import socket
 import struct
 from collections.abc import Generator, Iterator
 
+from gnt.core.netlink import (
+    NETLINK_NETFILTER,
+    NFGENMSG,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    NLMSG_OVERRUN,
+    NLMSGERR,
+    NLMSGHDR,
+    iter_attrs,
+)
 from gnt.errors import GntError, PermissionDenied, UnavailableError
 
-# --- netlink (include/uapi/linux/netlink.h) ---
-NETLINK_NETFILTER = 12  # the nfnetlink protocol number
-NLM_F_REQUEST = 0x1  # a request message
-NLM_F_MULTI = 0x2  # part of a multipart reply
-NLM_F_ACK = 0x4  # ask for an acknowledgement
-NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH: dump the whole table
+# --- netlink (include/uapi/linux/netlink.h): the shared layout is in gnt.core.netlink ---
 NLM_F_CREATE = 0x400  # in ctnetlink events: the entry is new
 NLM_F_EXCL = 0x200  # in ctnetlink events: set together with NLM_F_CREATE on NEW
-NLMSG_NOOP = 1  # nothing
-NLMSG_ERROR = 2  # error (or ack) with an errno
-NLMSG_DONE = 3  # end of a multipart dump
-NLMSG_OVERRUN = 4  # data lost
-NLA_TYPE_MASK = 0x3FFF  # strips NLA_F_NESTED and NLA_F_NET_BYTEORDER from nla_type
-SOL_NETLINK = 270  # socket level of netlink options
-NETLINK_NO_ENOBUFS = 5  # setsockopt: hide overruns (never set here: gnt counts them)
 SO_RCVBUFFORCE = 33  # SO_RCVBUF beyond rmem_max, needs CAP_NET_ADMIN
-
-NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
-NLMSGERR = struct.Struct("=i")  # struct nlmsgerr starts with the (negative) errno
-NFGENMSG = struct.Struct("=BBH")  # family, version, res_id (big-endian on the wire; unused here)
-NLA = struct.Struct("=HH")  # nla_len, nla_type
 HEADER_LEN = NLMSGHDR.size + NFGENMSG.size  # 20: where a ctnetlink message's attributes start
 
 # --- nfnetlink (include/uapi/linux/netfilter/nfnetlink.h) ---
@@ -149,17 +143,6 @@ RECV_SIZE = 1 << 16  # a dump datagram is at most ~32 KiB; twice that never trun
 EVENT_RCVBUF = 8 << 20  # default event socket buffer: 8 MiB, room for a burst on a busy node
 
 _BE32 = struct.Struct(">I")  # be32 attribute payload
-
-
-def iter_attrs(buf: bytes, off: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """(type, payload start, payload end) of each attribute in `buf[off:end]`; stops at a bad length."""
-    unpack = NLA.unpack_from
-    while off + 4 <= end:
-        nla_len, nla_type = unpack(buf, off)
-        if nla_len < 4 or off + nla_len > end:
-            return
-        yield nla_type & NLA_TYPE_MASK, off + 4, off + nla_len
-        off += (nla_len + 3) & ~3
 
 
 def decode_u32_attrs(buf: bytes, off: int, end: int) -> dict[int, int]:

@@ -13,22 +13,20 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from gnt.core.netlink import (
+    NETLINK_ADD_MEMBERSHIP,
+    NETLINK_NETFILTER,
+    NETLINK_NO_ENOBUFS,
+    NFGENMSG,
+    NLMSGHDR,
+    SOL_NETLINK,
+    iter_attrs,
+)
 from gnt.errors import PermissionDenied, UnavailableError
 
-NETLINK_NETFILTER = 12  # netlink protocol of nfnetlink (linux/netlink.h)
-SOL_NETLINK = 270  # socket level for netlink options
-NETLINK_ADD_MEMBERSHIP = 1  # join a multicast group
-NETLINK_NO_ENOBUFS = 5  # keep going (and count) when the receive buffer overflows
 NFNLGRP_NFTRACE = 9  # multicast group of nftables trace events (nfnetlink.h)
 NFNL_SUBSYS_NFTABLES = 10  # nfnetlink subsystem id of nf_tables
 NFT_MSG_TRACE = 17  # enum nf_tables_msg_types
-NLMSG_ERROR = 2  # netlink error message
-NLMSG_OVERRUN = 4  # data lost
-
-NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid (host order)
-NFGENMSG = struct.Struct("!BBH")  # family, version, res_id (big-endian res_id)
-NLATTR = struct.Struct("=HH")  # nla_len, nla_type
-NLA_TYPE_MASK = 0x3FFF  # strips NLA_F_NESTED / NLA_F_NET_BYTEORDER
 
 NFTA_TRACE_TABLE = 1  # string
 NFTA_TRACE_CHAIN = 2  # string
@@ -104,14 +102,7 @@ def verdict_name(code: int, target: str | None = None) -> str:
 
 
 def _attributes(buf: bytes, offset: int, end: int) -> dict[int, bytes]:
-    attrs: dict[int, bytes] = {}
-    while offset + NLATTR.size <= end:
-        length, kind = NLATTR.unpack_from(buf, offset)
-        if length < NLATTR.size or offset + length > end:
-            break
-        attrs[kind & NLA_TYPE_MASK] = buf[offset + NLATTR.size : offset + length]
-        offset += (length + 3) & ~3
-    return attrs
+    return {kind: buf[start:stop] for kind, start, stop in iter_attrs(buf, offset, end)}
 
 
 def _string(raw: bytes) -> str:

@@ -16,6 +16,7 @@ from gnt.conntrack import decode as d
 from gnt.conntrack import netlink as nl
 from gnt.conntrack.entries import EntryBuilder, nat_of, to_entry
 from gnt.conntrack.models import AddrTuple, Counters, Entry, IcmpTuple, PortTuple
+from gnt.core import netlink as core_nl
 from gnt.errors import PermissionDenied, UnavailableError
 
 NESTED = 0x8000  # NLA_F_NESTED
@@ -66,7 +67,7 @@ def tuple_attr(kind: int, src: str, dst: str, proto: int, sport: int | None = No
 
 
 def message(attrs: list[bytes], family: int = socket.AF_INET, msg_type: int = nl.IPCTNL_MSG_CT_NEW,
-            flags: int = nl.NLM_F_MULTI, pid: int = 0) -> bytes:
+            flags: int = core_nl.NLM_F_MULTI, pid: int = 0) -> bytes:
     body = struct.pack("=BBH", family, 0, 0) + b"".join(attrs)
     return struct.pack("=IHHII", 16 + len(body), nl.CT_TYPE_BASE | msg_type, flags, 1, pid) + body
 
@@ -302,7 +303,7 @@ def test_every_path_agrees_on_random_messages(raws: list[bytes]) -> None:
 
 def test_split_datagram_and_reply_end() -> None:
     a, b = message(nat_tcp_attrs(sport=1)), message(nat_tcp_attrs(sport=2))
-    done = struct.pack("=IHHIIi", 20, nl.NLMSG_DONE, nl.NLM_F_MULTI, 1, 0, 0)
+    done = struct.pack("=IHHIIi", 20, core_nl.NLMSG_DONE, core_nl.NLM_F_MULTI, 1, 0, 0)
     datagram = a + b + done
     found = list(nl.split_datagram(datagram))
     assert [m[3] for m in found] == [nl.IPCTNL_MSG_CT_NEW, nl.IPCTNL_MSG_CT_NEW, -1]
@@ -311,7 +312,7 @@ def test_split_datagram_and_reply_end() -> None:
 
 
 def _error(code: int) -> bytes:
-    return struct.pack("=IHHIIi", 36, nl.NLMSG_ERROR, 0, 1, 0, -code) + bytes(16)
+    return struct.pack("=IHHIIi", 36, core_nl.NLMSG_ERROR, 0, 1, 0, -code) + bytes(16)
 
 
 def test_netlink_errors_become_one_line_with_a_hint() -> None:
