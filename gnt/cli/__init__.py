@@ -92,25 +92,31 @@ def _command_name(argv: list[str]) -> str | None:
     return None
 
 
-# Commands whose module has a `fast(argv) -> values | None` parser and a `run(values, env)`:
-# a well-formed command line runs without importing typer (see gnt/cli/ping.py).
-FAST_PATHS = frozenset({"ping"})
+# Command words -> (module, parser, runner): the parser turns a well-formed rest of the command
+# line into option values (None: let typer parse it), the runner runs them. These commands,
+# the ones health checks run many times a minute, then never import typer (gnt/cli/table.py).
+FAST_PATHS: dict[tuple[str, ...], tuple[str, str, str]] = {
+    ("ping",): ("gnt.cli.ping", "fast", "run"),
+    ("conntrack", "list"): ("gnt.cli.conntrack", "fast_list", "run_list"),
+}
 
 
 def _run_fast(argv: list[str], env: Environment) -> int | None:
     """Run a fast-path command, or None when typer has to parse this command line."""
     import importlib
 
-    if not argv or argv[0] not in FAST_PATHS:
+    words = next((w for w in FAST_PATHS if tuple(argv[: len(w)]) == w), None)
+    if words is None:
         return None
-    module = importlib.import_module(COMMANDS[argv[0]])
-    values = module.fast(argv[1:])
+    module_name, parser, runner = FAST_PATHS[words]
+    module = importlib.import_module(module_name)
+    values = getattr(module, parser)(argv[len(words):])
     if values is None:
         return None
     global _current
     _current = env
     try:
-        return int(module.run(values, env))
+        return int(getattr(module, runner)(values, env))
     finally:
         _current = None
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from gnt.cli.table import Opt, fast_parse, parameters, with_signature
 from gnt.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     import typer
 
     from gnt.conntrack.filters import EntryFilter
+    from gnt.output.env import Environment
 
 
 class _BatchedStream:
@@ -84,6 +86,73 @@ def _output_mode(output: str, json: bool) -> str:
     return mode
 
 
+# The filter options every filtering command takes, then `list`'s own: one table (gnt/cli/table.py)
+# from which typer's `list` is built and `fast_list` parses without importing typer.
+FILTER_OPTIONS: tuple[Opt, ...] = (
+    Opt(("-p", "--proto"), "proto", str, None, "Protocol: tcp, udp, icmp, icmpv6, sctp, ... or a number."),
+    Opt(("-s", "--src"), "src", str, None, "Original source address or CIDR."),
+    Opt(("-d", "--dst"), "dst", str, None, "Original destination address or CIDR."),
+    Opt(("--sport",), "sport", str, None, "Original source port."),
+    Opt(("--dport",), "dport", str, None, "Original destination port."),
+    Opt(("--reply-src",), "reply_src", str, None, "Reply source address or CIDR (the real server after DNAT)."),
+    Opt(("--reply-dst",), "reply_dst", str, None, "Reply destination address or CIDR (the SNAT address)."),
+    Opt(("--state",), "state", str, None, "TCP/SCTP/DCCP state(s), comma-separated, e.g. ESTABLISHED."),
+    Opt(("--mark",), "mark", str, None, "Connmark VALUE[/MASK] (decimal or 0x hex)."),
+    Opt(("--zone",), "zone", str, None, "Conntrack zone."),
+    Opt(("--snat",), "snat", bool, None, "Only source-NATed entries.", False),
+    Opt(("--dnat",), "dnat", bool, None, "Only destination-NATed entries.", False),
+    Opt(("--nat",), "nat", bool, None, "Only NATed entries (source or destination).", False),
+    Opt(("-4",), "ipv4", bool, None, "Only IPv4 entries.", False),
+    Opt(("-6",), "ipv6", bool, None, "Only IPv6 entries.", False),
+)
+LIST_OPTIONS: tuple[Opt, ...] = (
+    *FILTER_OPTIONS,
+    Opt(("-o", "--output"), "output", str, None, "text (readable) or conntrack (conntrack -L lines).", "text"),
+    Opt(("--json",), "json", bool, None, "One JSON object per entry, then a summary.", False),
+)
+LIST_HELP = "List the entries of this network namespace's table. Exit 1 if filters matched nothing."
+FILTER_FIELDS = tuple(o.dest for o in FILTER_OPTIONS)
+
+
+def fast_list(argv: list[str]) -> dict[str, Any] | None:
+    """The option values of a well-formed `gnt conntrack list` command line, or None for typer."""
+    values = fast_parse(LIST_OPTIONS, argv, operands=0)
+    if values is not None:
+        values.pop("operands")
+    return values
+
+
+def run_list(values: dict[str, Any], env: Environment) -> int:
+    """`gnt conntrack list` with parsed option values; returns the exit code."""
+    from gnt.conntrack import list_entries
+    from gnt.conntrack.models import ListSummary
+    from gnt.output import make_renderer
+    from gnt.output.env import Environment
+    from gnt.output.text.conntrack import make_formatter
+
+    mode = _output_mode(values["output"], values["json"])
+    flt = build_filter(**{name: values[name] for name in FILTER_FIELDS})
+    out = _BatchedStream(env.stdout)
+    batched = Environment(stdout=out, stderr=env.stderr, stdin=env.stdin, debug=env.debug)  # type: ignore[arg-type]
+    renderer = make_renderer(batched, json=values["json"], formatter=make_formatter(mode))
+    emit = renderer.emit
+    obj: object = None
+    try:
+        try:
+            for obj in list_entries(flt):
+                if type(obj) is ListSummary:
+                    out.flush_now()  # the entries before the summary on stderr
+                emit(obj)
+        finally:
+            out.flush_now()
+    except BrokenPipeError:
+        return _reader_gone()
+    summary = obj if isinstance(obj, ListSummary) else None
+    if summary is not None and summary.filtered and summary.shown == 0:
+        return int(ExitCode.NEGATIVE)
+    return int(ExitCode.OK)
+
+
 def register(app: typer.Typer) -> None:
     import typer
 
@@ -117,49 +186,12 @@ def register(app: typer.Typer) -> None:
 
     o = filter_options()
 
-    @sub.command("list")
-    def list_cmd(
-        proto: str | None = o["proto"], src: str | None = o["src"], dst: str | None = o["dst"],
-        sport: str | None = o["sport"], dport: str | None = o["dport"],
-        reply_src: str | None = o["reply_src"], reply_dst: str | None = o["reply_dst"],
-        state: str | None = o["state"], mark: str | None = o["mark"], zone: str | None = o["zone"],
-        snat: bool = o["snat"], dnat: bool = o["dnat"], nat: bool = o["nat"],
-        ipv4: bool = o["ipv4"], ipv6: bool = o["ipv6"],
-        output: str = typer.Option("text", "-o", "--output", help="text (readable) or conntrack (conntrack -L lines)."),
-        json: bool = typer.Option(False, "--json", help="One JSON object per entry, then a summary."),
-    ) -> int:
-        """List the entries of this network namespace's table. Exit 1 if filters matched nothing."""
+    def list_cmd(**values: Any) -> int:
         from gnt.cli import current_env
-        from gnt.conntrack import list_entries
-        from gnt.conntrack.models import ListSummary
-        from gnt.output import make_renderer
-        from gnt.output.env import Environment
-        from gnt.output.text.conntrack import make_formatter
 
-        mode = _output_mode(output, json)
-        flt = build_filter(proto=proto, src=src, dst=dst, sport=sport, dport=dport, reply_src=reply_src,
-                           reply_dst=reply_dst, state=state, mark=mark, zone=zone, snat=snat, dnat=dnat,
-                           nat=nat, ipv4=ipv4, ipv6=ipv6)
-        env = current_env()
-        out = _BatchedStream(env.stdout)
-        batched = Environment(stdout=out, stderr=env.stderr, stdin=env.stdin, debug=env.debug)  # type: ignore[arg-type]
-        renderer = make_renderer(batched, json=json, formatter=make_formatter(mode))
-        emit = renderer.emit
-        obj: object = None
-        try:
-            try:
-                for obj in list_entries(flt):
-                    if type(obj) is ListSummary:
-                        out.flush_now()  # the entries before the summary on stderr
-                    emit(obj)
-            finally:
-                out.flush_now()
-        except BrokenPipeError:
-            return _reader_gone()
-        summary = obj if isinstance(obj, ListSummary) else None
-        if summary is not None and summary.filtered and summary.shown == 0:
-            return int(ExitCode.NEGATIVE)
-        return int(ExitCode.OK)
+        return run_list(values, current_env())
+
+    sub.command("list", help=LIST_HELP)(with_signature(list_cmd, parameters(LIST_OPTIONS)))
 
     @sub.command("watch")
     def watch_cmd(

@@ -1,20 +1,17 @@
 """`gnt ping`: the options of iputils ping, plus --json.
 
-The options are declared once, in OPTIONS. From that table `register()` builds the typer
-command (help, completion, man pages) and `fast()` parses a well-formed command line with
-the standard library's getopt, without importing typer: a health check that runs
-`gnt ping -c 1 HOST` every few seconds pays for Python and the ping, not for the CLI
-framework (typer and click are most of gnt's start-up). Whatever `fast()` is not sure of
-(--help, a value of the wrong type, an unknown option, a missing host) goes to typer,
-which reports it; a test keeps the two parsers in agreement.
+The options are declared once, in OPTIONS (see gnt/cli/table.py): `register()` builds the
+typer command from it and `fast()` parses a well-formed command line without importing
+typer, so a health check running `gnt ping -c 1 HOST` every few seconds pays for Python and
+the ping, not for the CLI framework.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gnt.cli import current_env, parse_seconds
+from gnt.cli.table import Opt, fast_parse, parameters, with_signature
 
 if TYPE_CHECKING:
     import typer
@@ -27,69 +24,32 @@ Exit status: 0 when replies came; 1 when none came (or fewer than -c before the 
 2 on error or bad usage."""
 
 
-@dataclass(frozen=True, slots=True)
-class Opt:
-    """One option of `gnt ping`: its flag, where its value goes, its type and its help."""
-
-    flag: str
-    dest: str
-    kind: type  # bool (a switch), int or str
-    metavar: str | None
-    help: str
-    default: object = None
-    interface: bool = False  # completes to the node's interface names
-
-
 OPTIONS: tuple[Opt, ...] = (
-    Opt("-4", "ipv4", bool, None, "Use IPv4 only.", False),
-    Opt("-6", "ipv6", bool, None, "Use IPv6 only.", False),
-    Opt("-c", "count", int, "COUNT", "Stop after COUNT replies."),
-    Opt("-i", "interval", str, "INTERVAL", "Seconds between requests."),
-    Opt("-W", "timeout", str, "TIMEOUT", "Seconds to wait for a reply."),
-    Opt("-w", "deadline", str, "DEADLINE", "Stop after DEADLINE seconds."),
-    Opt("-s", "size", int, "SIZE", "Bytes of ICMP data.", 56),
-    Opt("-t", "ttl", int, "TTL", "IP time to live / hop limit."),
-    Opt("-I", "interface", str, "IFACE|ADDR", "Source interface or address.", interface=True),
-    Opt("-q", "quiet", bool, None, "Only the summary.", False),
-    Opt("-D", "timestamps", bool, None, "Print a UNIX timestamp before each line.", False),
-    Opt("-O", "outstanding", bool, None, "Report outstanding replies before the next send.", False),
-    Opt("-n", "numeric", bool, None, "No reverse name lookups.", False),
-    Opt("-f", "flood", bool, None, "Flood ping (root only).", False),
-    Opt("-p", "pattern", str, "PATTERN", "Hex bytes to fill the data with."),
-    Opt("-m", "mark", int, "MARK", "Tag packets with this fwmark."),
-    Opt("--json", "json", bool, None, "One JSON object per line.", False),
+    Opt(("-4",), "ipv4", bool, None, "Use IPv4 only.", False),
+    Opt(("-6",), "ipv6", bool, None, "Use IPv6 only.", False),
+    Opt(("-c",), "count", int, "COUNT", "Stop after COUNT replies."),
+    Opt(("-i",), "interval", str, "INTERVAL", "Seconds between requests."),
+    Opt(("-W",), "timeout", str, "TIMEOUT", "Seconds to wait for a reply."),
+    Opt(("-w",), "deadline", str, "DEADLINE", "Stop after DEADLINE seconds."),
+    Opt(("-s",), "size", int, "SIZE", "Bytes of ICMP data.", 56),
+    Opt(("-t",), "ttl", int, "TTL", "IP time to live / hop limit."),
+    Opt(("-I",), "interface", str, "IFACE|ADDR", "Source interface or address.", interface=True),
+    Opt(("-q",), "quiet", bool, None, "Only the summary.", False),
+    Opt(("-D",), "timestamps", bool, None, "Print a UNIX timestamp before each line.", False),
+    Opt(("-O",), "outstanding", bool, None, "Report outstanding replies before the next send.", False),
+    Opt(("-n",), "numeric", bool, None, "No reverse name lookups.", False),
+    Opt(("-f",), "flood", bool, None, "Flood ping (root only).", False),
+    Opt(("-p",), "pattern", str, "PATTERN", "Hex bytes to fill the data with."),
+    Opt(("-m",), "mark", int, "MARK", "Tag packets with this fwmark."),
+    Opt(("--json",), "json", bool, None, "One JSON object per line.", False),
 )
 
 
 def fast(argv: list[str]) -> dict[str, Any] | None:
     """The option values of a well-formed `gnt ping` command line, or None to let typer decide."""
-    import getopt
-
-    shorts = "".join(o.flag[1] + ("" if o.kind is bool else ":") for o in OPTIONS if not o.flag.startswith("--"))
-    longs = [o.flag[2:] + ("" if o.kind is bool else "=") for o in OPTIONS if o.flag.startswith("--")]
-    exact = {o.flag for o in OPTIONS if o.flag.startswith("--")}
-    if any(arg.startswith("--") and arg != "--" and arg.split("=", 1)[0] not in exact for arg in argv):
-        return None  # getopt would take an abbreviation of a long option; click does not
-    try:
-        pairs, operands = getopt.gnu_getopt(argv, shorts, longs)
-    except getopt.GetoptError:
-        return None
-    if len(operands) != 1:
-        return None
-    by_flag = {o.flag: o for o in OPTIONS}
-    values: dict[str, Any] = {o.dest: o.default for o in OPTIONS}
-    for flag, text in pairs:
-        option = by_flag[flag]
-        if option.kind is bool:
-            values[option.dest] = True
-        elif option.kind is int:
-            try:
-                values[option.dest] = int(text)
-            except ValueError:
-                return None
-        else:
-            values[option.dest] = text
-    values["host"] = operands[0]
+    values = fast_parse(OPTIONS, argv, operands=1)
+    if values is not None:
+        values["host"] = values.pop("operands")[0]
     return values
 
 
@@ -163,23 +123,13 @@ def register(app: typer.Typer) -> None:
 
     import typer
 
-    from gnt.cli.complete import complete_interface
-
-    parameters = [inspect.Parameter(
+    host = inspect.Parameter(
         "host", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
         default=typer.Argument(None, metavar="HOST", help="Name or address to ping.", show_default=False),
-    )]
-    for o in OPTIONS:
-        extra: dict[str, Any] = {"autocompletion": complete_interface} if o.interface else {}
-        parameters.append(inspect.Parameter(
-            o.dest, inspect.Parameter.KEYWORD_ONLY,
-            annotation=bool if o.kind is bool else o.kind | None if o.default is None else o.kind,
-            default=typer.Option(o.default, o.flag, metavar=o.metavar, help=o.help, **extra),
-        ))
+    )
 
     def ping(**values: Any) -> int:
         return run(values, current_env())
 
-    ping.__signature__ = inspect.Signature(parameters, return_annotation=int)  # type: ignore[attr-defined]
-    ping.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": int}
+    with_signature(ping, [host, *parameters(OPTIONS)])
     app.command("ping", help=HELP, no_args_is_help=False)(ping)

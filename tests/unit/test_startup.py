@@ -112,3 +112,13 @@ def test_vxlan_pcap_scan_path_loads_nothing_heavy(tmp_path: Path) -> None:
     code, modules = loaded_by("vxlan-csum", "scan", "--pcap", str(pcap))
     assert code == 0
     assert heavy_in(modules) == [], f"gnt vxlan-csum scan loaded {heavy_in(modules)}"
+
+
+@pytest.mark.root
+def test_conntrack_list_path_loads_no_cli_framework() -> None:
+    # the health-check listing (this namespace's table, maybe empty: exit 0 either way unfiltered)
+    code, modules = loaded_by("conntrack", "list", "-o", "conntrack")
+    assert code == 0
+    assert "gnt" in modules
+    assert "typer" not in modules and "click" not in modules
+    assert heavy_in(modules) == [], f"gnt conntrack list loaded {heavy_in(modules)}"

@@ -1,4 +1,4 @@
-"""gnt ping's typer-free parser agrees with the typer command built from the same table."""
+"""The typer-free parsers (gnt/cli/table.py) agree with the typer commands built from the same tables."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from gnt.cli import build_app
+from gnt.cli.conntrack import LIST_OPTIONS, fast_list
 from gnt.cli.ping import OPTIONS, fast
 
 
@@ -53,4 +54,39 @@ def test_every_option_is_in_the_help() -> None:
 
     result = CliRunner().invoke(build_app("ping"), ["ping", "--help"])
     for option in OPTIONS:
-        assert option.flag in result.output
+        assert all(flag in result.output for flag in option.flags)
+
+
+def conntrack_list_values(argv: list[str]) -> dict[str, Any]:
+    import typer.main
+
+    group = typer.main.get_command(build_app("conntrack"))
+    conntrack = group.commands["conntrack"]  # type: ignore[attr-defined]
+    context = conntrack.commands["list"].make_context("list", list(argv))
+    return dict(context.params)
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["-o", "conntrack"],
+    ["--json", "-p", "tcp", "--dport", "8080", "--dnat"],
+    ["-s", "198.18.10.0/24", "--reply-src=198.18.20.2", "--state", "ESTABLISHED,TIME_WAIT", "-4"],
+    ["--mark", "0x4000/0x4000", "--zone", "1", "--snat", "--nat", "-6", "--output=text"],
+])
+def test_conntrack_list_fast_parser_matches_typer(argv: list[str]) -> None:
+    values = fast_list(argv)
+    assert values is not None
+    assert values == conntrack_list_values(argv)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["extra"], ["--dpor", "80"], ["-p"], ["-x"]])
+def test_conntrack_list_fast_parser_leaves_the_rest_to_typer(argv: list[str]) -> None:
+    assert fast_list(argv) is None
+
+
+def test_every_conntrack_list_option_is_in_the_help() -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(build_app("conntrack"), ["conntrack", "list", "--help"])
+    for option in LIST_OPTIONS:
+        assert all(flag in result.output for flag in option.flags)
