@@ -22,10 +22,11 @@ class Target:
 
     @property
     def is_numeric(self) -> bool:
-        return self.host == self.address or _is_literal(self.host)
+        return self.host == self.address or is_literal(self.host)
 
 
-def _is_literal(host: str) -> bool:
+def is_literal(host: str) -> bool:
+    """True for a numeric IPv4 or IPv6 address (an IPv6 zone, "%eth0", allowed)."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, host.split("%", 1)[0])
@@ -45,7 +46,7 @@ def resolve(host: str, family: int = socket.AF_UNSPEC) -> Target:
         query: str | bytes = host.encode("ascii") if host.isascii() else host
         infos = socket.getaddrinfo(query, None, family, socket.SOCK_DGRAM)
     except socket.gaierror as exc:
-        if family != socket.AF_UNSPEC and _is_literal(host):
+        if family != socket.AF_UNSPEC and is_literal(host):
             want = "IPv6" if family == socket.AF_INET6 else "IPv4"
             raise ResolveError(f"{host}: not an {want} address", errno=exc.errno) from exc
         raise ResolveError(f"{host}: {exc.strerror}", errno=exc.errno) from exc

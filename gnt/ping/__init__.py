@@ -9,6 +9,7 @@ the kernel gives them.
 
 from __future__ import annotations
 
+import collections
 import errno
 import math
 import os
@@ -17,13 +18,13 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gnt.core import sockets
 from gnt.core.checksum import verify
 from gnt.core.packets import icmp
 from gnt.core.packets.ipv4 import IPv4
-from gnt.core.resolve import Target, resolve, reverse_name
+from gnt.core.resolve import Target, is_literal, resolve, reverse_name
 from gnt.errors import DecodeError, UsageError
 from gnt.ping.models import (
     ErrorReply,
@@ -44,13 +45,13 @@ ICMP6_DEST_UNREACH = 1  # RFC 4443 §3.1
 ICMP6_PACKET_TOO_BIG = 2  # RFC 4443 §3.2
 ICMP6_TIME_EXCEEDED = 3  # RFC 4443 §3.3
 ICMP6_PARAM_PROBLEM = 4  # RFC 4443 §3.4
-ICMP_HEADER = struct.Struct("!BBHHH")  # type, code, checksum, id, seq (ICMP and ICMPv6 echo alike)
+ICMP_HEADER = icmp.HEADER  # type, code, checksum, id, seq: ICMPv6 echo has the same layout
 STAMP = struct.Struct("!II")  # send time at the payload start: 32-bit seconds, 32-bit microseconds
 MAX_SIZE = 65507  # largest ICMP payload in one IPv4 datagram: 65535 - 20 - 8
 MIN_USER_INTERVAL = 0.002  # iputils: the shortest interval a non-root user may ask for
 DEFAULT_LINGER = 10.0  # iputils' MAXWAIT: how long to wait for replies when none came
 FLOOD_INTERVAL = 0.01  # iputils -f: at least 100 requests a second, more when replies come back sooner
-IPV4_OVERHEAD = 28  # IPv4 header + ICMP header, for the "56(84) bytes" header
+
 
 def describe6(icmp_type: int, code: int, info: int = 0) -> str:
     """iputils' wording for an ICMPv6 error (the codec keeps the table; loaded only when needed)."""
@@ -77,7 +78,6 @@ class PingOptions:
     flood: bool = False
     pattern: bytes | None = None
     mark: int | None = None
-    preload: int = 1
 
     def validate(self, *, privileged: bool) -> None:
         """iputils' limits, with one-line errors."""
@@ -137,16 +137,26 @@ class _Probe:
 
 @dataclass
 class _Stats:
+    """Counters and running RTT sums (iputils' tsum/tsum2): memory stays flat however long ping runs."""
+
     transmitted: int = 0
     received: int = 0
     duplicates: int = 0
     corrupted: int = 0
     errors: int = 0
-    rtts_us: list[int] = field(default_factory=list)
+    timed: int = 0  # replies with an RTT
+    tsum_us: int = 0
+    tsum2_us: int = 0
+    tmin_us: int = 0
+    tmax_us: int = 0
     ewma8: int = 0  # iputils' rtt*8 moving average, in microseconds
 
     def add_rtt(self, us: int) -> None:
-        self.rtts_us.append(us)
+        self.tmin_us = us if not self.timed else min(self.tmin_us, us)
+        self.tmax_us = max(self.tmax_us, us)
+        self.timed += 1
+        self.tsum_us += us
+        self.tsum2_us += us * us
         self.ewma8 = us * 8 if not self.ewma8 else self.ewma8 + us - self.ewma8 // 8
 
 
@@ -165,16 +175,6 @@ def _local_source(target: Target, interface: str | None) -> str | None:
         return None
 
 
-def _is_address(text: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, text)
-            return True
-        except OSError:
-            continue
-    return False
-
-
 class Pinger:
     """One ping run. Iterate `run()` for events."""
 
@@ -185,15 +185,14 @@ class Pinger:
         self.v6 = self.target.family == socket.AF_INET6
         self.probes: dict[int, _Probe] = {}  # by 16-bit sequence number
         self.tx_order: list[int] = []  # seq of the n-th successful send, for TX timestamp keys
-        self.tx_key_base = 0
         self.stats = _Stats()
         self.payload_tail = fill_payload(options.size, options.pattern)
         self.next_seq = 1
         self.names: dict[str, str | None] = {}
         self.resolve_names = not options.numeric and not self.target.is_numeric
-        self.tmax_us = 0
         self.sock: sockets.EchoSocket | None = None
-        self.timestamping = False
+        self.unanswered: collections.deque[int] = collections.deque()  # seq16s in send order, for timeouts
+        self.queued_errors: list[ErrorReply] = []  # ICMP errors read from the error queue, to report
         # The RTT starts at the kernel's TX timestamp (the packet leaving the stack). Setting
         # GNT_PING_TX_CLOCK=user starts it just before sendto instead, as iputils does, which
         # adds the kernel's send path to every RTT; bench/bench_ping.py uses it to show that
@@ -203,13 +202,13 @@ class Pinger:
     # -- set-up -------------------------------------------------------------------------------
     def _open(self) -> sockets.EchoSocket:
         opts = self.options
-        if opts.interface and not _is_address(opts.interface):
+        if opts.interface and not is_literal(opts.interface):
             sockets.interface_index(opts.interface)  # an unknown name is an InterfaceError
         es = sockets.open_icmp_echo(self.target.family)
         s = es.sock
         family = self.target.family
         if opts.interface:
-            if _is_address(opts.interface):
+            if is_literal(opts.interface):
                 if es.is_dgram:
                     # A ping socket is bound already (to learn its id): rebind a fresh one to the source.
                     es.close()
@@ -227,7 +226,7 @@ class Pinger:
         sockets.enable_recv_ttl(s, family)
         if opts.mark is not None:
             sockets.set_mark(s, opts.mark)
-        self.timestamping = sockets.enable_timestamping(s)
+        sockets.enable_timestamping(s)  # without it RTTs fall back to the user-space clock
         s.setblocking(False)
         return es
 
@@ -247,6 +246,7 @@ class Pinger:
         packet = self._echo_bytes(seq, time.time_ns())
         self.stats.transmitted += 1
         probe = self.probes[seq & 0xFFFF] = _Probe(seq, 0)
+        self.unanswered.append(seq & 0xFFFF)
         if self.sock.is_dgram:
             sockets.clear_pending_error(self.sock.sock)  # an earlier ICMP error must not fail this send
         sendto = self.sock.sock.sendto
@@ -285,7 +285,7 @@ class Pinger:
         if probe is None:
             return None  # a reply to something we never sent
         rx_user_ns = time.time_ns()
-        self._drain_tx_timestamps()
+        self._read_error_queue()  # this probe's TX timestamp is there
         if not checksum_ok:
             self.stats.corrupted += 1
             return Reply(probe.seq, source, ttl, icmp_len, None, bad_checksum=True, wall_time=rx_user_ns / 1e9)
@@ -297,7 +297,6 @@ class Pinger:
         else:
             self.stats.received += 1
             self.stats.add_rtt(rtt_us)
-            self.tmax_us = max(self.tmax_us, rtt_us)
         wrong = None
         expected = self.payload_tail
         got = data[STAMP.size:] if self.options.size >= STAMP.size else data
@@ -395,13 +394,12 @@ class Pinger:
             return None
         return self._error_event(q_seq, source, icmp_type, code, icmp.describe(icmp_type, code, lo))
 
-    def _drain_tx_timestamps(self) -> list[ErrorReply]:
-        """Read the error queue: TX timestamps go to their probes, ICMP errors become events."""
+    def _read_error_queue(self) -> None:
+        """Read the error queue: TX timestamps go to their probes, ICMP errors to `queued_errors`."""
         assert self.sock is not None
-        events: list[ErrorReply] = []
         for entry in sockets.read_error_queue(self.sock.sock):
             if isinstance(entry, sockets.TxTimestamp):
-                index = entry.key - self.tx_key_base
+                index = entry.key  # SOF_TIMESTAMPING_OPT_ID counts sends from 0
                 if 0 <= index < len(self.tx_order):
                     probe = self.probes.get(self.tx_order[index])
                     if probe is not None and probe.kernel_send_ns is None:
@@ -409,8 +407,7 @@ class Pinger:
                 continue
             event = self._queued_error(entry)
             if event is not None:
-                events.append(event)
-        return events
+                self.queued_errors.append(event)
 
     def _queued_error(self, entry: sockets.QueuedError) -> ErrorReply | None:
         payload = entry.payload
@@ -434,25 +431,24 @@ class Pinger:
     def _interim(self) -> Interim:
         s = self.stats
         loss = int((s.transmitted - s.received) * 100 / s.transmitted) if s.transmitted else 0
-        if s.rtts_us:
-            return Interim(s.transmitted, s.received, loss, min(s.rtts_us), sum(s.rtts_us) // len(s.rtts_us),
-                           s.ewma8 // 8, max(s.rtts_us))
+        if s.timed:
+            return Interim(s.transmitted, s.received, loss, s.tmin_us, s.tsum_us // s.timed, s.ewma8 // 8,
+                           s.tmax_us)
         return Interim(s.transmitted, s.received, loss, None, None, None, None)
 
     def summary(self, elapsed_s: float) -> Summary:
         s = self.stats
         loss = (s.transmitted - s.received) * 100.0 / s.transmitted if s.transmitted else 0.0
         rtt = None
-        if s.rtts_us:
-            n = len(s.rtts_us)
-            avg = sum(s.rtts_us) / n
-            var = max(sum(t * t for t in s.rtts_us) / n - avg * avg, 0.0)
-            rtt = Rtt(min(s.rtts_us) / 1000, avg / 1000, max(s.rtts_us) / 1000, math.sqrt(var) / 1000)
+        if s.timed:
+            avg = s.tsum_us / s.timed
+            var = max(s.tsum2_us / s.timed - avg * avg, 0.0)
+            rtt = Rtt(s.tmin_us / 1000, avg / 1000, s.tmax_us / 1000, math.sqrt(var) / 1000)
         ipg = elapsed_s * 1000 / (s.transmitted - 1) if s.transmitted > 1 else 0.0
         return Summary(
             host=self.options.host, address=self.target.address, transmitted=s.transmitted,
             received=s.received, duplicates=s.duplicates, errors=s.errors, loss_percent=loss,
-            time_ms=int(elapsed_s * 1000 + 0.5), rtt=rtt, corrupted=s.corrupted, pipe=0,
+            time_ms=int(elapsed_s * 1000 + 0.5), rtt=rtt, corrupted=s.corrupted,
             flood=self.options.flood, ewma_ms=s.ewma8 / 8000, ipg_ms=ipg,
         )
 
@@ -460,10 +456,10 @@ class Pinger:
         opts = self.options
         source = None
         if opts.interface:
-            source = opts.interface if _is_address(opts.interface) else _local_source(self.target, opts.interface)
+            source = opts.interface if is_literal(opts.interface) else _local_source(self.target, opts.interface)
         assert self.sock is not None
         return PingStart(opts.host, self.target.address, self.target.family, opts.size, source,
-                         None if opts.interface and _is_address(opts.interface) else opts.interface,
+                         None if opts.interface and is_literal(opts.interface) else opts.interface,
                          opts.pattern, self.sock.kind)
 
     def run(self) -> Iterator[object]:
@@ -520,15 +516,22 @@ class Pinger:
                 if opts.count is not None and s.transmitted >= opts.count and deadline_at is None:
                     # iputils' schedule_exit: wait 2 x the longest RTT (at least one interval)
                     # for the last replies, or the linger time (-W, default 10 s) when none came.
-                    wait = max(2 * self.tmax_us / 1e6, opts.interval) if s.received else linger
+                    wait = max(2 * s.tmax_us / 1e6, opts.interval) if s.received else linger
                     exit_at = now + wait
                 continue
             # A probe unanswered for the linger time is reported lost (scripts see it as it happens).
-            now_ns = time.time_ns()
-            for seq16, probe in self.probes.items():
-                if probe.replies == 0 and seq16 not in timed_out and now_ns - probe.user_send_ns >= linger * 1e9:
-                    timed_out.add(seq16)
+            # Probes go out in order, so only the oldest unanswered ones can have timed out.
+            limit_ns = time.time_ns() - int(linger * 1e9)
+            while self.unanswered:
+                probe = self.probes[self.unanswered[0]]
+                if probe.replies:
+                    self.unanswered.popleft()
+                elif probe.user_send_ns <= limit_ns:
+                    self.unanswered.popleft()
+                    timed_out.add(probe.seq)
                     yield Timeout(probe.seq)
+                else:
+                    break
             targets = [t for t in (deadline_at, exit_at, None if all_sent else next_send) if t is not None]
             timeout_ms = max(int((min(targets) - now) * 1000) + 1, 0) if targets else 1000
             for fd, mask in poller.poll(min(timeout_ms, 1000)):
@@ -544,10 +547,14 @@ class Pinger:
                             next_send = min(next_send, clock())
                         yield event
                 if mask & (select.POLLERR | select.POLLIN):
-                    yield from self._drain_tx_timestamps()
+                    self._read_error_queue()
+                if self.queued_errors:
+                    yield from self.queued_errors
+                    self.queued_errors.clear()
         elapsed = clock() - start
-        for seq16, probe in sorted(self.probes.items(), key=lambda item: item[1].seq):
-            if probe.replies == 0 and seq16 not in timed_out:
+        for seq16 in self.unanswered:
+            probe = self.probes[seq16]
+            if probe.replies == 0 and probe.seq not in timed_out:
                 yield Timeout(probe.seq)
         yield self.summary(elapsed)
 

@@ -120,7 +120,6 @@ class Summary:
     time_ms: int
     rtt: Rtt | None
     corrupted: int = field(default=0, metadata={"json": None})
-    pipe: int = field(default=0, metadata={"json": None})
     flood: bool = field(default=False, metadata={"json": None})
     ewma_ms: float = field(default=0.0, metadata={"json": None})
     ipg_ms: float = field(default=0.0, metadata={"json": None})

@@ -283,3 +283,21 @@ def test_report_outstanding_and_timestamps(chain: Chain) -> None:
     lines = [line for line in result.stdout.splitlines() if "no answer yet" in line]
     assert len(lines) == 2
     assert re.match(r"^\[\d+\.\d{6}\] no answer yet for icmp_seq=1$", lines[0])
+
+
+def test_errors_and_replies_mixed_are_all_reported(chain: Chain) -> None:
+    """Every second probe is rejected by r2: each error is reported once, each reply once."""
+    r2 = chain["r2"]
+    r2.sysctl("net.ipv4.icmp_ratelimit", "0")
+    r2.run("iptables", "-A", "FORWARD", "-p", "icmp", "--icmp-type", "echo-request", "-m", "statistic",
+           "--mode", "nth", "--every", "2", "--packet", "0", "-j", "REJECT", "--reject-with", "icmp-host-prohibited")
+    result = chain["h1"].gnt("ping", "--json", "-c", "40", "-i", "0.005", "-W", "2", H2, user="nobody")
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    errors = [o for o in objects if o["type"] == "error"]
+    replies = [o for o in objects if o["type"] == "reply"]
+    summary = objects[-1]
+    assert summary["type"] == "summary"
+    assert len(errors) == summary["errors"] and len(replies) == summary["received"]
+    assert summary["received"] + summary["errors"] == summary["transmitted"]
+    assert {o["message"] for o in errors} == {"Destination Host Prohibited"}
+    assert sorted(o["seq"] for o in errors + replies) == list(range(1, summary["transmitted"] + 1))
