@@ -16,12 +16,10 @@ from gnt.errors import ExitCode, GntError
 
 def _prog(argv: list[str]) -> str:
     """`gnt` or `gnt CMD` for the error prefix, as iputils prefixes `ping:`."""
-    from gnt.cli import COMMANDS
+    from gnt.cli import COMMANDS, command_name
 
-    for arg in argv:
-        if not arg.startswith("-"):
-            return f"gnt {arg}" if arg in COMMANDS else "gnt"
-    return "gnt"
+    name = command_name(argv)
+    return f"gnt {name}" if name in COMMANDS else "gnt"
 
 
 def main(argv: list[str] | None = None, env: object | None = None) -> int:

@@ -85,7 +85,8 @@ def build_app(only: str | None = None, *, with_commands: bool = True) -> typer.T
     return app
 
 
-def _command_name(argv: list[str]) -> str | None:
+def command_name(argv: list[str]) -> str | None:
+    """The first word of the command line that is not an option (the command, when it is one)."""
     for arg in argv:
         if not arg.startswith("-"):
             return arg
@@ -129,13 +130,13 @@ def run(argv: list[str], env: Environment) -> int:
         return fast
     _verbose = "--verbose" in argv  # read by the eager --version callback (per run, not sticky)
     _current = env
-    name = _command_name(argv)
+    name = command_name(argv)
     version_only = name is None and ("--version" in argv or "-V" in argv)
     app = build_app(name, with_commands=not version_only)
+    import click
     import typer
     import typer.main
 
-    click_exception = _click_exception_class()
     command = typer.main.get_command(app)
     try:
         # click writes help and completion scripts to sys.stdout: point it at the injected streams.
@@ -145,7 +146,7 @@ def run(argv: list[str], env: Environment) -> int:
         return int(exc.exit_code)
     except typer.Abort as exc:
         raise KeyboardInterrupt from exc
-    except click_exception as exc:  # click's UsageError and the rest: one line, exit 2
+    except click.ClickException as exc:  # click's UsageError and the rest: one line, exit 2
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `gnt`: the help, as click shows it
             env.stderr.write(exc.format_message().rstrip("\n") + "\n")
             return int(ExitCode.ERROR)
@@ -155,15 +156,6 @@ def run(argv: list[str], env: Environment) -> int:
     if isinstance(result, int):
         return result
     return 0
-
-
-def _click_exception_class() -> type[Exception]:
-    """Click's base exception: typer >= 0.25 carries its own copy of click, older typer uses click."""
-    try:
-        from typer._click.exceptions import ClickException
-    except ImportError:
-        from click import ClickException
-    return ClickException
 
 
 def parse_seconds(text: str, what: str) -> float:

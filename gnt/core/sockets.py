@@ -138,7 +138,8 @@ def open_icmp_echo(family: int, *, allow_raw: bool = True, raw_ident: int | None
         else:
             ident = raw_ident if raw_ident is not None else os.getpid() & 0xFFFF
             if family == socket.AF_INET6:
-                _filter_icmp6_echo_reply_and_errors(sock)
+                # Echo replies and the errors that can quote an echo request (types 1-4).
+                set_icmp6_filter(sock, (1, 2, 3, 4, 129))
             return EchoSocket(sock, family, "raw", ident)
     reason = dgram_error.strerror if dgram_error else "refused"
     raise PermissionDenied(
@@ -156,10 +157,6 @@ def set_icmp6_filter(sock: socket.socket, accept: Iterable[int]) -> None:
         blocked[icmp_type >> 5] &= ~(1 << (icmp_type & 31))
     sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("=8I", *blocked))
 
-
-def _filter_icmp6_echo_reply_and_errors(sock: socket.socket) -> None:
-    """Echo replies and the errors that can quote an echo request (types 1-4)."""
-    set_icmp6_filter(sock, (1, 2, 3, 4, 129))
 
 
 def set_ttl(sock: socket.socket, family: int, ttl: int) -> None:
