@@ -10,13 +10,12 @@ ones that carry their own copy of it).
 from __future__ import annotations
 
 import enum
-import importlib
 import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gnt.cli.complete import uses_interface_completion
+from gnt.cli.complete import complete_interface
 
 PROG = "gnt"  # the program name every page and script is generated for
 
@@ -41,6 +40,11 @@ class Param:
     def is_option(self) -> bool:
         return bool(self.opts)
 
+    @property
+    def all_opts(self) -> list[str]:
+        """Every spelling of the option: "-c", "--count", and "--no-color" after "--color"."""
+        return [*self.opts, *self.secondary_opts]
+
 
 @dataclass
 class Command:
@@ -52,7 +56,6 @@ class Command:
     options: list[Param] = field(default_factory=list)
     arguments: list[Param] = field(default_factory=list)
     subcommands: list[Command] = field(default_factory=list)
-    module: str | None = None  # the gnt.cli module that registers it (top-level commands only)
 
     @property
     def name(self) -> str:
@@ -70,33 +73,20 @@ def load() -> Command:
     """The whole CLI, every command in gnt.cli.COMMANDS registered."""
     import typer.main
 
-    from gnt.cli import COMMANDS, build_app
+    from gnt.cli import build_app
 
-    root_click = typer.main.get_command(build_app())
-    root = _command([PROG], root_click)
-    for sub in root.subcommands:
-        sub.module = COMMANDS.get(sub.path[1])
-    return root
-
-
-def module_attribute(command: Command, attribute: str) -> Any:
-    """An optional module-level attribute (EXAMPLES, EXIT_STATUS) of the command's gnt.cli module."""
-    if command.module is None:
-        return None
-    return getattr(importlib.import_module(command.module), attribute, None)
+    return _command([PROG], typer.main.get_command(build_app()))
 
 
 def _command(path: list[str], click_command: Any) -> Command:
     help_text = _clean_help(getattr(click_command, "help", None) or "")
     short = getattr(click_command, "short_help", None) or _first_sentence(help_text)
     command = Command(path=path, help=help_text, short_help=_clean_help(short))
-    declared = _declared_help(getattr(click_command, "callback", None))
+    declared = _declared(getattr(click_command, "callback", None))
     for click_param in click_command.params:
         if getattr(click_param, "hidden", False):
             continue
-        param = _param(click_param)
-        if not param.help:  # typer versions that keep click's Argument drop an argument's help
-            param.help = _clean_help(declared.get(param.name, ""))
+        param = _param(click_param, declared.get(click_param.name or ""))
         (command.options if param.is_option else command.arguments).append(param)
     subcommands = getattr(click_command, "commands", None) or {}
     for name, sub in subcommands.items():
@@ -106,12 +96,13 @@ def _command(path: list[str], click_command: Any) -> Command:
     return command
 
 
-def _param(click_param: Any) -> Param:
+def _param(click_param: Any, declared: Any) -> Param:
+    """The parameter as click sees it; `declared` is its typer.Option/Argument (or None)."""
     is_option = type(click_param).__name__.endswith("Option")
     opts = list(click_param.opts) if is_option else []
     is_flag = bool(getattr(click_param, "is_flag", False)) or bool(getattr(click_param, "count", False))
     choices = _choices(click_param)
-    if uses_interface_completion(getattr(click_param, "_custom_shell_complete", None)):
+    if getattr(declared, "autocompletion", None) is complete_interface:
         completes = "interface"
     elif choices:
         completes = "choice"
@@ -122,11 +113,13 @@ def _param(click_param: Any) -> Param:
     name = click_param.name or ""
     metavar = getattr(click_param, "metavar", None) or name.upper().replace("_", "-")
     multiple = bool(getattr(click_param, "multiple", False)) or getattr(click_param, "nargs", 1) == -1
+    # typer versions that keep click's Argument drop an argument's help: take the declared one
+    help_text = getattr(click_param, "help", None) or getattr(declared, "help", None) or ""
     return Param(
         name=name,
         opts=_sorted_opts(opts),
         secondary_opts=list(getattr(click_param, "secondary_opts", []) or []),
-        help=_clean_help(getattr(click_param, "help", None) or ""),
+        help=_clean_help(help_text),
         metavar=metavar,
         takes_value=is_option and not is_flag,
         required=bool(click_param.required),
@@ -137,11 +130,17 @@ def _param(click_param: Any) -> Param:
     )
 
 
-def _declared_help(callback: Any) -> dict[str, str]:
-    """help= of each typer.Option/Argument in the command function's signature, by parameter name."""
+def _declared(callback: Any) -> dict[str, Any]:
+    """The typer.Option/Argument of each parameter of the command function, by parameter name.
+
+    From them come an argument's help (see `_param`) and `autocompletion=`: typer hands click
+    only a closure around the completion function, the declaration names it.
+    """
     if callback is None:
         return {}
     import typing
+
+    from typer.models import ParameterInfo
 
     try:
         signature = inspect.signature(callback)
@@ -151,14 +150,12 @@ def _declared_help(callback: Any) -> dict[str, str]:
         hints = typing.get_type_hints(inspect.unwrap(callback), include_extras=True)
     except Exception:  # unresolvable annotations: fall back to defaults only
         hints = {}
-    result = {}
+    result: dict[str, Any] = {}
     for name, parameter in signature.parameters.items():
         candidates = [parameter.default, *getattr(hints.get(name), "__metadata__", ())]
-        for candidate in candidates:
-            help_text = getattr(candidate, "help", None)
-            if isinstance(help_text, str) and help_text:
-                result[name] = help_text
-                break
+        info = next((candidate for candidate in candidates if isinstance(candidate, ParameterInfo)), None)
+        if info is not None:
+            result[name] = info
     return result
 
 

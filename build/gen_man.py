@@ -4,8 +4,7 @@
     python build/gen_man.py [OUTDIR]      (default: man/ of this checkout)
 
 NAME, SYNOPSIS, DESCRIPTION, OPTIONS, ARGUMENTS and COMMANDS come from the same definitions
-`gnt CMD --help` prints; EXIT STATUS and EXAMPLES from the command module's EXAMPLES /
-EXIT_STATUS when it has them, else from build/man_extras.py. Every example is parsed with the
+`gnt CMD --help` prints; EXIT STATUS, EXAMPLES and SEE ALSO from build/man_extras.py. Every example is parsed with the
 command's real options first: a stale example stops the generation. The output is plain
 man(7) macros, deterministic (no dates), checked with `groff -ww -z` by the tests.
 tests/unit/test_generated.py regenerates the pages and fails when the committed ones differ.
@@ -22,7 +21,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
 import man_extras  # noqa: E402
-from cli_model import PROG, Command, Param, load, module_attribute  # noqa: E402
+from cli_model import PROG, Command, Param, load  # noqa: E402
 
 MANUAL = "gnt manual"  # the centre footer of every page
 
@@ -40,17 +39,18 @@ def escape(text: str) -> str:
 
 
 def _paragraphs(text: str) -> list[str]:
-    """Help text as roff paragraphs; lines inside a paragraph joined (the pager refills them)."""
-    result = []
+    """Help text as roff paragraphs between .PP; lines inside a paragraph joined (the pager refills them)."""
+    result: list[str] = []
     for block in text.split("\n\n"):
         lines = [line.strip() for line in block.splitlines() if line.strip()]
         if lines:
+            result += [".PP"] if result else []
             result.append(escape(" ".join(lines)))
     return result
 
 
 def _option_heading(param: Param) -> str:
-    names = [f"\\fB{escape(opt)}\\fR" for opt in [*param.opts, *param.secondary_opts]]
+    names = [f"\\fB{escape(opt)}\\fR" for opt in param.all_opts]
     heading = ", ".join(names)
     if param.takes_value:
         heading += f" \\fI{escape(param.metavar)}\\fR"
@@ -87,25 +87,19 @@ def _synopsis(command: Command) -> list[str]:
     return parts
 
 
-def _examples(command: Command, top: Command) -> list[tuple[str, str]]:
-    own = module_attribute(top, "EXAMPLES")
-    if own:
-        return list(own)
-    key = top.path[-1] if len(top.path) > 1 else PROG
+def _examples(command: Command) -> list[tuple[str, str]]:
+    key = command.path[-1] if len(command.path) > 1 else PROG
     examples = man_extras.EXAMPLES.get(key)
     if examples:
         return examples
     return [(" ".join([*command.path, "--help"]), "The options of this command, as this page lists them.")]
 
 
-def _exit_status(top: Command) -> dict[int, str]:
+def _exit_status(command: Command) -> dict[int, str]:
     status = dict(man_extras.EXIT_STATUS)
-    if len(top.path) > 1 and top.path[1] in man_extras.NEGATIVE:
-        status[1] = "Negative result: " + _lower_first(man_extras.NEGATIVE[top.path[1]])
-    own = module_attribute(top, "EXIT_STATUS")
-    if own:
-        status.update(own)
-    return dict(sorted(status.items()))
+    if len(command.path) > 1 and command.path[1] in man_extras.NEGATIVE:
+        status[1] = "Negative result: " + _lower_first(man_extras.NEGATIVE[command.path[1]])
+    return status
 
 
 def check_example(root: Command, line: str) -> None:
@@ -126,7 +120,7 @@ def check_example(root: Command, line: str) -> None:
             name, has_value, _value = word.partition("=")
             if name in ("-h", "--help"):
                 continue
-            param = next((p for p in command.options if name in p.opts or name in p.secondary_opts), None)
+            param = next((p for p in command.options if name in p.all_opts), None)
             if param is None:
                 raise StaleExample(f"{command.name} has no option {name} (example {line!r})")
             if param.takes_value and not has_value:
@@ -149,7 +143,7 @@ def check_example(root: Command, line: str) -> None:
             raise StaleExample(f"too many operands for {command.name} (example {line!r})")
 
 
-def render(command: Command, top: Command, version: str) -> str:
+def render(command: Command, version: str) -> str:
     """The man page of one top-level command (with its sub-commands) or of gnt itself."""
     is_root = len(command.path) == 1
     title = "-".join(command.path)
@@ -167,10 +161,7 @@ def render(command: Command, top: Command, version: str) -> str:
             out.append(".br")
             out += _synopsis(sub)
     out.append(".SH DESCRIPTION")
-    for index, paragraph in enumerate(_paragraphs(command.help)):
-        if index:
-            out.append(".PP")
-        out.append(paragraph)
+    out += _paragraphs(command.help)
     if command.arguments:
         out.append(".SH ARGUMENTS")
         for arg in command.arguments:
@@ -189,10 +180,10 @@ def render(command: Command, top: Command, version: str) -> str:
             else:
                 out += _subcommand_section(sub)
     out.append(".SH EXIT STATUS")
-    for code, meaning in _exit_status(top).items():
+    for code, meaning in _exit_status(command).items():
         out += [".TP", f"\\fB{code}\\fR", escape(meaning)]
     out.append(".SH EXAMPLES")
-    for line, meaning in _examples(command, top):
+    for line, meaning in _examples(command):
         out += [".PP", escape(meaning), ".PP", ".RS 4", ".nf", f"\\fB{escape(line)}\\fR", ".fi", ".RE"]
     out.append(".SH SEE ALSO")
     see_also = [] if is_root else [f"{PROG}(1)"]
@@ -205,11 +196,7 @@ def render(command: Command, top: Command, version: str) -> str:
 
 
 def _subcommand_section(sub: Command) -> list[str]:
-    out = [f'.SS "{escape(" ".join(sub.path))}"']
-    for index, paragraph in enumerate(_paragraphs(sub.help)):
-        if index:
-            out.append(".PP")
-        out.append(paragraph)
+    out = [f'.SS "{escape(" ".join(sub.path))}"', *_paragraphs(sub.help)]
     for arg in sub.arguments:
         out += [".TP", f"\\fI{escape(arg.metavar)}\\fR", *_option_body(arg)]
     for param in sub.options:
@@ -235,16 +222,15 @@ def generate(outdir: Path) -> list[Path]:
     from gnt import __version__
 
     root = load()
-    pages: list[tuple[str, Command, Command]] = [(f"{PROG}.1", root, root)]
-    pages += [(f"{PROG}-{sub.path[-1]}.1", sub, sub) for sub in root.subcommands]
-    for _name, command, top in pages:
-        for line, _meaning in _examples(command, top):
+    pages = {f"{PROG}.1": root, **{f"{PROG}-{sub.path[-1]}.1": sub for sub in root.subcommands}}
+    for command in pages.values():
+        for line, _meaning in _examples(command):
             check_example(root, line)
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, command, top in pages:
+    for name, command in pages.items():
         path = outdir / name
-        path.write_text(render(command, top, __version__), encoding="utf-8")
+        path.write_text(render(command, __version__), encoding="utf-8")
         written.append(path)
     return written
 

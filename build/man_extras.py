@@ -1,9 +1,4 @@
-"""What the man pages say that the typer definitions do not: examples and exit-status meanings.
-
-A command module in gnt/cli/ may define its own (they win over this table):
-
-    EXAMPLES = [("gnt ping -c 3 10.0.0.1", "Three probes, then the summary.")]
-    EXIT_STATUS = {1: "No reply was received."}
+"""What the man pages say that the typer definitions do not: examples, exit-status meanings, see also.
 
 build/gen_man.py checks that every example parses with the command's real options, so an
 example cannot outlive an option it uses.

@@ -87,6 +87,15 @@ def rootfs() -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def chroot(binary: Path, rootfs: Path) -> Path:
+    """The root file system with the binary installed as /usr/local/bin/gnt."""
+    target = rootfs / "usr" / "local" / "bin" / "gnt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(binary, target)
+    return rootfs
+
+
 def run_in_chroot(rootfs: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["unshare", "--mount", "--net", "--fork", "sh", "-c", CHROOT_RUN, "sh", str(rootfs), *args],
                           capture_output=True, text=True, timeout=120, check=False)
@@ -124,11 +133,9 @@ def test_binary_carries_the_lazily_imported_paths(binary: Path, argv: list[str])
         assert 1 <= len(result.stderr.splitlines()) <= 2, result.stderr
 
 
-def test_binary_runs_in_a_root_file_system_without_python(binary: Path, rootfs: Path) -> None:
+def test_binary_runs_in_a_root_file_system_without_python(chroot: Path) -> None:
+    rootfs = chroot
     assert not glob.glob(str(rootfs / "usr" / "bin" / "python*")), "the minimal root file system has Python"
-    target = rootfs / "usr" / "local" / "bin" / "gnt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(binary, target)
 
     version = run_in_chroot(rootfs, "--version")
     assert version.returncode == 0, version.stderr
@@ -143,12 +150,10 @@ def test_binary_runs_in_a_root_file_system_without_python(binary: Path, rootfs: 
     assert " 1  127.0.0.1  " in trace.stdout
 
 
-def test_binary_scans_a_pcap_in_the_root_file_system(binary: Path, rootfs: Path) -> None:
+def test_binary_scans_a_pcap_in_the_root_file_system(chroot: Path) -> None:
     from helpers.vxlan_frames import vxlan_frame, write_pcap
 
-    target = rootfs / "usr" / "local" / "bin" / "gnt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(binary, target)
+    rootfs = chroot
     name = f"gnt-test-{uuid.uuid4().hex}"
     good, bad = rootfs / "tmp" / f"{name}-good.pcap", rootfs / "tmp" / f"{name}-bad.pcap"
     try:

@@ -92,18 +92,19 @@ def interface_param(model: cli_model.Command) -> tuple[cli_model.Command, cli_mo
     raise AssertionError("no option uses gnt.cli.complete.complete_interface")
 
 
-def interface_operand(model: cli_model.Command) -> tuple[cli_model.Command, int]:
-    """A command with an interface-name operand, and the operand's position (0-based)."""
+def words_before_interface_operand(model: cli_model.Command) -> list[str]:
+    """A command line up to an interface-name operand, which is the empty last word.
+
+    It goes through an option with its value, then plausible words for the operands before
+    (addresses for ADDRESS, else names), so the scripts must skip the value and count operands.
+    """
     for command in model.walk():
         for index, arg in enumerate(command.arguments):
             if arg.completes == "interface":
-                return command, index
+                valued = [opt for p in command.options if p.takes_value for opt in p.opts[:1]][:1]
+                before = ["2001:db8::1" if "ADDR" in a.metavar else "x" for a in command.arguments[:index]]
+                return [*command.path, *([*valued, "1"] if valued else []), *before, ""]
     raise AssertionError("no argument uses gnt.cli.complete.complete_interface")
-
-
-def operands_before(command: cli_model.Command, index: int) -> list[str]:
-    """Plausible words for the operands before position `index` (addresses for ADDRESS, else names)."""
-    return ["2001:db8::1" if "ADDR" in arg.metavar else "x" for arg in command.arguments[:index]]
 
 
 def bash_complete(*words: str) -> list[str]:
@@ -124,10 +125,7 @@ def test_bash_completes_commands_options_and_interfaces(model: cli_model.Command
     assert sorted(values) == sorted(os.listdir("/sys/class/net"))
     assert bash_complete(*command.path, param.opts[0], "l") == [n for n in sorted(values) if n.startswith("l")]
     # an interface operand after other operands and an option with its value
-    command, index = interface_operand(model)
-    valued = [opt for p in command.options if p.takes_value for opt in p.opts[:1]][:1]
-    words = [*command.path, *([*valued, "1"] if valued else []), *operands_before(command, index), ""]
-    assert "lo" in bash_complete(*words)
+    assert "lo" in bash_complete(*words_before_interface_operand(model))
 
 
 def fish_complete(line: str) -> list[str]:
@@ -143,10 +141,7 @@ def test_fish_completes_commands_options_and_interfaces(model: cli_model.Command
     assert "-c" in fish_complete("gnt ping -")
     command, param = interface_param(model)
     assert "lo" in fish_complete(" ".join([*command.path, param.opts[0], ""]))
-    command, index = interface_operand(model)
-    valued = [opt for p in command.options if p.takes_value for opt in p.opts[:1]][:1]
-    words = [*command.path, *([*valued, "1"] if valued else []), *operands_before(command, index), ""]
-    assert "lo" in fish_complete(" ".join(words))
+    assert "lo" in fish_complete(" ".join(words_before_interface_operand(model)))
 
 
 def zsh_complete(line: str, expect: str, timeout: float = 10.0) -> str:
