@@ -10,12 +10,17 @@ if TYPE_CHECKING:
     import typer
 
 
+MAX_WAIT_MS = 2**31 - 1  # ndisc6/rdisc6 hand -w to poll(), an int of milliseconds; more overflows select()
+
+
 def check_tries(retries: int, wait_ms: int) -> None:
-    """Shared by ndisc and rdisc: -r and -w must be positive."""
+    """Shared by ndisc and rdisc: -r and -w must be positive, -w no longer than poll() can wait."""
     if retries < 1:
         raise UsageError(f"invalid -r {retries}: must be at least 1")
     if wait_ms < 1:
         raise UsageError(f"invalid -w {wait_ms}: must be at least 1 millisecond")
+    if wait_ms > MAX_WAIT_MS:
+        raise UsageError(f"invalid -w {wait_ms}: at most {MAX_WAIT_MS} milliseconds")
 
 
 def register(app: typer.Typer) -> None:

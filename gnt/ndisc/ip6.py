@@ -6,8 +6,15 @@ IPv6 special-purpose address registry (RFC 6890) and the multicast format of RFC
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from gnt.core.packets.ethernet import mac_text
+from gnt.core.sockets import multicast_mac, solicited_node
 from gnt.errors import UsageError
 from gnt.ndisc.models import AddressFacts
+
+if TYPE_CHECKING:
+    import netaddr
 
 # Kinds, most specific first: (network, kind). Multicast and the one-address kinds come before.
 KINDS = (
@@ -36,15 +43,11 @@ FLAG_T = 0x1  # transient (not IANA-assigned)
 TEREDO_XOR = 0xFFFFFFFF  # the client IPv4 in a Teredo address is stored inverted, RFC 4380 §4
 
 
-def mac_text(value: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in value)
-
-
 def _ipv4(value: int) -> str:
     return ".".join(str((value >> s) & 0xFF) for s in (24, 16, 8, 0))
 
 
-def parse_address(text: str) -> object:
+def parse_address(text: str) -> netaddr.IPAddress:
     """A netaddr.IPAddress for an IPv6 address in any textual form; anything else is a UsageError."""
     import netaddr
 
@@ -58,10 +61,8 @@ def parse_address(text: str) -> object:
     return address
 
 
-def _kind_and_scope(address: object) -> tuple[str, str]:
+def _kind_and_scope(address: netaddr.IPAddress) -> tuple[str, str]:
     import netaddr
-
-    assert isinstance(address, netaddr.IPAddress)
     value = int(address)
     if value == 0:
         return "unspecified", "none"
@@ -85,7 +86,6 @@ def facts(text: str) -> AddressFacts:
     import netaddr
 
     address = parse_address(text)
-    assert isinstance(address, netaddr.IPAddress)
     value = int(address)
     packed = address.packed
     kind, scope = _kind_and_scope(address)
@@ -98,11 +98,11 @@ def facts(text: str) -> AddressFacts:
         result.multicast_scope = scope
         result.multicast_flags = [name for bit, name in ((FLAG_R, "R"), (FLAG_P, "P"), (FLAG_T, "T"))
                                   if flags_nibble & bit]
-        result.multicast_mac = mac_text(b"\x33\x33" + packed[12:])
+        result.multicast_mac = mac_text(multicast_mac(packed))
     elif kind not in ("unspecified", "loopback"):
-        group = netaddr.IPAddress(int(netaddr.IPAddress("ff02::1:ff00:0")) | value & 0xFFFFFF, 6)
-        result.solicited_node = str(group)
-        result.solicited_node_mac = mac_text(b"\x33\x33" + group.packed[12:])
+        group = solicited_node(packed)
+        result.solicited_node = str(netaddr.IPAddress(int.from_bytes(group, "big"), 6))
+        result.solicited_node_mac = mac_text(multicast_mac(group))
         interface_id = packed[8:]
         if interface_id[3:5] == b"\xff\xfe":  # modified EUI-64 (RFC 4291 Appendix A)
             mac = bytes([interface_id[0] ^ 0x02]) + interface_id[1:3] + interface_id[5:]  # flip the U/L bit
@@ -117,7 +117,7 @@ def facts(text: str) -> AddressFacts:
     return result
 
 
-def parse_mac(text: str) -> object:
+def parse_mac(text: str) -> netaddr.EUI:
     import netaddr
 
     try:
@@ -134,7 +134,6 @@ def from_mac(mac_text_in: str, prefix: str | None = None) -> AddressFacts:
     import netaddr
 
     eui = parse_mac(mac_text_in)
-    assert isinstance(eui, netaddr.EUI)
     mac = mac_text(eui.packed)
     if prefix is None:
         result = facts(str(eui.ipv6_link_local()))

@@ -103,6 +103,14 @@ class Dnssl:
     lifetime: int
 
 
+class MTUItem(int):
+    """The MTU option's value, kept in `Router.options` so the text shows it where it came."""
+
+
+class LinkLayerItem(str):
+    """The source link-layer address, kept in `Router.options` so the text shows it where it came."""
+
+
 @dataclass
 class Router:
     """A Router Advertisement, decoded field by field."""

@@ -37,25 +37,37 @@ from gnt.ndisc.models import DadResult, Ignored, Neighbor, NoResponse, Solicitin
 UNSPECIFIED = bytes(16)  # ::, the source of a DAD probe
 
 
-def parse_target(text: str) -> bytes:
-    """The packed form of a unicast IPv6 target; anything else is a UsageError."""
+def parse_ipv6(text: str) -> ipaddress.IPv6Address:
+    """An IPv6 address given on the command line (a `%zone` is dropped); anything else is a UsageError."""
     try:
-        address = ipaddress.IPv6Address(text.split("%", 1)[0])
+        return ipaddress.IPv6Address(text.split("%", 1)[0])
     except ValueError as exc:
         raise UsageError(f"{text!r} is not an IPv6 address") from exc
+
+
+def parse_target(text: str) -> bytes:
+    """The packed form of a unicast IPv6 target; anything else is a UsageError."""
+    address = parse_ipv6(text)
     if address.is_multicast or address.is_unspecified:
         raise UsageError(f"{text} is not a unicast address")
     return address.packed
 
 
-def check_advertisement(received: Received, target: bytes) -> icmpv6.NeighborAdvertisement | str:
-    """The advertisement in `received` if it is a valid one for `target` (RFC 4861 §7.1.2), else why not."""
+def _decode_ndp(received: Received) -> icmpv6.NDPMessage | str:
+    """The NDP message in `received` if it came with hop limit 255 and decodes, else why not (RFC 4861 §7.1)."""
     if received.hop_limit != NDP_HOP_LIMIT:
         return f"hop limit {received.hop_limit}, not 255"
     try:
-        message = icmpv6.decode_ndp(received.data)
+        return icmpv6.decode_ndp(received.data)
     except DecodeError as exc:
         return exc.reason
+
+
+def check_advertisement(received: Received, target: bytes) -> icmpv6.NeighborAdvertisement | str:
+    """The advertisement in `received` if it is a valid one for `target` (RFC 4861 §7.1.2), else why not."""
+    message = _decode_ndp(received)
+    if isinstance(message, str):
+        return message
     if not isinstance(message, icmpv6.NeighborAdvertisement):
         return "not a neighbor advertisement"
     if message.code != 0:
@@ -108,12 +120,9 @@ def resolve(target_text: str, ifname: str, *, retries: int = 3, wait_ms: int = 1
 
 def _dad_conflict(received: Received, target: bytes) -> tuple[str | None, str] | str:
     """(lladdr, source) when `received` shows `target` in use or probed by another node, else why not."""
-    if received.hop_limit != NDP_HOP_LIMIT:
-        return f"hop limit {received.hop_limit}, not 255"
-    try:
-        message = icmpv6.decode_ndp(received.data)
-    except DecodeError as exc:
-        return exc.reason
+    message = _decode_ndp(received)
+    if isinstance(message, str):
+        return message
     if message.code != 0:
         return f"code {message.code}, not 0"
     if isinstance(message, icmpv6.NeighborAdvertisement) and message.target == target:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from gnt.core.sockets import interface_index
 from gnt.errors import GntError
 from gnt.ndisc.models import NeighborChange, NeighborEntry
 
@@ -51,14 +52,6 @@ def _family(ipv4: bool, ipv6: bool) -> int:
     return socket.AF_UNSPEC
 
 
-def _ifindex(ifname: str | None) -> int | None:
-    if ifname is None:
-        return None
-    from gnt.core.sockets import interface_index
-
-    return interface_index(ifname)
-
-
 def _interface_names(ipr: Any) -> dict[int, str]:
     return {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
 
@@ -91,7 +84,7 @@ def _open() -> Any:
 def table(ifname: str | None = None, *, ipv4: bool = False, ipv6: bool = False,
           all_states: bool = False) -> Iterator[NeighborEntry]:
     """Every neighbour entry (of one interface, of one family), in the kernel's order."""
-    ifindex = _ifindex(ifname)
+    ifindex = None if ifname is None else interface_index(ifname)
     family = _family(ipv4, ipv6)
     ipr = _open()
     try:
@@ -119,7 +112,7 @@ def watch(ifname: str | None = None, *, ipv4: bool = False, ipv6: bool = False, 
 
     from pyroute2.netlink.rtnl import RTMGRP_LINK, RTMGRP_NEIGH
 
-    ifindex = _ifindex(ifname)
+    ifindex = None if ifname is None else interface_index(ifname)
     family = _family(ipv4, ipv6)
     ipr = _open()
     try:

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from gnt.core.packets import icmpv6
 from gnt.core.sockets import NDP_HOP_LIMIT, NDPSocket, interface_mac
 from gnt.core.sockets import NdpReceived as Received
-from gnt.errors import DecodeError, UsageError
+from gnt.errors import DecodeError
 from gnt.ndisc.models import (
     Dnssl,
     Ignored,
+    LinkLayerItem,
+    MTUItem,
     NoResponse,
     Prefix,
     Rdnss,
@@ -27,25 +29,13 @@ from gnt.ndisc.models import (
     Soliciting,
     TimedOut,
 )
+from gnt.ndisc.ndisc import parse_ipv6
 
 ALL_ROUTERS = bytes.fromhex("ff020000000000000000000000000002")  # ff02::2, RFC 4291 §2.7.1
 
 
-class MTUItem(int):
-    """The MTU option's value, kept in option order for the text renderer."""
-
-
-class LinkLayerItem(str):
-    """The source link-layer address, kept in option order for the text renderer."""
-
-
 def parse_router(text: str | None) -> bytes:
-    if text is None:
-        return ALL_ROUTERS
-    try:
-        return ipaddress.IPv6Address(text.split("%", 1)[0]).packed
-    except ValueError as exc:
-        raise UsageError(f"{text!r} is not an IPv6 address") from exc
+    return ALL_ROUTERS if text is None else parse_ipv6(text).packed
 
 
 def router_from(ra: icmpv6.RouterAdvertisement, source: str, ifname: str) -> Router:
@@ -86,10 +76,10 @@ def check_advertisement(received: Received, router: bytes | None = None) -> icmp
     """The advertisement in `received` if valid (RFC 4861 §6.1.2), else the reason it is not."""
     if received.hop_limit != NDP_HOP_LIMIT:
         return f"hop limit {received.hop_limit}, not 255"
-    if not ipaddress.IPv6Address(received.source).is_link_local:
+    source = ipaddress.IPv6Address(received.source)
+    if not source.is_link_local:
         return "source is not link-local"
-    if router is not None and ipaddress.IPv6Address(router).is_link_local \
-            and ipaddress.IPv6Address(received.source).packed != router:
+    if router is not None and ipaddress.IPv6Address(router).is_link_local and source.packed != router:
         return "not from the router asked"
     try:
         message = icmpv6.decode_ndp(received.data)

@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -279,9 +280,17 @@ SENDER = textwrap.dedent("""
 """)
 
 
-def send_repeatedly(router: Namespace, seconds: float, messages: list[tuple[int, bytes]]) -> subprocess.Popen[str]:
+@contextmanager
+def sending(router: Namespace, messages: list[tuple[int, bytes]]) -> Iterator[None]:
+    """`messages` (hop limit, ICMPv6 bytes) sent from `router` to ff02::1 over and over meanwhile."""
     args = [f"{hop}:{data.hex()}" for hop, data in messages]
-    return router.popen(sys.executable, "-c", SENDER, str(seconds), *args)
+    sender = router.popen(sys.executable, "-c", SENDER, "10", *args)  # 10 s: longer than any test's wait
+    try:
+        time.sleep(0.3)  # the sender is running before gnt listens
+        yield
+    finally:
+        sender.kill()
+        sender.wait()
 
 
 def bad_advertisements(target: bytes) -> list[tuple[int, bytes]]:
@@ -298,13 +307,8 @@ def bad_advertisements(target: bytes) -> list[tuple[int, bytes]]:
 
 def test_malformed_advertisements_are_rejected(link: tuple[Namespace, Namespace]) -> None:
     host, router = link
-    sender = send_repeatedly(router, 10, bad_advertisements(m.addr_bytes(ABSENT)))
-    try:
-        time.sleep(0.3)
+    with sending(router, bad_advertisements(m.addr_bytes(ABSENT))):
         result = host.gnt("ndisc", "-v", "-r", "1", "-w", "1500", ABSENT, "eth0")
-    finally:
-        sender.kill()
-        sender.wait()
     assert result.returncode == 1, result.stdout
     assert "Target link-layer address" not in result.stdout
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
@@ -317,13 +321,8 @@ def test_valid_advertisement_among_malformed_ones_is_taken(link: tuple[Namespace
     target = m.addr_bytes(ABSENT)
     good = m.NeighborAdvertisement(target=target, override=True,
                                    options=[m.LinkLayerOption.target(bytes.fromhex("020000000077"))]).encode()
-    sender = send_repeatedly(router, 10, [*bad_advertisements(target), (255, good)])
-    try:
-        time.sleep(0.3)
+    with sending(router, [*bad_advertisements(target), (255, good)]):
         result = host.gnt("ndisc", "-q", "-r", "1", "-w", "1500", ABSENT, "eth0")
-    finally:
-        sender.kill()
-        sender.wait()
     assert result.returncode == 0, result.stderr
     assert result.stdout == "02:00:00:00:00:77\n"
 
@@ -339,13 +338,8 @@ def test_malformed_router_advertisements_are_rejected(link: tuple[Namespace, Nam
         (255, ra + bytes([3, 1]) + bytes(6)),  # prefix option of 8 bytes instead of 32
         (255, ra[:12]),  # shorter than an RA
     ]
-    sender = send_repeatedly(router, 10, bad)
-    try:
-        time.sleep(0.3)
+    with sending(router, bad):
         rejected = host.gnt("rdisc", "-v", "-r", "1", "-w", "1500", "eth0")
-    finally:
-        sender.kill()
-        sender.wait()
     assert rejected.returncode == 1, rejected.stdout
     assert "Traceback" not in rejected.stderr and "internal error" not in rejected.stderr
     reasons = ("hop limit 64", "length zero", "runs past the message", "prefix information option of 8 bytes, not 32")
@@ -353,13 +347,8 @@ def test_malformed_router_advertisements_are_rejected(link: tuple[Namespace, Nam
         assert reason in rejected.stderr
 
     good = ra + prefix
-    sender = send_repeatedly(router, 10, [*bad, (255, good)])
-    try:
-        time.sleep(0.3)
+    with sending(router, [*bad, (255, good)]):
         accepted = host.gnt("rdisc", "--json", "-r", "1", "-w", "1000", "eth0")
-    finally:
-        sender.kill()
-        sender.wait()
     assert accepted.returncode == 0, accepted.stderr
     routers = [json.loads(line) for line in accepted.stdout.splitlines()]
     assert routers and all(r["hop_limit"] == 42 for r in routers)

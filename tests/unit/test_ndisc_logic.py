@@ -154,6 +154,8 @@ def test_dad_text() -> None:
         (("ndisc", "ff02::1", "lo"), "not a unicast address"),
         (("ndisc", "-r", "0", "2001:db8::1", "lo"), "invalid -r 0"),
         (("ndisc", "-w", "0", "2001:db8::1", "lo"), "invalid -w 0"),
+        (("ndisc", "-w", "99999999999999999999", "2001:db8::1", "lo"), "at most 2147483647 milliseconds"),
+        (("rdisc", "--listen", "-w", "2147483648", "lo"), "invalid -w 2147483648"),
         (("ndisc", "-1", "-m", "2001:db8::1", "lo"), "contradict"),
         (("ndisc", "2001:db8::1", "no-such-if0"), "unknown interface 'no-such-if0'"),
         (("ndisc", "2001:db8::1"), "Missing argument"),
@@ -162,6 +164,9 @@ def test_dad_text() -> None:
         (("rdisc", "no-such-if0"), "unknown interface"),
         (("neigh", "-4", "-6"), "contradict"),
         (("neigh", "--count", "2"), "apply to --watch"),
+        (("neigh", "--watch", "--duration", "nan"), "invalid --duration nan: must be positive"),
+        (("neigh", "--watch", "--duration", "inf"), "invalid --duration inf: at most"),
+        (("neigh", "--watch", "--duration", "1e17"), "invalid --duration 1e+17: at most"),
         (("neigh", "-i", "no-such-if0"), "unknown interface"),
     ],
 )

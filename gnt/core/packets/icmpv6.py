@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from gnt.core.checksum import PROTO_ICMPV6, transport_checksum, verify_transport
-from gnt.core.packets import Buffer, DecodeError, need
+from gnt.core.packets import Buffer, DecodeError, ethernet, need
 
 LAYER = "icmpv6"
 HEADER = struct.Struct("!BBH")  # type, code, checksum
@@ -93,7 +93,7 @@ def addr_bytes(text: str) -> bytes:
 
 def mac_text(mac: bytes) -> str:
     """`9A:C1:CD:12:78:EC`: upper-case, as ndisc6 prints link-layer addresses."""
-    return ":".join(f"{b:02X}" for b in mac)
+    return ethernet.mac_text(mac).upper()
 
 
 @dataclass(slots=True)
@@ -181,7 +181,6 @@ INFINITY = 0xFFFFFFFF  # a lifetime that never expires, RFC 4861 §4.6.2
 
 # Router preference (RFC 4191 §2.1): 2-bit signed value.
 PREFERENCE_TEXT = {0: "medium", 1: "high", 2: "reserved", 3: "low"}
-PREFERENCE_VALUE = {text: value for value, text in PREFERENCE_TEXT.items()}
 
 
 def _option(opt_type: int, body: bytes) -> bytes:
@@ -212,10 +211,9 @@ class LinkLayerOption:
 
     @classmethod
     def decode_body(cls, opt_type: int, body: Buffer, offset: int) -> LinkLayerOption:
-        # On Ethernet the address is 6 bytes (RFC 2464 §6); other links have other sizes, so
-        # keep what the option holds less the padding a 6-byte address would leave.
-        data = bytes(body)
-        return cls(opt_type, data[:6] if len(data) == 6 else data)
+        # On Ethernet the address is 6 bytes and fills the option exactly (RFC 2464 §6); other
+        # links have other sizes and no length of their own, so the whole body is kept.
+        return cls(opt_type, bytes(body))
 
     def encode(self) -> bytes:
         return _option(self.type, self.lladdr)

@@ -9,6 +9,8 @@ from gnt.ndisc.models import (
     DadResult,
     Dnssl,
     Ignored,
+    LinkLayerItem,
+    MTUItem,
     Neighbor,
     NeighborChange,
     NeighborEntry,
@@ -68,8 +70,19 @@ def format_dad(obj: DadResult) -> str:
     return f"Duplicate: {obj.address} is in use by {who}\n from {obj.source}"
 
 
-def _ignored(obj: Ignored) -> ToStderr:
-    return ToStderr(f"ignored a packet from {obj.source}: {obj.reason}")
+def _progress(obj: object, *, quiet: bool, verbose: bool) -> str | None:
+    """What ndisc6 and rdisc6 both print around the answers: rejected packets (-v), progress (not -q)."""
+    if isinstance(obj, Ignored):
+        return ToStderr(f"ignored a packet from {obj.source}: {obj.reason}") if verbose else None
+    if quiet:
+        return None
+    if isinstance(obj, Soliciting):
+        return _soliciting(obj)
+    if isinstance(obj, TimedOut):
+        return "Timed out."
+    if isinstance(obj, NoResponse):
+        return "No response."
+    return None
 
 
 def ndisc_formatter(*, quiet: bool = False, verbose: bool = False) -> Formatter:
@@ -80,17 +93,7 @@ def ndisc_formatter(*, quiet: bool = False, verbose: bool = False) -> Formatter:
             return obj.lladdr if quiet else format_neighbor(obj)
         if isinstance(obj, DadResult):
             return ("duplicate" if obj.duplicate else "unique") if quiet else format_dad(obj)
-        if isinstance(obj, Ignored):
-            return _ignored(obj) if verbose else None
-        if quiet:
-            return None
-        if isinstance(obj, Soliciting):
-            return _soliciting(obj)
-        if isinstance(obj, TimedOut):
-            return "Timed out."
-        if isinstance(obj, NoResponse):
-            return "No response."
-        return None
+        return _progress(obj, quiet=quiet, verbose=verbose)
 
     return fmt
 
@@ -118,10 +121,10 @@ def _router_option(item: object) -> list[str]:
         names = "".join(f"{d.domain} " for d in item)
         lifetime = _lifetime(item[0].lifetime)
         return [_field(" DNS search list", names), _field("  DNS search list lifetime", lifetime)]
-    if isinstance(item, int) and not isinstance(item, bool):
+    if isinstance(item, MTUItem):
         validity = "valid" if item >= IPV6_MIN_MTU else "invalid"
         return [_field(" MTU", f"{item:>12} bytes ({validity})")]
-    if isinstance(item, str):
+    if isinstance(item, LinkLayerItem):
         return [_field(" Source link-layer address", item)]
     return []
 
@@ -155,17 +158,7 @@ def rdisc_formatter(*, quiet: bool = False, verbose: bool = False) -> Formatter:
             if quiet:
                 return "\n".join(p.prefix for p in obj.prefixes) if obj.prefixes else None
             return format_router(obj)
-        if isinstance(obj, Ignored):
-            return _ignored(obj) if verbose else None
-        if quiet:
-            return None
-        if isinstance(obj, Soliciting):
-            return _soliciting(obj)
-        if isinstance(obj, TimedOut):
-            return "Timed out."
-        if isinstance(obj, NoResponse):
-            return "No response."
-        return None
+        return _progress(obj, quiet=quiet, verbose=verbose)
 
     return fmt
 
