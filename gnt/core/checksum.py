@@ -88,8 +88,7 @@ def transport_checksum(src: bytes, dst: bytes, proto: int, segment: bytes | byte
 
     Returns the raw ones' complement result; for UDP use `udp_wire_checksum`, which maps 0 to 0xffff.
     """
-    acc = add(0, pseudo_header(src, dst, proto, len(segment)))
-    return finish(add(acc, segment))
+    return finish(add(pseudo_sum(src, dst, proto, len(segment)), segment))
 
 
 def udp_wire_checksum(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview) -> int:
@@ -100,8 +99,7 @@ def udp_wire_checksum(src: bytes, dst: bytes, segment: bytes | bytearray | memor
 
 def verify_transport(src: bytes, dst: bytes, proto: int, segment: bytes | bytearray | memoryview) -> bool:
     """True when a TCP/UDP/ICMPv6 segment, checksum field included, sums correctly with its pseudo-header."""
-    acc = add(0, pseudo_header(src, dst, proto, len(segment)))
-    return add(acc, segment) == _FOLD
+    return add(pseudo_sum(src, dst, proto, len(segment)), segment) == _FOLD
 
 
 def update16(csum: int, old: int, new: int) -> int:

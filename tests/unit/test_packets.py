@@ -198,6 +198,12 @@ def test_icmp_echo_vector():
     assert msg.encode(data[8:]) == data
     assert_every_truncation_fails(data, ICMP.decode, "icmp", 8)
     assert icmp.describe(icmp.DEST_UNREACH, 4, 1400) == "Frag needed and DF set (mtu = 1400)"
+    # a raw socket hands over the whole rest-of-header word; the error queue the bare value
+    error = ICMP.decode(bytes(ScapyICMP(type=12, ptr=5)))
+    assert icmp.describe(error.type, error.code, error.rest) == "Parameter problem: pointer = 5"
+    assert icmp.describe(icmp.PARAMETER_PROBLEM, 0, 5) == "Parameter problem: pointer = 5"
+    frag_needed = ICMP.decode(bytes.fromhex("0304" "0000" "abcd" "0578"))  # a non-zero "unused" half, then MTU
+    assert icmp.describe(frag_needed.type, frag_needed.code, frag_needed.rest) == "Frag needed and DF set (mtu = 1400)"
 
 
 # --- IPv6 and its extension headers ------------------------------------------------------------

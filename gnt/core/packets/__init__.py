@@ -14,11 +14,9 @@ against the bytes present.
 
 from __future__ import annotations
 
-import struct
-
 from gnt.errors import DecodeError
 
-__all__ = ["Buffer", "DecodeError", "need", "unpack"]
+__all__ = ["Buffer", "DecodeError", "need"]
 
 Buffer = bytes | bytearray | memoryview  # anything the codecs decode from
 
@@ -28,9 +26,3 @@ def need(buf: Buffer, offset: int, size: int, layer: str) -> None:
     if offset < 0 or len(buf) - offset < size:
         have = max(len(buf) - offset, 0)
         raise DecodeError(layer, offset, f"need {size} bytes, {have} available")
-
-
-def unpack(fmt: struct.Struct, buf: Buffer, offset: int, layer: str) -> tuple[int | bytes, ...]:
-    """`fmt.unpack_from` with the length checked first, so a short buffer is a DecodeError."""
-    need(buf, offset, fmt.size, layer)
-    return fmt.unpack_from(buf, offset)

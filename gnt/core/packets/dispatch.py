@@ -20,21 +20,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from gnt.core.checksum import PROTO_TCP, PROTO_UDP
 from gnt.core.packets import Buffer, DecodeError
 from gnt.core.packets.ethernet import ETH_P_IP, ETH_P_IPV6, ETH_P_TEB, Ethernet
 from gnt.core.packets.icmp import ICMP
 from gnt.core.packets.ipv4 import IPv4
+from gnt.core.packets.ipv6 import HEADER_LEN as IPV6_HEADER_LEN
 from gnt.core.packets.ipv6 import IPv6
 from gnt.core.packets.tcp import TCP
+from gnt.core.packets.udp import HEADER_LEN as UDP_HEADER_LEN
 from gnt.core.packets.udp import UDP
 from gnt.core.packets.vxlan import PORTS as VXLAN_PORTS
 from gnt.core.packets.vxlan import VXLAN
 
-IPPROTO_ICMP = 1  # IANA protocol number, RFC 792
-IPPROTO_IPIP = 4  # IPv4 in IP, RFC 2003
-IPPROTO_TCP = 6  # IANA protocol number, RFC 9293
-IPPROTO_UDP = 17  # IANA protocol number, RFC 768
-IPPROTO_IPV6 = 41  # IPv6 in IP, RFC 2473 / RFC 4213
+PROTO_ICMP = 1  # IANA protocol number, RFC 792
+PROTO_IPIP = 4  # IPv4 in IP, RFC 2003
+PROTO_IPV6 = 41  # IPv6 in IP, RFC 2473 / RFC 4213
 
 
 class Layer(Protocol):
@@ -53,11 +54,11 @@ ETHERTYPE_CODECS: dict[int, Decoder] = {
     ETH_P_TEB: Ethernet.decode,  # Ethernet in Ethernet (GRE/NVGRE payloads)
 }
 IP_PROTO_CODECS: dict[int, Decoder] = {
-    IPPROTO_ICMP: ICMP.decode,  # ICMP for IPv4
-    IPPROTO_IPIP: IPv4.decode,  # IPv4 in IPv4/IPv6
-    IPPROTO_TCP: TCP.decode,  # TCP
-    IPPROTO_UDP: UDP.decode,  # UDP
-    IPPROTO_IPV6: IPv6.decode,  # IPv6 in IPv4/IPv6
+    PROTO_ICMP: ICMP.decode,  # ICMP for IPv4
+    PROTO_IPIP: IPv4.decode,  # IPv4 in IPv4/IPv6
+    PROTO_TCP: TCP.decode,  # TCP
+    PROTO_UDP: UDP.decode,  # UDP
+    PROTO_IPV6: IPv6.decode,  # IPv6 in IPv4/IPv6
 }
 UDP_PORT_CODECS: dict[int, Decoder] = dict.fromkeys(VXLAN_PORTS, VXLAN.decode)  # by destination port
 LINK_CODECS: dict[str, Decoder] = {
@@ -92,9 +93,9 @@ def _bounded_end(layer: Layer, start: int, end: int, strict: bool) -> int:
     elif isinstance(layer, IPv6):
         if layer.payload_length == 0:  # a jumbogram (RFC 2675) or a TSO/GRO-built packet
             return end
-        declared, name, minimum = 40 + layer.payload_length, "ipv6", layer.header_length
+        declared, name, minimum = IPV6_HEADER_LEN + layer.payload_length, "ipv6", layer.header_length
     elif isinstance(layer, UDP):
-        declared, name, minimum = layer.length, "udp", 8
+        declared, name, minimum = layer.length, "udp", UDP_HEADER_LEN
     else:
         return end
     if declared < minimum:

@@ -18,17 +18,12 @@ HEADER = struct.Struct("!6s6sH")  # destination, source, EtherType (or the first
 TAG = struct.Struct("!HH")  # TCI, then the next TPID or EtherType
 HEADER_LEN = 14  # an untagged Ethernet II header
 TAG_LEN = 4  # one 802.1Q tag
-MIN_FRAME = 60  # minimum frame without FCS; shorter frames are padded on the wire
 
 ETH_P_IP = 0x0800  # IPv4, RFC 894
-ETH_P_ARP = 0x0806  # ARP, RFC 826
 ETH_P_TEB = 0x6558  # transparent Ethernet bridging (an Ethernet frame inside GRE/NVGRE)
 ETH_P_8021Q = 0x8100  # IEEE 802.1Q customer VLAN tag (C-tag)
 ETH_P_IPV6 = 0x86DD  # IPv6, RFC 2464
-ETH_P_MPLS_UC = 0x8847  # MPLS unicast, RFC 3032
-ETH_P_MPLS_MC = 0x8848  # MPLS multicast, RFC 5332
 ETH_P_8021AD = 0x88A8  # IEEE 802.1ad service VLAN tag (S-tag, QinQ outer)
-ETH_P_LLDP = 0x88CC  # IEEE 802.1AB link layer discovery
 ETH_P_QINQ1 = 0x9100  # pre-standard QinQ outer tag, still sent by some switches
 ETH_P_802_3_MAX = 1500  # a type field at or below this is an IEEE 802.3 length, not an EtherType
 

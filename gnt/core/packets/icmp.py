@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from gnt.core.checksum import checksum as _checksum
-from gnt.core.packets import need
+from gnt.core.checksum import add, finish
+from gnt.core.packets import Buffer, need
 
 LAYER = "icmp"  # the layer name DecodeError reports
 HEADER = struct.Struct("!BBHHH")  # type, code, checksum, rest-of-header (id/seq, or unused/mtu)
@@ -50,12 +50,15 @@ REDIRECT_TEXT = {
 
 
 def describe(icmp_type: int, code: int, info: int = 0) -> str:
-    """The iputils wording for an ICMP error (`info` is the next-hop MTU for frag-needed)."""
+    """The iputils wording for an ICMP error.
+
+    `info` is either the message's 32-bit rest-of-header word (a raw socket's view) or the kernel's
+    `ee_info` from the error queue (the MTU, or the parameter-problem pointer); both read right.
+    """
     if icmp_type == DEST_UNREACH:
-        text = UNREACH_TEXT.get(code, f"Dest Unreachable, Bad Code: {code}")
         if code == 4:
-            return f"Frag needed and DF set (mtu = {info})"
-        return text
+            return f"Frag needed and DF set (mtu = {info & 0xFFFF})"  # RFC 1191: MTU in the low 16 bits
+        return UNREACH_TEXT.get(code, f"Dest Unreachable, Bad Code: {code}")
     if icmp_type == TIME_EXCEEDED:
         return TIME_EXCEEDED_TEXT.get(code, f"Time exceeded, Bad Code: {code}")
     if icmp_type == REDIRECT:
@@ -94,12 +97,12 @@ class ICMP:
         return cls(type=ECHO_REPLY if reply else ECHO_REQUEST, rest=(ident & 0xFFFF) << 16 | seq & 0xFFFF)
 
     @classmethod
-    def decode(cls, buf: bytes | bytearray | memoryview, offset: int = 0) -> ICMP:
+    def decode(cls, buf: Buffer, offset: int = 0) -> ICMP:
         need(buf, offset, HEADER.size, LAYER)
         icmp_type, code, csum, hi, lo = HEADER.unpack_from(buf, offset)
         return cls(type=icmp_type, code=code, checksum=csum, rest=hi << 16 | lo, payload_offset=offset + 8)
 
     def encode(self, payload: bytes = b"") -> bytes:
         head = HEADER.pack(self.type, self.code, 0, self.rest >> 16, self.rest & 0xFFFF)
-        csum = self.checksum or _checksum(head + payload)
+        csum = self.checksum or finish(add(add(0, head), payload))  # summed without concatenating
         return head[:2] + struct.pack("!H", csum) + head[4:] + payload

@@ -6,14 +6,13 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
-from gnt.core.checksum import checksum
-from gnt.core.packets import DecodeError, need
+from gnt.core.checksum import checksum, verify
+from gnt.core.packets import Buffer, DecodeError, need
 
 LAYER = "ipv4"  # the layer name DecodeError reports
 HEADER = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, total length, id, flags/frag, ttl, proto, csum, addrs
 MIN_LEN = 20  # header without options, RFC 791 §3.1
 FLAG_DF = 0x4000  # don't fragment
-FLAG_MF = 0x2000  # more fragments
 OFFSET_MASK = 0x1FFF  # fragment offset, in 8-byte units
 
 
@@ -53,12 +52,8 @@ class IPv4:
     def fragment_offset(self) -> int:
         return (self.flags_frag & OFFSET_MASK) * 8
 
-    @property
-    def more_fragments(self) -> bool:
-        return bool(self.flags_frag & FLAG_MF)
-
     @classmethod
-    def decode(cls, buf: bytes | bytearray | memoryview, offset: int = 0) -> IPv4:
+    def decode(cls, buf: Buffer, offset: int = 0) -> IPv4:
         need(buf, offset, MIN_LEN, LAYER)
         ver_ihl, tos, total, ident, frag, ttl, proto, csum, src, dst = HEADER.unpack_from(buf, offset)
         if ver_ihl >> 4 != 4:
@@ -85,6 +80,6 @@ class IPv4:
         csum = self.checksum or checksum(head)
         return head[:10] + struct.pack("!H", csum) + head[12:] + payload
 
-    def header_valid(self, buf: bytes | bytearray | memoryview, offset: int = 0) -> bool:
+    def header_valid(self, buf: Buffer, offset: int = 0) -> bool:
         """True when the header checksum of the header at `offset` in `buf` verifies."""
-        return checksum(bytes(buf[offset : offset + self.header_length])) == 0
+        return verify(memoryview(buf)[offset : offset + self.header_length])

@@ -203,10 +203,10 @@ class IPv6:
         pos = offset + HEADER_LEN
         extensions: list[ExtensionHeader] = []
         while next_header in EXTENSION_HEADERS:
-            name = EXTENSION_NAMES[next_header]
             have = len(buf) - pos
             size = extension_length(next_header, buf[pos + 1]) if have >= 2 else 2
             if have < size:
+                name = EXTENSION_NAMES[next_header]
                 raise DecodeError(LAYER, pos, f"{name} header truncated: need {size} bytes, {have} available")
             ext = ExtensionHeader(next_header, bytes(buf[pos + 1 : pos + size]), offset=pos)
             extensions.append(ext)

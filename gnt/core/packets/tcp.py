@@ -30,11 +30,7 @@ OPT_NOP = 1  # no-operation (padding), RFC 9293
 OPT_MSS = 2  # maximum segment size, RFC 9293
 OPT_WSCALE = 3  # window scale, RFC 7323
 OPT_SACK_PERMITTED = 4  # SACK permitted, RFC 2018
-OPT_SACK = 5  # selective acknowledgment blocks, RFC 2018
 OPT_TIMESTAMP = 8  # timestamps, RFC 7323
-OPT_MD5 = 19  # MD5 signature, RFC 2385
-OPT_TCP_AO = 29  # TCP authentication option, RFC 5925
-OPT_FASTOPEN = 34  # TCP fast open cookie, RFC 7413
 
 # tcpdump's letters, in the order it prints them ("[S.]" is SYN+ACK).
 _FLAG_LETTERS = (
