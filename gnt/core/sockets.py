@@ -160,11 +160,14 @@ def set_icmp6_filter(sock: socket.socket, accept: Iterable[int]) -> None:
 
 
 def set_ttl(sock: socket.socket, family: int, ttl: int) -> None:
-    """TTL (IPv4) or unicast hop limit (IPv6) of what the socket sends."""
-    if family == socket.AF_INET6:
-        sock.setsockopt(SOL_IPV6, IPV6_UNICAST_HOPS, ttl)
-    else:
-        sock.setsockopt(SOL_IP, IP_TTL, ttl)
+    """TTL (IPv4) or unicast hop limit (IPv6) of what the socket sends; one the kernel refuses is a GntError."""
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(SOL_IPV6, IPV6_UNICAST_HOPS, ttl)
+        else:
+            sock.setsockopt(SOL_IP, IP_TTL, ttl)
+    except OSError as exc:
+        raise GntError(f"cannot set unicast time-to-live {ttl}: {exc.strerror}", errno=exc.errno) from exc
 
 
 def enable_recverr(sock: socket.socket, family: int) -> None:

@@ -392,7 +392,7 @@ class Pinger:
         q_type, _qc, _qs, q_id, q_seq = ICMP_HEADER.unpack_from(data, inner_ip.payload_offset)
         if q_type != icmp.ECHO_REQUEST or q_id != self.sock.ident:
             return None
-        return self._error_event(q_seq, source, icmp_type, code, icmp.describe(icmp_type, code, lo))
+        return self._error_event(q_seq, source, icmp_type, code, icmp.describe(icmp_type, code, info))
 
     def _read_error_queue(self) -> None:
         """Read the error queue: TX timestamps go to their probes, ICMP errors to `queued_errors`."""

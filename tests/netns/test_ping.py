@@ -301,3 +301,10 @@ def test_errors_and_replies_mixed_are_all_reported(chain: Chain) -> None:
     assert summary["received"] + summary["errors"] == summary["transmitted"]
     assert {o["message"] for o in errors} == {"Destination Host Prohibited"}
     assert sorted(o["seq"] for o in errors + replies) == list(range(1, summary["transmitted"] + 1))
+
+
+@pytest.mark.parametrize("user", ["nobody", None])
+def test_ttl_the_kernel_refuses_is_one_line(chain: Chain, user: str | None) -> None:
+    result = chain["h1"].gnt("ping", "-c", "1", "-t", "0", H2, user=user)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "gnt ping: cannot set unicast time-to-live 0: Invalid argument"

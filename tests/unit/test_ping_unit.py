@@ -133,3 +133,26 @@ def test_timestamp_layout_is_classic() -> None:
 
     assert STAMP.size == 8
     assert STAMP.pack(1, 2) == struct.pack("!II", 1, 2)
+
+
+def test_raw_socket_reports_the_parameter_problem_pointer() -> None:
+    """A raw socket reads the error's rest-of-header itself: the pointer is its high byte."""
+    import socket as socket_module
+
+    from gnt.core import sockets
+    from gnt.core.packets.icmp import ICMP
+    from gnt.core.packets.ipv4 import IPv4
+    from gnt.ping import Pinger, _Probe
+
+    pinger = Pinger(PingOptions(host="127.0.0.1"))
+    pinger.sock = sockets.EchoSocket(socket_module.socket(), socket_module.AF_INET, "raw", 0x1234)
+    try:
+        pinger.probes[1] = _Probe(1, 0)
+        loopback = bytes([127, 0, 0, 1])
+        sent = IPv4(src=loopback, dst=loopback, proto=1).encode(ICMP.echo(0x1234, 1).encode(b"x" * 8))
+        error = ICMP(type=12, code=0, rest=5 << 24).encode(sent[:28])
+        packet = IPv4(src=loopback, dst=loopback, proto=1).encode(error)
+        event = pinger._parse(sockets.Received(packet, "127.0.0.1", None, 64))
+    finally:
+        pinger.sock.close()
+    assert event is not None and event.message == "Parameter problem: pointer = 5"
