@@ -28,30 +28,14 @@ class _BatchedStream:
         pass
 
     def flush_now(self) -> None:
-        self.stream.flush()
+        """The deferred flush; a closed stdout raises OutputClosed, as the renderers' own writes do
+        (a BrokenPipeError would reach click, which makes it exit 1, not the error boundary)."""
+        from gnt.output import OutputClosed
 
-    def isatty(self) -> bool:
-        isatty = getattr(self.stream, "isatty", None)
-        return bool(isatty and isatty())
-
-
-def _reader_gone() -> int:
-    """The reader of our output went away (`gnt conntrack list | head`): not an error, exit 0.
-
-    Handled here because click turns an EPIPE inside a command into exit status 1 before the
-    error boundary in gnt.__main__ can see it; stdout goes to /dev/null so that the final
-    flush at exit does not fail again.
-    """
-    import os
-    import sys
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-    return int(ExitCode.OK)
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise OutputClosed from None
 
 
 def build_filter(
@@ -110,7 +94,18 @@ LIST_OPTIONS: tuple[Opt, ...] = (
     Opt(("-o", "--output"), "output", str, None, "text (readable) or conntrack (conntrack -L lines).", "text"),
     Opt(("--json",), "json", bool, None, "One JSON object per entry, then a summary.", False),
 )
+WATCH_OPTIONS: tuple[Opt, ...] = (
+    *FILTER_OPTIONS,
+    Opt(("-e", "--events"), "events", str, None, "Events to show: new, update, destroy (comma-separated).",
+        "new,update,destroy"),
+    Opt(("--count", "-c"), "count", int, None, "Stop after this many events."),
+    Opt(("--duration",), "duration", float, None, "Stop after this many seconds."),
+    Opt(("--buffer-size", "-b"), "buffer_size", int, None, "Netlink receive buffer in bytes (default 8 MiB)."),
+    Opt(("-o", "--output"), "output", str, None, "text (readable) or conntrack (conntrack -E lines).", "text"),
+    Opt(("--json",), "json", bool, None, "One JSON object per event, lost-event counts, a summary.", False),
+)
 LIST_HELP = "List the entries of this network namespace's table. Exit 1 if filters matched nothing."
+WATCH_HELP = "Show conntrack events as they happen. Lost events (ENOBUFS) are counted, never hidden."
 FILTER_FIELDS = tuple(o.dest for o in FILTER_OPTIONS)
 
 
@@ -138,15 +133,12 @@ def run_list(values: dict[str, Any], env: Environment) -> int:
     emit = renderer.emit
     obj: object = None
     try:
-        try:
-            for obj in list_entries(flt):
-                if type(obj) is ListSummary:
-                    out.flush_now()  # the entries before the summary on stderr
-                emit(obj)
-        finally:
-            out.flush_now()
-    except BrokenPipeError:
-        return _reader_gone()
+        for obj in list_entries(flt):
+            if type(obj) is ListSummary:
+                out.flush_now()  # the entries before the summary on stderr
+            emit(obj)
+    finally:
+        out.flush_now()
     summary = obj if isinstance(obj, ListSummary) else None
     if summary is not None and summary.filtered and summary.shown == 0:
         return int(ExitCode.NEGATIVE)
@@ -161,31 +153,6 @@ def register(app: typer.Typer) -> None:
         help="The connection-tracking table and its events, with NAT spelled out.",
     )
 
-    # Options every filtering command takes (typer reads them from the signature).
-    def filter_options() -> dict[str, Any]:
-        return {
-            "proto": typer.Option(None, "-p", "--proto",
-                                  help="Protocol: tcp, udp, icmp, icmpv6, sctp, ... or a number."),
-            "src": typer.Option(None, "-s", "--src", help="Original source address or CIDR."),
-            "dst": typer.Option(None, "-d", "--dst", help="Original destination address or CIDR."),
-            "sport": typer.Option(None, "--sport", help="Original source port."),
-            "dport": typer.Option(None, "--dport", help="Original destination port."),
-            "reply_src": typer.Option(None, "--reply-src",
-                                      help="Reply source address or CIDR (the real server after DNAT)."),
-            "reply_dst": typer.Option(None, "--reply-dst",
-                                      help="Reply destination address or CIDR (the SNAT address)."),
-            "state": typer.Option(None, "--state", help="TCP/SCTP/DCCP state(s), comma-separated, e.g. ESTABLISHED."),
-            "mark": typer.Option(None, "--mark", help="Connmark VALUE[/MASK] (decimal or 0x hex)."),
-            "zone": typer.Option(None, "--zone", help="Conntrack zone."),
-            "snat": typer.Option(False, "--snat", help="Only source-NATed entries."),
-            "dnat": typer.Option(False, "--dnat", help="Only destination-NATed entries."),
-            "nat": typer.Option(False, "--nat", help="Only NATed entries (source or destination)."),
-            "ipv4": typer.Option(False, "-4", help="Only IPv4 entries."),
-            "ipv6": typer.Option(False, "-6", help="Only IPv6 entries."),
-        }
-
-    o = filter_options()
-
     def list_cmd(**values: Any) -> int:
         from gnt.cli import current_env
 
@@ -193,24 +160,7 @@ def register(app: typer.Typer) -> None:
 
     sub.command("list", help=LIST_HELP)(with_signature(list_cmd, parameters(LIST_OPTIONS)))
 
-    @sub.command("watch")
-    def watch_cmd(
-        proto: str | None = o["proto"], src: str | None = o["src"], dst: str | None = o["dst"],
-        sport: str | None = o["sport"], dport: str | None = o["dport"],
-        reply_src: str | None = o["reply_src"], reply_dst: str | None = o["reply_dst"],
-        state: str | None = o["state"], mark: str | None = o["mark"], zone: str | None = o["zone"],
-        snat: bool = o["snat"], dnat: bool = o["dnat"], nat: bool = o["nat"],
-        ipv4: bool = o["ipv4"], ipv6: bool = o["ipv6"],
-        events: str = typer.Option("new,update,destroy", "-e", "--events",
-                                   help="Events to show: new, update, destroy (comma-separated)."),
-        count: int | None = typer.Option(None, "--count", "-c", help="Stop after this many events."),
-        duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
-        buffer_size: int | None = typer.Option(None, "--buffer-size", "-b",
-                                               help="Netlink receive buffer in bytes (default 8 MiB)."),
-        output: str = typer.Option("text", "-o", "--output", help="text (readable) or conntrack (conntrack -E lines)."),
-        json: bool = typer.Option(False, "--json", help="One JSON object per event, lost-event counts, a summary."),
-    ) -> int:
-        """Show conntrack events as they happen. Lost events (ENOBUFS) are counted, never hidden."""
+    def watch_cmd(**values: Any) -> int:
         from gnt.cli import current_env
         from gnt.conntrack import watch
         from gnt.conntrack.filters import parse_events
@@ -218,17 +168,17 @@ def register(app: typer.Typer) -> None:
         from gnt.output import make_renderer
         from gnt.output.text.conntrack import make_formatter
 
-        mode = _output_mode(output, json)
-        wanted = parse_events(events)
+        json, count, duration = values["json"], values["count"], values["duration"]
+        buffer_size = values["buffer_size"]
+        mode = _output_mode(values["output"], json)
+        wanted = parse_events(values["events"])
         if count is not None and count < 1:
             raise UsageError(f"--count {count}: must be at least 1")
         if duration is not None and duration <= 0:
             raise UsageError(f"--duration {duration}: must be positive")
         if buffer_size is not None and buffer_size < 1024:
             raise UsageError(f"--buffer-size {buffer_size}: must be at least 1024 bytes")
-        flt = build_filter(proto=proto, src=src, dst=dst, sport=sport, dport=dport, reply_src=reply_src,
-                           reply_dst=reply_dst, state=state, mark=mark, zone=zone, snat=snat, dnat=dnat,
-                           nat=nat, ipv4=ipv4, ipv6=ipv6)
+        flt = build_filter(**{name: values[name] for name in FILTER_FIELDS})
         env = current_env()
         renderer = make_renderer(env, json=json, formatter=make_formatter(mode))
         summary: WatchSummary | None = None
@@ -244,8 +194,6 @@ def register(app: typer.Typer) -> None:
                 else:
                     shown += 1
                 renderer.emit(obj)
-        except BrokenPipeError:
-            return _reader_gone()
         except KeyboardInterrupt:
             # Ctrl-C is how a watch usually ends: say what was seen (and lost), then exit 130.
             renderer.emit(WatchSummary(events=shown, lost=lost, duration=round(time.monotonic() - started, 3),
@@ -256,6 +204,8 @@ def register(app: typer.Typer) -> None:
         if summary is not None and summary.filtered and summary.events == 0:
             return int(ExitCode.NEGATIVE)
         return int(ExitCode.OK)
+
+    sub.command("watch", help=WATCH_HELP)(with_signature(watch_cmd, parameters(WATCH_OPTIONS)))
 
     @sub.command("stats")
     def stats_cmd(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gnt.conntrack.decode import _address_text, address_text
-from gnt.conntrack.models import AddrTuple, Counters, Entry, EventEntry, IcmpTuple, PortTuple, Tuple
+from gnt.conntrack.models import AddrTuple, Counters, Entry, IcmpTuple, PortTuple, Tuple
 
 AF_INET = 2  # nfgenmsg.nfgen_family of IPv4 entries
 AF_INET6 = 10  # nfgenmsg.nfgen_family of IPv6 entries
@@ -29,7 +29,6 @@ PROTO_NAMES = {  # the names conntrack-tools prints
     IPPROTO_GRE: "gre", IPPROTO_ICMPV6: "icmpv6", IPPROTO_SCTP: "sctp", IPPROTO_UDPLITE: "udplite",
 }
 PROTO_NUMBERS = {name: num for num, name in PROTO_NAMES.items()}
-ICMP_PROTOS = (IPPROTO_ICMP, IPPROTO_ICMPV6)
 
 # enum tcp_conntrack, in kernel order (SYN_SENT2 is simultaneous open; conntrack-tools calls it LISTEN)
 TCP_STATES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK",
@@ -45,7 +44,7 @@ DCCP_STATES = ("NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CL
 STATUS_BITS = ("EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT", "DST_NAT", "SEQ_ADJUST",
                "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT", "TEMPLATE", "NAT_CLASH",
                "HELPER", "OFFLOAD", "HW_OFFLOAD")
-IPS_SEEN_REPLY = 1 << 1  # a packet was seen in the reply direction
+IPS_SEEN_REPLY = 1 << 1  # a packet was seen in the reply direction ([UNREPLIED] when clear)
 IPS_ASSURED = 1 << 2  # will not be early-dropped
 IPS_OFFLOAD = 1 << 14  # in the flowtable
 IPS_HW_OFFLOAD = 1 << 15  # in hardware
@@ -146,14 +145,6 @@ def to_entry(v: tuple[Any, ...], cls: type[Entry] = Entry) -> Entry:
         use,
         secctx,
     )
-
-
-def to_event(v: tuple[Any, ...], kind: str, timestamp: float) -> EventEntry:
-    entry = to_entry(v, EventEntry)
-    assert isinstance(entry, EventEntry)
-    entry.event = kind
-    entry.timestamp = timestamp
-    return entry
 
 
 # ---- the fused fast path ------------------------------------------------------------------

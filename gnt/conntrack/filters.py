@@ -26,14 +26,27 @@ KNOWN_STATES = frozenset(TCP_STATES) | frozenset(SCTP_STATES) | frozenset(DCCP_S
 MATCH_CACHE_MAX = 1 << 14  # address -> matched, per network filter; cleared past this
 
 
+def _decimal(value: str, maximum: int) -> int | None:
+    """`value` as a number 0..maximum, or None (isdecimal, not isdigit: int() rejects "²")."""
+    text = value.strip()
+    if not text.isdecimal():
+        return None
+    try:
+        number = int(text)
+    except ValueError:  # past int()'s limit of digits
+        return None
+    return number if number <= maximum else None
+
+
 def parse_proto(value: str) -> int:
     text = value.strip().lower()
     if text in PROTO_NUMBERS:
         return PROTO_NUMBERS[text]
     if text == "ipv6-icmp":
         return PROTO_NUMBERS["icmpv6"]
-    if text.isdigit() and 0 <= int(text) <= 255:
-        return int(text)
+    number = _decimal(text, 255)
+    if number is not None:
+        return number
     raise UsageError(f"unknown protocol {value!r}: use tcp, udp, icmp, icmpv6, sctp, dccp, gre, udplite "
                      "or a number 0-255")
 
@@ -46,8 +59,9 @@ def parse_network(value: str, option: str) -> Network:
 
 
 def parse_port(value: str, option: str) -> int:
-    if value.strip().isdigit() and 0 <= int(value) <= 65535:
-        return int(value)
+    port = _decimal(value, 65535)
+    if port is not None:
+        return port
     raise UsageError(f"{option}: {value!r} is not a port number 0-65535")
 
 
@@ -65,8 +79,9 @@ def parse_mark(value: str) -> tuple[int, int]:
 
 
 def parse_zone(value: str) -> int:
-    if value.strip().isdigit() and 0 <= int(value) <= 65535:
-        return int(value)
+    zone = _decimal(value, 65535)
+    if zone is not None:
+        return zone
     raise UsageError(f"--zone: {value!r} is not a zone number 0-65535")
 
 

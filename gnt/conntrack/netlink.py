@@ -137,7 +137,6 @@ STATS_CPU_NAMES = {  # attribute -> counter name, in the order `gnt conntrack st
 
 CT_TYPE_BASE = NFNL_SUBSYS_CTNETLINK << 8  # nlmsg_type = subsystem << 8 | message
 PIPE_SIZE = 1 << 20  # prefetch pipe: about 30 dump datagrams read ahead at most
-F_SETPIPE_SZ = 1031  # fcntl: set a pipe's capacity (linux/fcntl.h)
 FRAME = struct.Struct("=I")  # prefetch pipe: each datagram goes over prefixed with its length
 RECV_SIZE = 1 << 16  # a dump datagram is at most ~32 KiB; twice that never truncates
 EVENT_RCVBUF = 8 << 20  # default event socket buffer: 8 MiB, room for a burst on a busy node
@@ -264,7 +263,7 @@ class CtnetlinkSocket:
         try:
             import fcntl
 
-            fcntl.fcntl(write_end, F_SETPIPE_SZ, PIPE_SIZE)
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:
             pass  # the default 64 KiB pipe works, with more hand-overs
         pid = os.fork()
@@ -358,15 +357,14 @@ _END = -1  # split_datagram: NLMSG_DONE or an ack: the reply is complete
 _OVERRUN = -2  # split_datagram: NLMSG_OVERRUN
 
 
-def split_datagram(buf: bytes, size: int | None = None) -> Iterator[tuple[bytes, int, int, int, int]]:
+def split_datagram(buf: bytes) -> Iterator[tuple[bytes, int, int, int, int]]:
     """(buffer, nfgenmsg offset, message end, ctnetlink message type, nlmsg flags) per message.
 
     The end of a reply (NLMSG_DONE, an ack) comes as type _END; a netlink error raises.
     """
     unpack = NLMSGHDR.unpack_from
     off = 0
-    if size is None:
-        size = len(buf)
+    size = len(buf)
     while off + NLMSGHDR.size <= size:
         length, kind, flags, _seq, _pid = unpack(buf, off)
         if length < NLMSGHDR.size or off + length > size:

@@ -447,3 +447,31 @@ def test_empty_namespace_lists_nothing_and_exits_0(topology: Topology) -> None:
     assert [json.loads(line)["type"] for line in quiet.stdout.splitlines()] == ["summary"]
     filtered = ns.gnt("conntrack", "watch", "-p", "sctp", "--duration", "0.5")
     assert filtered.returncode == 1 and "0 events shown" in filtered.stderr
+
+
+def _fill(ns: Namespace, entries: int) -> None:
+    """`entries` synthetic entries in ns's table, made through ctnetlink as the benchmark makes them."""
+    import importlib.util
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    spec = importlib.util.spec_from_file_location("bench_conntrack", bench / "bench_conntrack.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = ns.run(sys.executable, "-c", module.FILL_SCRIPT.format(bench_dir=str(bench)), "0", str(entries))
+    assert out.stdout.strip() == "0", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("args", [("list",), ("list", "-o", "conntrack"), ("list", "--json")])
+def test_a_reader_that_leaves_early_is_not_an_error(topology: Topology, args: tuple[str, ...]) -> None:
+    """`gnt conntrack list | head -1`: exit 0 and nothing on stderr (no summary, no broken-pipe noise)."""
+    ns: Namespace = topology.add("full")
+    _fill(ns, 3000)  # some 400 KB of output: far more than a pipe holds
+    proc = ns.gnt_popen("conntrack", *args)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away
+    err = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0, err
+    assert first and err == "", err

@@ -266,6 +266,10 @@ def run(*argv: str) -> tuple[int, str, str]:
     (("conntrack", "watch", "--duration", "-1"), "must be positive"),
     (("conntrack", "watch", "-b", "10"), "--buffer-size 10"),
     (("conntrack", "list", "--dport", "x"), "--dport: 'x' is not a port number"),
+    (("conntrack", "list", "--sport", "\u00b2"), "--sport: '\u00b2' is not a port number"),  # isdigit, not int()
+    (("conntrack", "list", "--zone", "\u00b2"), "--zone: '\u00b2' is not a zone number"),
+    (("conntrack", "list", "-p", "\u00b2"), "unknown protocol '\u00b2'"),
+    (("conntrack", "list", "--dport", "9" * 5000), "is not a port number"),  # past int()'s digit limit
 ])
 def test_bad_input_is_one_line_and_exit_2(argv: tuple[str, ...], needle: str) -> None:
     code, out, err = run(*argv)
@@ -278,3 +282,44 @@ def test_help_lists_the_three_commands() -> None:
     assert code == 0
     for name in ("list", "watch", "stats"):
         assert name in out
+
+
+class _ClosedOnFlush(io.StringIO):
+    """stdout after `| head` exited: writes land in the buffer, the flush finds the pipe closed."""
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+class _ClosedOnWrite(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("stream", [_ClosedOnFlush, _ClosedOnWrite])
+@pytest.mark.parametrize("typer_parses", [False, True])
+@pytest.mark.parametrize("argv", [("conntrack", "list"), ("conntrack", "list", "-o", "conntrack"),
+                                  ("conntrack", "list", "--json"), ("conntrack", "watch")])
+def test_a_closed_stdout_ends_quietly_with_exit_0(monkeypatch: pytest.MonkeyPatch, stream: type[io.StringIO],
+                                                  typer_parses: bool, argv: tuple[str, ...]) -> None:
+    """`gnt conntrack list | head`: exit 0 and nothing on stderr (click would make a broken pipe exit 1)."""
+    import gnt.cli.conntrack
+    import gnt.conntrack
+
+    def entries(*_args: object, **_kwargs: object) -> object:
+        yield tcp_nat()
+        yield ListSummary(shown=1, scanned=1, filtered=False)
+
+    def events(*_args: object, **_kwargs: object) -> object:
+        yield EventEntry(**{fld.name: getattr(tcp_nat(), fld.name) for fld in dataclasses.fields(Entry)},
+                         event="new", timestamp=1.0)
+        yield WatchSummary(events=1, lost=0, duration=0.0, filtered=False)
+
+    monkeypatch.setattr(gnt.conntrack, "list_entries", entries)
+    monkeypatch.setattr(gnt.conntrack, "watch", events)
+    if typer_parses:
+        monkeypatch.setattr(gnt.cli.conntrack, "fast_list", lambda _argv: None)
+    env = Environment(stdout=stream(), stderr=io.StringIO())
+    code = main(list(argv), env)
+    err = env.stderr.getvalue()  # type: ignore[attr-defined]
+    assert code == 0 and err == "", err

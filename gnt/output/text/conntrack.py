@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from gnt.conntrack.entries import IPPROTO_GRE, IPS_ASSURED, IPS_HW_OFFLOAD, IPS_OFFLOAD, IPS_SEEN_REPLY, PROTO_NAMES
 from gnt.conntrack.models import (
     CpuStats,
     Entry,
@@ -24,14 +25,7 @@ from gnt.conntrack.models import (
 )
 from gnt.output import ToStderr
 
-IPS_SEEN_REPLY = 1 << 1  # nf_conntrack_common.h: reply seen ([UNREPLIED] when clear)
-IPS_ASSURED = 1 << 2  # [ASSURED]
-IPS_OFFLOAD = 1 << 14  # [OFFLOAD]
-IPS_HW_OFFLOAD = 1 << 15  # [HW_OFFLOAD]
-IPPROTO_GRE = 47  # GRE keys print as srckey/dstkey
 PORT_PROTOS = frozenset((6, 17, 33, 132, 136))  # tcp udp dccp sctp udplite: sport/dport
-CONNTRACK_PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6", 132: "sctp",
-                         136: "udplite"}  # libnetfilter_conntrack's __proto2str
 _ASSURED_MASK = IPS_ASSURED | IPS_OFFLOAD | IPS_HW_OFFLOAD  # the bits behind the one status tag after the reply
 _ASSURED = ("[ASSURED] ", "[OFFLOAD] ", "[HW_OFFLOAD] ", "[HW_OFFLOAD] ")  # by (HW_OFFLOAD, OFFLOAD) bits
 CONNTRACK_STATE_NAMES = {"SYN_SENT2": "LISTEN"}  # where conntrack-tools' name differs from the kernel's
@@ -44,7 +38,7 @@ FLAG_ORDER = ("UNREPLIED", "ASSURED", "OFFLOAD", "HW_OFFLOAD", "EXPECTED", "HELP
 def _conntrack_proto(num: int) -> str:
     prefix = _proto_prefix.get(num)
     if prefix is None:
-        prefix = f"{CONNTRACK_PROTO_NAMES.get(num, 'unknown'):<8} {num}"
+        prefix = f"{PROTO_NAMES.get(num, 'unknown'):<8} {num}"  # libnetfilter_conntrack's __proto2str
         _proto_prefix[num] = prefix
     return prefix
 
