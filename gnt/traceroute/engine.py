@@ -243,13 +243,12 @@ class Engine:
         slot.attempts += 1
         slot.last_sent = sent_at
         self.inflight_per_flow[slot.flow] += 1
+        self.last_send = sent_at
         if slot.index < 0:
-            self.last_send = sent_at
-            return  # a confirmation probe belongs to no query slot
+            return  # a sweep or confirmation probe belongs to no query slot
         hop = self.hops[slot.ttl]
         if hop.first_sent is None:
             hop.first_sent = sent_at
-        self.last_send = sent_at
 
     def _finish_probe(self, probe: Probe) -> None:
         if probe.live:

@@ -24,6 +24,7 @@ narrow ping_group_range); then errors arrive as ordinary packets and are decoded
 from __future__ import annotations
 
 import errno
+import os
 import selectors
 import socket
 import struct
@@ -33,13 +34,15 @@ from dataclasses import dataclass
 
 from gnt.core import sockets
 from gnt.core.checksum import PROTO_UDP, add, address_bytes, pseudo_header
-from gnt.errors import GntError
+from gnt.core.packets import icmp
+from gnt.core.packets.ipv4 import IPv4
+from gnt.errors import DecodeError, GntError
 
 UDP_BASE_PORT = 33434  # first destination port of default UDP probes (Linux traceroute, RFC 1393)
 UDP_CONSTANT_PORT = 53  # -U: destination port (DNS, usually let through firewalls)
 TCP_PORT = 80  # -T: destination port
 PORT_SPACE = 65536  # ports wrap around after 65535
-IPV4_HEADER = 20  # bytes, no options
+IPV4_HEADER = 20  # bytes, no options (payload_size: probes carry no IP options)
 IPV6_HEADER = 40  # bytes, fixed header
 UDP_HEADER = 8  # bytes, RFC 768
 ICMP_HEADER = 8  # bytes, echo header (RFC 792 / RFC 4443)
@@ -48,20 +51,16 @@ DEFAULT_PACKET_V4 = 60  # bytes on the wire by default (IPv4), as the Linux trac
 DEFAULT_PACKET_V6 = 80  # bytes on the wire by default (IPv6), as the Linux traceroute
 SEND_ATTEMPTS = 4  # sends tried while earlier probes' errors keep failing them
 PARIS_WORDS = 4  # bytes of payload a paris probe needs: identity word + compensation word
+TCPI_TOTAL_RETRANS = struct.Struct("=I")  # struct tcp_info (<linux/tcp.h>): tcpi_total_retrans ...
+TCPI_TOTAL_RETRANS_OFFSET = 100  # ... 8 u8 fields and 23 u32 fields into the struct
 
-ICMP_ECHO_REQUEST = 8  # RFC 792
-ICMP_ECHO_REPLY = 0  # RFC 792
-ICMP_DEST_UNREACH = 3  # RFC 792
-ICMP_TIME_EXCEEDED = 11  # RFC 792
-ICMP_PARAMETER_PROBLEM = 12  # RFC 792
+# ICMPv6 types, as in gnt.core.packets.icmpv6: that module (NDP and its options) costs more to
+# import than the rest of a trace's start-up, so an IPv4 trace does not load it.
 ICMP6_DST_UNREACH = 1  # RFC 4443 §3.1
 ICMP6_PACKET_TOO_BIG = 2  # RFC 4443 §3.2
 ICMP6_TIME_EXCEEDED = 3  # RFC 4443 §3.3
-ICMP6_PARAM_PROB = 4  # RFC 4443 §3.4
 ICMP6_ECHO_REQUEST = 128  # RFC 4443 §4.1
 ICMP6_ECHO_REPLY = 129  # RFC 4443 §4.2
-IPPROTO_ICMP = 1  # IANA protocol number
-IPPROTO_ICMPV6 = 58  # IANA next-header number
 
 # ICMPv4 destination-unreachable code -> the Linux traceroute's annotation (RFC 792, RFC 1812 §5.2.7.1).
 UNREACH4 = {
@@ -113,9 +112,9 @@ def classify(family: int, origin: int, icmp_type: int, code: int, info: int, err
         if icmp_type == ICMP6_PACKET_TOO_BIG:
             return FINAL, f"!F-{info}"
         return FINAL, f"!<{code}>"
-    if icmp_type == ICMP_TIME_EXCEEDED:
+    if icmp_type == icmp.TIME_EXCEEDED:
         return HOP, None
-    if icmp_type == ICMP_DEST_UNREACH:
+    if icmp_type == icmp.DEST_UNREACH:
         if code == UNREACH4_PORT:
             return REACHED, None
         if code == UNREACH4_NEEDFRAG:
@@ -200,9 +199,6 @@ class Method:
             if isinstance(sock, socket.socket):
                 sock.close()
 
-    def _register(self, sock: socket.socket, events: int, handler: Handler) -> None:
-        self.selector.register(sock, events, handler)
-
     def _local_answer(self, seq: int, exc: OSError) -> Answer:
         kind, note = classify(self.family, sockets.SO_EE_ORIGIN_LOCAL, 0, 0, 0, exc.errno or 0)
         return Answer(seq, kind, self.local_address, note, time.time_ns())
@@ -255,8 +251,9 @@ class UdpMethod(Method):
                 sock.connect((self.destination, self.port))
                 self.flow_sums.append(self._fixed_sum(sock))
             self.flow_socks.append(sock)
-            self._register(sock, selectors.EVENT_READ, self._flow_handler(flow))
-            self.local_address = sock.getsockname()[0] if self.paris else self.local_address
+            self.selector.register(sock, selectors.EVENT_READ, self._flow_handler(flow))
+            if self.paris:  # connected: bound to the source address the route picked
+                self.local_address = sock.getsockname()[0]
 
     def _fixed_sum(self, sock: socket.socket) -> int:
         src = sock.getsockname()
@@ -274,7 +271,7 @@ class UdpMethod(Method):
                 raise self._send_failed(exc) from exc
             self.local_address = sock.getsockname()[0]
             self.probe_socks[seq] = sock
-            self._register(sock, selectors.EVENT_READ, self._probe_handler(seq, sock))
+            self.selector.register(sock, selectors.EVENT_READ, self._probe_handler(seq, sock))
             payload = bytes(self.payload_size)
             target: tuple[str, int] | None = None
         else:
@@ -359,8 +356,6 @@ class IcmpMethod(Method):
         self.seq_base = 1  # first echo sequence number, as the Linux traceroute
 
     def open(self) -> None:
-        import os
-
         for flow in range(self.flows):
             es = sockets.open_icmp_echo(self.family, raw_ident=(os.getpid() + flow) & 0xFFFF)
             try:
@@ -382,7 +377,7 @@ class IcmpMethod(Method):
                 es.close()
                 raise
             self.echo.append(es)
-            self._register(es.sock, selectors.EVENT_READ, self._handler(es))
+            self.selector.register(es.sock, selectors.EVENT_READ, self._handler(es))
 
     def _wire_seq(self, seq: int) -> int:
         return (self.seq_base + seq) & 0xFFFF
@@ -395,12 +390,10 @@ class IcmpMethod(Method):
         v6 = self.family == socket.AF_INET6
         wire_seq = self._wire_seq(seq)
         payload = paris_icmp_payload(wire_seq, self.payload_size) if self.paris else bytes(self.payload_size)
-        head = struct.pack("!BBHHH", ICMP6_ECHO_REQUEST if v6 else ICMP_ECHO_REQUEST, 0, 0, es.ident, wire_seq)
-        packet = head + payload
-        if es.kind == "raw" and not v6:
-            from gnt.core.checksum import checksum
-
-            packet = packet[:2] + struct.pack("!H", checksum(packet)) + packet[4:]
+        if v6:  # the kernel computes the ICMPv6 checksum (RFC 3542 §3.1)
+            packet = icmp.HEADER.pack(ICMP6_ECHO_REQUEST, 0, 0, es.ident, wire_seq) + payload
+        else:  # a raw socket needs the checksum; a ping socket computes its own
+            packet = icmp.ICMP.echo(es.ident, wire_seq).encode(payload)
         sockets.set_ttl(es.sock, self.family, ttl)
         return self._transmit(es.sock, packet, (self.destination, 0))
 
@@ -410,9 +403,9 @@ class IcmpMethod(Method):
             if es.is_dgram:
                 for entry in sockets.read_probe_errors(es.sock):
                     err = entry.error
-                    if len(err.payload) < ICMP_HEADER:
+                    if len(err.payload) < icmp.HEADER.size:
                         continue
-                    seq = self._seq(struct.unpack_from("!H", err.payload, 6)[0])
+                    seq = self._seq(icmp.ICMP.decode(err.payload).seq)  # the quoted echo request
                     kind, note = classify(self.family, err.origin, err.icmp_type, err.icmp_code, err.info,
                                           err.errno)
                     address = err.offender if err.origin != sockets.SO_EE_ORIGIN_LOCAL else None
@@ -436,36 +429,42 @@ class IcmpMethod(Method):
         data = got.data
         offset = 0
         if es.kind == "raw" and not v6:
-            if len(data) < IPV4_HEADER:
+            try:
+                offset = IPv4.decode(data).payload_offset
+            except DecodeError:
                 return None
-            offset = (data[0] & 0x0F) * 4
-        if len(data) < offset + ICMP_HEADER:
+        if len(data) < offset + icmp.HEADER.size:
             return None
-        icmp_type, code, _csum, ident, wire_seq = struct.unpack_from("!BBHHH", data, offset)
+        icmp_type, code, _csum, ident, wire_seq = icmp.HEADER.unpack_from(data, offset)  # ICMPv6: same layout
         stamp = got.kernel_time_ns or time.time_ns()
-        if icmp_type == (ICMP6_ECHO_REPLY if v6 else ICMP_ECHO_REPLY):
+        if icmp_type == (ICMP6_ECHO_REPLY if v6 else icmp.ECHO_REPLY):
             if es.kind == "raw" and ident != es.ident:
                 return None
             return Answer(self._seq(wire_seq), REACHED, got.address, None, stamp)
         if es.kind != "raw":
             return None
         # Raw socket: an ICMP error is an ordinary packet; the echo request it quotes follows.
-        info = struct.unpack_from("!I", data, offset + 4)[0]
-        quoted = offset + ICMP_HEADER
+        info = ident << 16 | wire_seq  # the rest of the error's header
+        quoted = offset + icmp.HEADER.size
         if v6:
-            if len(data) < quoted + IPV6_HEADER + ICMP_HEADER or data[quoted + 6] != IPPROTO_ICMPV6:
+            # The quoted IPv6 header: echo requests carry no extension headers.
+            if len(data) < quoted + IPV6_HEADER or data[quoted + 6] != socket.IPPROTO_ICMPV6:
                 return None
             inner = quoted + IPV6_HEADER
             mtu = info
         else:
-            if len(data) < quoted + IPV4_HEADER or data[quoted + 9] != IPPROTO_ICMP:
+            try:
+                quoted_ip = IPv4.decode(data, quoted)
+            except DecodeError:
                 return None
-            inner = quoted + (data[quoted] & 0x0F) * 4
+            if quoted_ip.proto != socket.IPPROTO_ICMP:
+                return None
+            inner = quoted_ip.payload_offset
             mtu = info & 0xFFFF
-        if len(data) < inner + ICMP_HEADER:
+        if len(data) < inner + icmp.HEADER.size:
             return None
-        q_type, _q_code, _q_csum, q_ident, q_seq = struct.unpack_from("!BBHHH", data, inner)
-        if q_type != (ICMP6_ECHO_REQUEST if v6 else ICMP_ECHO_REQUEST) or q_ident != es.ident:
+        q_type, _q_code, _q_csum, q_ident, q_seq = icmp.HEADER.unpack_from(data, inner)
+        if q_type != (ICMP6_ECHO_REQUEST if v6 else icmp.ECHO_REQUEST) or q_ident != es.ident:
             return None
         origin = sockets.SO_EE_ORIGIN_ICMP6 if v6 else sockets.SO_EE_ORIGIN_ICMP
         kind, note = classify(self.family, origin, icmp_type, code, mtu, 0)
@@ -498,14 +497,21 @@ class TcpMethod(Method):
         if self.paris:
             self.flow_ports.setdefault(flow, local[1])
         self.probe_socks[seq] = sock
-        self._register(sock, selectors.EVENT_WRITE, self._handler(seq, sock, local[1]))
+        self.selector.register(sock, selectors.EVENT_WRITE, self._handler(seq, sock, local[1]))
         return sent
 
     def retire(self, seq: int) -> None:
         sock = self.probe_socks.pop(seq, None)
         if sock is not None:
-            self.selector.unregister(sock)
+            if self.selector.get_map().get(sock.fileno()) is not None:  # see `_handler`: may be unregistered
+                self.selector.unregister(sock)
             sock.close()  # SO_LINGER 0: a RST, so the port is free at once (no TIME_WAIT)
+
+    def close(self) -> None:
+        super().close()
+        for sock in self.probe_socks.values():
+            sock.close()
+        self.probe_socks.clear()
 
     def _handler(self, seq: int, sock: socket.socket, local_port: int) -> Handler:
         def handle(_mask: int) -> list[Answer]:
@@ -519,6 +525,14 @@ class TcpMethod(Method):
                 kind, note = classify(self.family, err.origin, err.icmp_type, err.icmp_code, err.info, err.errno)
                 address = err.offender if err.origin != sockets.SO_EE_ORIGIN_LOCAL else self.local_address
                 answers.append(Answer(seq, kind, address, note, err.kernel_time_ns or time.time_ns()))
+            if answers and all(a.kind == HOP for a in answers) and syn_retransmitted(sock):
+                # The kernel resent the SYN (a second after the probe, when nothing came back: a
+                # rate-limited hop), so a time-exceeded may answer either SYN and the probe's RTT
+                # is unknown (Karn's rule): no answer, the probe expires as a `*`. The error ended
+                # the connect, so the socket would poll ready until retired: stop watching it.
+                # (An unreachable is kept: it ends the trace, whatever its RTT.)
+                self.selector.unregister(sock)
+                return []
             if answers:
                 return answers
             status = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -535,6 +549,15 @@ class TcpMethod(Method):
             return answers
 
         return handle
+
+
+def syn_retransmitted(sock: socket.socket) -> bool:
+    """True when the kernel has retransmitted on this TCP socket (for a probe: its SYN)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCPI_TOTAL_RETRANS_OFFSET + TCPI_TOTAL_RETRANS.size)
+    if len(info) < TCPI_TOTAL_RETRANS_OFFSET + TCPI_TOTAL_RETRANS.size:
+        return False
+    (retransmissions,) = TCPI_TOTAL_RETRANS.unpack_from(info, TCPI_TOTAL_RETRANS_OFFSET)
+    return bool(retransmissions)
 
 
 def payload_size(method: str, family: int, packet_len: int) -> int:

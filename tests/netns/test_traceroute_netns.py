@@ -209,3 +209,21 @@ def test_icmp_raw_socket_as_root(chain: Chain, family: int) -> None:
     assert hops[1][1] == "* * *"
     assert hops[2][1].startswith(addr["r3"] + "  ")
     assert hops[3][1].startswith(addr["h2"] + "  ")
+
+
+def test_tcp_rtt_is_never_that_of_a_retransmitted_syn(chain: Chain) -> None:
+    """A rate-limited hop answers the SYN the kernel resends a second later: its RTT is unknown.
+
+    The runs before drain the routers' ICMP token buckets; -w 5,0,0 keeps the probes waiting past
+    the first SYN retransmission. An answer that may be for the resent SYN is no answer (a `*`),
+    never an RTT of a second or more on this chain of veths.
+    """
+    addr = chain.addresses4
+    for _run in range(2):
+        chain["h1"].gnt("traceroute", "-n", "-T", addr["h2"], user="nobody")
+    result = chain["h1"].gnt("traceroute", "-n", "-T", "-w", "5,0,0", addr["h2"], user="nobody")
+    assert result.returncode == 0, result.stdout + result.stderr
+    hops = hop_lines(result.stdout)
+    assert [ttl for ttl, _ in hops] == [1, 2, 3, 4], result.stdout
+    rtts = [float(ms) for _ttl, rest in hops for ms in re.findall(r"(\d+\.\d+) ms", rest)]
+    assert rtts and max(rtts) < 1000, result.stdout

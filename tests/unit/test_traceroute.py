@@ -323,3 +323,15 @@ def test_raw_icmpv6_unreachable_is_decoded_from_the_quoted_echo_request() -> Non
     answer = method._decode(echo, sockets.Received(reply, "2001:db8:4::2", 6, 61))  # type: ignore[attr-defined]
     assert answer is not None
     assert (answer.seq, answer.kind, answer.address) == (5, REACHED, "2001:db8:4::2")
+
+
+def test_syn_retransmitted_reads_tcp_info() -> None:
+    """A SYN answered at once was never resent (the netns tests cover one that was)."""
+    from gnt.traceroute.methods import syn_retransmitted
+
+    with socket.socket() as listener, socket.socket() as probe:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        assert not syn_retransmitted(probe)  # not even connecting yet
+        probe.connect(listener.getsockname())
+        assert not syn_retransmitted(probe)

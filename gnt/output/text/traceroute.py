@@ -12,7 +12,7 @@ and, after an error, ` !<annotation>`.
 
 from __future__ import annotations
 
-from gnt.traceroute.models import Hop, ProbeResult, Summary, TraceStart
+from gnt.traceroute.models import Hop, ProbeResult, TraceStart
 
 
 def format_start(start: TraceStart) -> str:
@@ -56,6 +56,4 @@ class TracerouteText:
             return format_hop(obj, self.numeric)
         if isinstance(obj, TraceStart):
             return format_start(obj)
-        if isinstance(obj, Summary):
-            return None
-        return None
+        return None  # the Summary: the Linux traceroute prints nothing after the last hop
