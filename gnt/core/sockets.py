@@ -111,7 +111,8 @@ def icmp_proto(family: int) -> int:
     return socket.IPPROTO_ICMPV6 if family == socket.AF_INET6 else socket.IPPROTO_ICMP
 
 
-def open_icmp_echo(family: int, *, allow_raw: bool = True, raw_ident: int | None = None) -> EchoSocket:
+def open_icmp_echo(family: int, *, allow_raw: bool = True, raw_ident: int | None = None,
+                   source: str | None = None) -> EchoSocket:
     """Open an ICMP echo socket: DGRAM first, raw when DGRAM is refused and raw is allowed.
 
     Raises PermissionDenied, naming both fixes, when neither kind can be opened.
@@ -126,8 +127,12 @@ def open_icmp_echo(family: int, *, allow_raw: bool = True, raw_ident: int | None
         dgram_error = exc
     else:
         # The kernel picks the echo id when the socket is bound (implicitly on first send);
-        # bind now so getsockname() tells us which id replies will carry.
-        sock.bind(("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0))
+        # bind now (to `source`, or any address) so getsockname() tells us which id replies carry.
+        try:
+            bind_source(sock, family, source or ("::" if family == socket.AF_INET6 else "0.0.0.0"))
+        except BaseException:
+            sock.close()
+            raise
         return EchoSocket(sock, family, "dgram", sock.getsockname()[1])
     if allow_raw:
         try:
@@ -137,6 +142,12 @@ def open_icmp_echo(family: int, *, allow_raw: bool = True, raw_ident: int | None
                 raise GntError(f"cannot open a raw ICMP socket: {exc.strerror}", errno=exc.errno) from exc
         else:
             ident = raw_ident if raw_ident is not None else os.getpid() & 0xFFFF
+            if source:
+                try:
+                    bind_source(sock, family, source)
+                except BaseException:
+                    sock.close()
+                    raise
             if family == socket.AF_INET6:
                 # Echo replies and the errors that can quote an echo request (types 1-4).
                 set_icmp6_filter(sock, (1, 2, 3, 4, 129))
@@ -366,23 +377,26 @@ def clear_pending_error(sock: socket.socket) -> None:
 # TCP in SYN_SENT it queues the error with the quoted TCP header, then fails the connect.
 
 _LINGER_RESET = struct.Struct("=ii")  # struct linger {l_onoff, l_linger}: (1, 0) closes with a RST
+TCPI_TOTAL_RETRANS = struct.Struct("=I")  # struct tcp_info (<linux/tcp.h>): tcpi_total_retrans ...
+TCPI_TOTAL_RETRANS_OFFSET = 100  # ... 8 u8 fields and 23 u32 fields into the struct
 
 
-@dataclass(slots=True)
-class ProbeError:
-    """An error-queue entry plus the destination port the quoted datagram was sent to."""
-
-    error: QueuedError
-    quoted_port: int | None  # from msg_name (sin_port/sin6_port): the quoted UDP/TCP destination port
-
-
-def read_probe_errors(sock: socket.socket, bufsize: int = 65536) -> list[ProbeError]:
-    """The error-queue entries of a probe socket, each with the destination port it quotes.
+def read_probe_errors(sock: socket.socket, bufsize: int = 65536) -> list[QueuedError]:
+    """The error-queue entries of a probe socket (each with the destination port it quotes).
 
     TX timestamp reports are dropped: probe round-trip times use the RX timestamp of the error.
     """
-    return [ProbeError(entry, entry.quoted_port) for entry in read_error_queue(sock, bufsize)
-            if isinstance(entry, QueuedError)]
+    return [entry for entry in read_error_queue(sock, bufsize) if isinstance(entry, QueuedError)]
+
+
+def syn_retransmitted(sock: socket.socket) -> bool:
+    """True when the kernel has retransmitted on this TCP socket (for a probe: its SYN), from TCP_INFO."""
+    size = TCPI_TOTAL_RETRANS_OFFSET + TCPI_TOTAL_RETRANS.size
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, size)
+    if len(info) < size:
+        return False
+    (retransmissions,) = TCPI_TOTAL_RETRANS.unpack_from(info, TCPI_TOTAL_RETRANS_OFFSET)
+    return bool(retransmissions)
 
 
 def open_udp_probe(family: int, *, source: str | None = None, device: str | None = None,

@@ -204,21 +204,12 @@ class Pinger:
         opts = self.options
         if opts.interface and not is_literal(opts.interface):
             sockets.interface_index(opts.interface)  # an unknown name is an InterfaceError
-        es = sockets.open_icmp_echo(self.target.family)
+        source = opts.interface if opts.interface and is_literal(opts.interface) else None
+        es = sockets.open_icmp_echo(self.target.family, source=source)
         s = es.sock
         family = self.target.family
-        if opts.interface:
-            if is_literal(opts.interface):
-                if es.is_dgram:
-                    # A ping socket is bound already (to learn its id): rebind a fresh one to the source.
-                    es.close()
-                    s = socket.socket(family, socket.SOCK_DGRAM, sockets.icmp_proto(family))
-                    sockets.bind_source(s, family, opts.interface)
-                    es = sockets.EchoSocket(s, family, "dgram", s.getsockname()[1])
-                else:
-                    sockets.bind_source(s, family, opts.interface)
-            else:
-                sockets.bind_device(s, opts.interface)
+        if opts.interface and source is None:
+            sockets.bind_device(s, opts.interface)
         if opts.ttl is not None:
             sockets.set_ttl(s, family, opts.ttl)
         if es.is_dgram:

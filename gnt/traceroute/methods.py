@@ -51,8 +51,6 @@ DEFAULT_PACKET_V4 = 60  # bytes on the wire by default (IPv4), as the Linux trac
 DEFAULT_PACKET_V6 = 80  # bytes on the wire by default (IPv6), as the Linux traceroute
 SEND_ATTEMPTS = 4  # sends tried while earlier probes' errors keep failing them
 PARIS_WORDS = 4  # bytes of payload a paris probe needs: identity word + compensation word
-TCPI_TOTAL_RETRANS = struct.Struct("=I")  # struct tcp_info (<linux/tcp.h>): tcpi_total_retrans ...
-TCPI_TOTAL_RETRANS_OFFSET = 100  # ... 8 u8 fields and 23 u32 fields into the struct
 
 # ICMPv6 types, as in gnt.core.packets.icmpv6: that module (NDP and its options) costs more to
 # import than the rest of a trace's start-up, so an IPv4 trace does not load it.
@@ -291,9 +289,9 @@ class UdpMethod(Method):
             self.selector.unregister(sock)
             sock.close()
 
-    def _seq_from_error(self, entry: sockets.ProbeError) -> int | None:
+    def _seq_from_error(self, entry: sockets.QueuedError) -> int | None:
         if self.paris:
-            payload = entry.error.payload
+            payload = entry.payload
             return struct.unpack_from("!H", payload)[0] if len(payload) >= 2 else None
         if entry.quoted_port is None:
             return None
@@ -302,7 +300,7 @@ class UdpMethod(Method):
     def _errors(self, sock: socket.socket, fixed_seq: int | None) -> list[Answer]:
         answers: list[Answer] = []
         for entry in sockets.read_probe_errors(sock):
-            err = entry.error
+            err = entry
             seq = fixed_seq if fixed_seq is not None else self._seq_from_error(entry)
             if seq is None:
                 continue
@@ -357,16 +355,8 @@ class IcmpMethod(Method):
 
     def open(self) -> None:
         for flow in range(self.flows):
-            es = sockets.open_icmp_echo(self.family, raw_ident=(os.getpid() + flow) & 0xFFFF)
+            es = sockets.open_icmp_echo(self.family, raw_ident=(os.getpid() + flow) & 0xFFFF, source=self.source)
             try:
-                if self.source and es.kind == "raw":
-                    sockets.bind_source(es.sock, self.family, self.source)
-                elif self.source:
-                    # A ping socket is already bound (to learn its id): rebind on a fresh one.
-                    es.sock.close()
-                    es.sock = socket.socket(self.family, socket.SOCK_DGRAM, sockets.icmp_proto(self.family))
-                    sockets.bind_source(es.sock, self.family, self.source)
-                    es.ident = es.sock.getsockname()[1]
                 if self.interface:
                     sockets.bind_device(es.sock, self.interface)
                 es.sock.setblocking(False)
@@ -402,7 +392,7 @@ class IcmpMethod(Method):
             answers: list[Answer] = []
             if es.is_dgram:
                 for entry in sockets.read_probe_errors(es.sock):
-                    err = entry.error
+                    err = entry
                     if len(err.payload) < icmp.HEADER.size:
                         continue
                     seq = self._seq(icmp.ICMP.decode(err.payload).seq)  # the quoted echo request
@@ -517,7 +507,7 @@ class TcpMethod(Method):
         def handle(_mask: int) -> list[Answer]:
             answers: list[Answer] = []
             for entry in sockets.read_probe_errors(sock):
-                err = entry.error
+                err = entry
                 if err.origin in (sockets.SO_EE_ORIGIN_ICMP, sockets.SO_EE_ORIGIN_ICMP6) and len(err.payload) >= 2:
                     quoted_source = struct.unpack_from("!H", err.payload)[0]
                     if quoted_source != local_port:
@@ -525,7 +515,7 @@ class TcpMethod(Method):
                 kind, note = classify(self.family, err.origin, err.icmp_type, err.icmp_code, err.info, err.errno)
                 address = err.offender if err.origin != sockets.SO_EE_ORIGIN_LOCAL else self.local_address
                 answers.append(Answer(seq, kind, address, note, err.kernel_time_ns or time.time_ns()))
-            if answers and all(a.kind == HOP for a in answers) and syn_retransmitted(sock):
+            if answers and all(a.kind == HOP for a in answers) and sockets.syn_retransmitted(sock):
                 # The kernel resent the SYN (a second after the probe, when nothing came back: a
                 # rate-limited hop), so a time-exceeded may answer either SYN and the probe's RTT
                 # is unknown (Karn's rule): no answer, the probe expires as a `*`. The error ended
@@ -549,15 +539,6 @@ class TcpMethod(Method):
             return answers
 
         return handle
-
-
-def syn_retransmitted(sock: socket.socket) -> bool:
-    """True when the kernel has retransmitted on this TCP socket (for a probe: its SYN)."""
-    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCPI_TOTAL_RETRANS_OFFSET + TCPI_TOTAL_RETRANS.size)
-    if len(info) < TCPI_TOTAL_RETRANS_OFFSET + TCPI_TOTAL_RETRANS.size:
-        return False
-    (retransmissions,) = TCPI_TOTAL_RETRANS.unpack_from(info, TCPI_TOTAL_RETRANS_OFFSET)
-    return bool(retransmissions)
 
 
 def payload_size(method: str, family: int, packet_len: int) -> int:

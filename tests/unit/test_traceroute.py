@@ -327,7 +327,7 @@ def test_raw_icmpv6_unreachable_is_decoded_from_the_quoted_echo_request() -> Non
 
 def test_syn_retransmitted_reads_tcp_info() -> None:
     """A SYN answered at once was never resent (the netns tests cover one that was)."""
-    from gnt.traceroute.methods import syn_retransmitted
+    from gnt.core.sockets import syn_retransmitted
 
     with socket.socket() as listener, socket.socket() as probe:
         listener.bind(("127.0.0.1", 0))
