@@ -11,6 +11,8 @@ from gnt.cli.complete import complete_interface
 
 if TYPE_CHECKING:
     from gnt.iptrace.models import Filter
+    from gnt.output import Renderer
+    from gnt.output.env import Environment
 
 HELP = """Follow packets through the iptables/nftables rules: which chain, which rule, which verdict.
 
@@ -24,8 +26,6 @@ Offline: --from-log FILE|- reads kernel TRACE log lines, `xtables-monitor --trac
 
 Exit status: 0 when packets were traced; 1 when none were; 2 on error or bad usage;
 130 after SIGINT, 143 after SIGTERM (what was traced is shown first)."""
-
-SIGTERM_EXIT = 143  # 128 + SIGTERM, as shells report a terminated process
 
 
 def iptrace(
@@ -111,14 +111,12 @@ def iptrace(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     renderer.emit(TraceEnd(packets=stats.packets, skipped=stats.skipped, backend=stats.backend))
-    if stop.signum == signal.SIGINT:
-        return int(ExitCode.INTERRUPTED)
-    if stop.signum in (signal.SIGTERM, signal.SIGHUP):
-        return SIGTERM_EXIT if stop.signum == signal.SIGTERM else 128 + int(stop.signum)
+    if stop.signum is not None:  # 128 + the signal, as shells report it: 130 (ExitCode.INTERRUPTED), 143, 129
+        return 128 + int(stop.signum)
     return int(ExitCode.OK if stats.packets else ExitCode.NEGATIVE)
 
 
-def _from_log(env: object, renderer: object, path: str, flt: Filter, count: int | None) -> int:
+def _from_log(env: Environment, renderer: Renderer, path: str, flt: Filter, count: int | None) -> int:
     """Read a captured trace; the filter options select packets from it as they would live."""
     import sys
 
@@ -126,9 +124,7 @@ def _from_log(env: object, renderer: object, path: str, flt: Filter, count: int 
     from gnt.iptrace.logparse import LogReader, summary_matches
     from gnt.iptrace.models import TraceEnd
     from gnt.iptrace.nftrules import validate
-    from gnt.output.env import Environment
 
-    assert isinstance(env, Environment)
     flt = validate(flt)
     reader = LogReader()
     name = "stdin" if path == "-" else path
@@ -153,10 +149,10 @@ def _from_log(env: object, renderer: object, path: str, flt: Filter, count: int 
             break
         if not summary_matches(flt, packet.summary):
             continue
-        renderer.emit(packet)  # type: ignore[attr-defined]
+        renderer.emit(packet)
         shown += 1
     end = TraceEnd(packets=shown, skipped=reader.skipped, backend="log", source=name)
-    renderer.emit(end)  # type: ignore[attr-defined]
+    renderer.emit(end)
     return int(ExitCode.OK if shown else ExitCode.NEGATIVE)
 
 

@@ -1,7 +1,8 @@
 """The packet a trace event carries: IP header (RFC 791 / RFC 8200) and the first transport bytes.
 
 nftables trace events hold the raw network header (up to 40 bytes) and the first 20
-bytes of the transport header; only the fields a summary shows are read, lean.
+bytes of the transport header; only the fields a summary shows are read, lean, with the core
+codecs' header layouts (not their full decoders: a truncated or odd header still gives a summary).
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import socket
 import struct
 
+from gnt.core.packets.ipv4 import HEADER as IPV4_FIXED
+from gnt.core.packets.ipv6 import HEADER as IPV6_FIXED
+from gnt.core.packets.ipv6 import HEADER_LEN as IPV6_HEADER_LEN
 from gnt.iptrace.models import Summary
 
-IPV4_FIXED = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, length, id, frag, ttl, proto, csum, src, dst
-IPV6_FIXED = struct.Struct("!IHBB16s16s")  # ver/tc/flow, payload length, next header, hop limit, src, dst
 PORTS = struct.Struct("!HH")  # TCP/UDP/SCTP/DCCP source and destination port
-IPV6_HEADER_LEN = 40  # fixed IPv6 header, RFC 8200 §3
 
 PROTO_NAMES = {
     1: "icmp",  # RFC 792

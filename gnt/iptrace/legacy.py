@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import subprocess
 from dataclasses import replace
 
 from gnt.errors import PermissionDenied, UnavailableError
+from gnt.iptrace.commands import failure_text, find_binary, pid_alive, run_command
 from gnt.iptrace.models import Filter
-from gnt.iptrace.nftrules import pid_alive
 
 COMMENT_PREFIX = "gnt-iptrace:"  # rule comment tag: gnt-iptrace:<pid>
 COMMENT_RE = re.compile(r"--comment \"?" + COMMENT_PREFIX + r"(\d+)\"?")  # the tag in iptables -S output
@@ -37,8 +36,7 @@ NON_TERMINAL_TARGETS = ("LOG", "NFLOG", "TRACE", "MARK", "CONNMARK", "CT", "NOTR
 
 def tool(version: int) -> str:
     name = TOOLS[version]
-    path = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}")
-                                       if os.path.exists(p)), None)
+    path = find_binary(name)
     if path is None:
         raise UnavailableError(f"{name} is not installed", "install iptables (apt install iptables)")
     return path
@@ -80,13 +78,9 @@ def legacy_in_use() -> bool:
 
 
 def run(version: int, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    try:
-        done = subprocess.run([tool(version), "-w", "5", *args], capture_output=True, text=True,
-                              timeout=CMD_TIMEOUT, check=False, start_new_session=True)
-    except subprocess.TimeoutExpired as exc:
-        raise UnavailableError(f"{TOOLS[version]} did not answer in time") from exc
+    done = run_command([tool(version), "-w", "5", *args], TOOLS[version], CMD_TIMEOUT)
     if check and done.returncode != 0:
-        err = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
+        err = failure_text(done)
         if "Permission denied" in err or "Operation not permitted" in err:
             raise PermissionDenied(f"{TOOLS[version]} was refused: {err}",
                                    "run as root or grant CAP_NET_ADMIN")

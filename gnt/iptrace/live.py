@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import os
 import select
 import signal
@@ -89,8 +90,7 @@ def choose_backend(requested: str) -> str:
     if legacy.legacy_in_use() and legacy.available():
         return "legacy"
     try:
-        nftrules.nft_binary()
-        probe = nftrules.run_nft("list", "tables", check=False)
+        probe = nftrules.run_nft("list", "tables", check=False)  # UnavailableError too when nft is missing
     except UnavailableError:
         if legacy.available():
             return "legacy"
@@ -127,8 +127,8 @@ def trace_live(flt: Filter, *, backend: str = "auto", count: int | None = None, 
     pid = os.getpid()
     cleanup_leftovers()
     runner = _trace_nft if chosen == "nft" else _trace_legacy
-    packets = runner(flt, pid, count=count, deadline=_deadline(duration, clock), stop=stop, stats=stats,
-                     clock=clock, idle=idle, on_ready=on_ready)
+    packets = runner(flt, pid, deadline=_deadline(duration, clock), stop=stop, stats=stats, clock=clock,
+                     idle=idle, on_ready=on_ready)
     with contextlib.closing(packets):  # closing runs the runner's cleanup now, however we leave
         for packet in packets:
             stats.packets += 1
@@ -137,38 +137,51 @@ def trace_live(flt: Filter, *, backend: str = "auto", count: int | None = None, 
                 return
 
 
-def _trace_nft(flt: Filter, pid: int, *, count: int | None, deadline: float | None, stop: StopRequest,
-               stats: RunStats, clock: Callable[[], float], idle: float,
+def _poll(source: socket.socket | int, read: Callable[[float], list[Packet]],
+          expire: Callable[[float], list[Packet]], *, deadline: float | None, stop: StopRequest,
+          clock: Callable[[], float]) -> Generator[Packet, None, None]:
+    """The live loop of both backends: wait for `source`, `read` what it holds (packets it completed),
+    `expire` idle packets now and then; until the deadline or a stop request."""
+    last_expiry = clock()
+    while stop.signum is None:
+        now = clock()
+        if deadline is not None and now >= deadline:
+            break
+        wait = POLL_SECONDS if deadline is None else max(0.0, min(POLL_SECONDS, deadline - now))
+        try:
+            readable, _, _ = select.select([source], [], [], wait)
+        except InterruptedError:
+            continue
+        done = read(now) if readable else []
+        now = clock()
+        if now - last_expiry >= EXPIRY_INTERVAL:
+            done += expire(now)
+            last_expiry = now
+        yield from done
+
+
+def _trace_nft(flt: Filter, pid: int, *, deadline: float | None, stop: StopRequest, stats: RunStats,
+               clock: Callable[[], float], idle: float,
                on_ready: Callable[[], None] | None) -> Generator[Packet, None, None]:
     sock = open_trace_socket()  # subscribe before the rule exists: no event is missed
     tracker = NftTracker(nftrules.RuleBook(), idle=idle)
+
+    def read(now: float) -> list[Packet]:
+        done: list[Packet] = []
+        for datagram in _drain(sock):
+            for message in split_messages(datagram):
+                event = decode_trace(message)
+                if event is None:
+                    stats.skipped += 1
+                    continue
+                done += tracker.feed(event, now)
+        return done
+
     try:
         nftrules.install(flt, pid)
         if on_ready is not None:
             on_ready()
-        last_expiry = clock()
-        while stop.signum is None:
-            now = clock()
-            if deadline is not None and now >= deadline:
-                break
-            wait = POLL_SECONDS if deadline is None else max(0.0, min(POLL_SECONDS, deadline - now))
-            try:
-                readable, _, _ = select.select([sock], [], [], wait)
-            except InterruptedError:
-                continue
-            done: list[Packet] = []
-            for datagram in _drain(sock) if readable else []:
-                for message in split_messages(datagram):
-                    event = decode_trace(message)
-                    if event is None:
-                        stats.skipped += 1
-                        continue
-                    done += tracker.feed(event, now)
-            now = clock()
-            if now - last_expiry >= EXPIRY_INTERVAL:
-                done += tracker.expire(now)
-                last_expiry = now
-            yield from done
+        yield from _poll(sock, read, tracker.expire, deadline=deadline, stop=stop, clock=clock)
         yield from tracker.drain()
     finally:
         with _signals_blocked():
@@ -210,8 +223,8 @@ def _read_kmsg(fd: int) -> list[str]:
     return lines
 
 
-def _trace_legacy(flt: Filter, pid: int, *, count: int | None, deadline: float | None, stop: StopRequest,
-                  stats: RunStats, clock: Callable[[], float], idle: float,
+def _trace_legacy(flt: Filter, pid: int, *, deadline: float | None, stop: StopRequest, stats: RunStats,
+                  clock: Callable[[], float], idle: float,
                   on_ready: Callable[[], None] | None) -> Generator[Packet, None, None]:
     try:
         fd = os.open(legacy.KMSG, os.O_RDONLY | os.O_NONBLOCK)
@@ -226,33 +239,24 @@ def _trace_legacy(flt: Filter, pid: int, *, count: int | None, deadline: float |
                              "net.netfilter.nf_log_all_netns=1 in the host namespace")
     rules = legacy.LegacyRules()
     grouper = LegacyGrouper(rules.rule, rules.policy)
+
+    def read(now: float) -> list[Packet]:
+        for line in _read_kmsg(fd):
+            try:
+                parsed = parse_legacy(line)
+            except Malformed:
+                stats.skipped += 1
+                continue
+            if parsed is not None and _legacy_matches(flt, parsed.fields, parsed.l4):
+                grouper.feed(parsed, now)
+        return []  # log lines carry no end mark: packets complete only by going idle
+
     try:
         legacy.install(flt, pid)
         if on_ready is not None:
             on_ready()
-        last_expiry = clock()
-        while stop.signum is None:
-            now = clock()
-            if deadline is not None and now >= deadline:
-                break
-            wait = POLL_SECONDS if deadline is None else max(0.0, min(POLL_SECONDS, deadline - now))
-            try:
-                readable, _, _ = select.select([fd], [], [], wait)
-            except InterruptedError:
-                continue
-            if readable:
-                for line in _read_kmsg(fd):
-                    try:
-                        parsed = parse_legacy(line)
-                    except Malformed:
-                        stats.skipped += 1
-                        continue
-                    if parsed is not None and _legacy_matches(flt, parsed.fields, parsed.l4):
-                        grouper.feed(parsed, now)
-            now = clock()
-            if now - last_expiry >= EXPIRY_INTERVAL:
-                yield from grouper.expire(now, idle)
-                last_expiry = now
+        yield from _poll(fd, read, lambda now: grouper.expire(now, idle), deadline=deadline, stop=stop,
+                         clock=clock)
         yield from grouper.drain()
     finally:
         with _signals_blocked():
@@ -262,8 +266,6 @@ def _trace_legacy(flt: Filter, pid: int, *, count: int | None, deadline: float |
 
 def _legacy_matches(flt: Filter, fields: dict[str, str], l4: dict[str, str]) -> bool:
     """The kernel log is shared by every namespace: keep the lines of packets our filter would trace."""
-    import ipaddress
-
     for want, have in ((flt.src, fields.get("SRC")), (flt.dst, fields.get("DST"))):
         if want is not None:
             try:

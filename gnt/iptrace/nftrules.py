@@ -11,12 +11,12 @@ ways (the trace rule in, readable rules out).
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import shutil
 import subprocess
+from dataclasses import replace
 
 from gnt.errors import PermissionDenied, UnavailableError, UsageError
+from gnt.iptrace.commands import failure_text, find_binary, pid_alive, run_command
 from gnt.iptrace.models import Filter
 
 TABLE_PREFIX = "gnt_iptrace_"  # our tables are named gnt_iptrace_<pid>
@@ -39,7 +39,7 @@ def table_name(pid: int) -> str:
 
 
 def nft_binary() -> str:
-    path = shutil.which("nft") or next((p for p in ("/usr/sbin/nft", "/sbin/nft") if os.path.exists(p)), None)
+    path = find_binary("nft")
     if path is None:
         raise UnavailableError("the nft command is not installed", "install nftables (apt install nftables)")
     return path
@@ -48,14 +48,9 @@ def nft_binary() -> str:
 def run_nft(*args: str, script: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run nft; failures become one-line GntErrors naming the cause."""
     argv = [nft_binary(), *args] if script is None else [nft_binary(), *args, "-f", "-"]
-    try:
-        # A session of its own: Ctrl-C on the terminal must not kill nft halfway through a change.
-        done = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=NFT_TIMEOUT,
-                              check=False, start_new_session=True)
-    except subprocess.TimeoutExpired as exc:
-        raise UnavailableError("nft did not answer in time") from exc
+    done = run_command(argv, "nft", NFT_TIMEOUT, script=script)
     if check and done.returncode != 0:
-        err = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
+        err = failure_text(done)
         if "Operation not permitted" in err:
             raise PermissionDenied("nft was refused: Operation not permitted",
                                    "run as root or grant CAP_NET_ADMIN")
@@ -105,8 +100,7 @@ def validate(flt: Filter) -> Filter:
         raise UsageError(f"--sport/--dport need a protocol with ports, not {proto}")
     if flt.iif is not None and not IFNAME_RE.match(flt.iif):
         raise UsageError(f"bad interface name {flt.iif!r}")
-    return Filter(family=family, proto=proto, src=flt.src, dst=flt.dst, sport=flt.sport, dport=flt.dport,
-                  iif=flt.iif)
+    return replace(flt, family=family, proto=proto)
 
 
 def match_expression(flt: Filter) -> str:
@@ -162,16 +156,6 @@ def remove(pid: int) -> bool:
     return done.returncode == 0
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def tagged_tables() -> list[tuple[str, str, int]]:
     """(family, name, pid) of every gnt iptrace table in this namespace."""
     done = run_nft("list", "tables", check=False)
@@ -187,7 +171,7 @@ def tagged_tables() -> list[tuple[str, str, int]]:
 
 def cleanup_stale(own_pid: int | None = None) -> list[str]:
     """Delete the tables of runs that are gone (and `own_pid`'s); returns what was removed."""
-    if shutil.which("nft") is None and not os.path.exists("/usr/sbin/nft"):
+    if find_binary("nft") is None:
         return []
     removed = []
     for family, name, pid in tagged_tables():

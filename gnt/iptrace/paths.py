@@ -67,6 +67,7 @@ class NftTracker:
         self.last_seen: dict[int, float] = {}
         self.chain_end: dict[int, TraceEvent] = {}  # trace id -> end-of-chain event awaiting what follows
         self.passed_own: set[int] = set()  # trace ids whose packet has passed gnt's own trace chain
+        self.oif_index: dict[int, int] = {}  # trace id -> output ifindex already named in its summary
 
     def feed(self, event: TraceEvent, now: float) -> list[Packet]:
         """Add one event; returns the packets it completed."""
@@ -84,7 +85,8 @@ class NftTracker:
             summarize(event.network_header, event.transport_header, summary)
         if event.iif and summary.iif is None:
             summary.iif = self.ifname(event.iif)
-        if event.oif:
+        if event.oif and event.oif != self.oif_index.get(event.trace_id):  # a name lookup is a syscall
+            self.oif_index[event.trace_id] = event.oif
             summary.oif = self.ifname(event.oif)
         if event.mark is not None:
             summary.mark = event.mark
@@ -133,6 +135,7 @@ class NftTracker:
         self.last_seen.pop(trace_id, None)
         self.chain_end.pop(trace_id, None)
         self.passed_own.discard(trace_id)
+        self.oif_index.pop(trace_id, None)
         return mark_deciding(self.open.pop(trace_id))
 
     def expire(self, now: float) -> list[Packet]:

@@ -151,6 +151,19 @@ def test_tracker_groups_hides_own_table_and_infers_implicit_return() -> None:
         "if4", "if5", "198.18.1.1", 53)
 
 
+def test_tracker_names_an_interface_once_per_packet_and_index() -> None:
+    """Naming an ifindex is a syscall: not once per event of a packet, but again when it changes."""
+    asked: list[int] = []
+    tracker = NftTracker(rules=None, ifname=lambda i: asked.append(i) or f"if{i}")
+    for oif in (5, 5, 5, 6, 6):
+        tracker.feed(_event(1, "filter", "OUTPUT", "rule", 3, "continue", oif=oif), 0)
+    (packet,) = tracker.drain()
+    assert packet.summary.oif == "if6" and asked == [5, 6]
+    tracker.feed(_event(1, "filter", "OUTPUT", "rule", 3, "continue", oif=6), 0)  # a new packet, same id
+    (again,) = tracker.drain()
+    assert again.summary.oif == "if6" and asked == [5, 6, 6]
+
+
 def test_tracker_completes_on_drop_and_keeps_ids_apart() -> None:
     tracker = NftTracker(rules=None, ifname=str)
     assert tracker.feed(_event(1, "filter", "INPUT", "rule", 3, "continue"), 0) == []

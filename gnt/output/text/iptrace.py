@@ -64,7 +64,7 @@ def format_packet(packet: Packet, *, color: bool = False) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for step, row in zip(packet.steps, rows, strict=True):
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]
-        text = " ".join(cell for cell in cells).rstrip()
+        text = " ".join(cells).rstrip()
         if not step.deciding:
             lines.append(f"    {text}")
             continue
@@ -86,8 +86,6 @@ class IptraceText:
             return ("\n" if self.shown > 1 else "") + block
         if isinstance(obj, TraceEnd):
             return ToStderr(end_line(obj))
-        if isinstance(obj, str):
-            return ToStderr(obj)
         return None
 
 

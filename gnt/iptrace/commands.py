@@ -1,0 +1,44 @@
+"""The firewall commands `gnt iptrace` runs (nft, iptables-legacy): found and run one way."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from gnt.errors import UnavailableError
+
+SBIN_DIRS = ("/usr/sbin", "/sbin")  # where the firewall tools live when PATH lacks them (sudo, cron)
+
+
+def find_binary(name: str) -> str | None:
+    """The path of command `name`, on PATH or in the sbin directories; None when absent."""
+    return shutil.which(name) or next((path for path in (f"{d}/{name}" for d in SBIN_DIRS)
+                                       if os.path.exists(path)), None)
+
+
+def run_command(argv: list[str], name: str, timeout: float,
+                script: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a firewall command, output captured; a hang becomes an UnavailableError naming `name`."""
+    try:
+        # A session of its own: Ctrl-C on the terminal must not kill the tool halfway through a change.
+        return subprocess.run(argv, input=script, capture_output=True, text=True, timeout=timeout,
+                              check=False, start_new_session=True)
+    except subprocess.TimeoutExpired as exc:
+        raise UnavailableError(f"{name} did not answer in time") from exc
+
+
+def failure_text(done: subprocess.CompletedProcess[str]) -> str:
+    """A failed run's stderr on one line (or its exit status when it said nothing)."""
+    return " ".join(done.stderr.split()) or f"exit status {done.returncode}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` still exists (the owner of a tagged table or rule)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
