@@ -34,13 +34,13 @@ from gnt.core.netlink import (
     NLMSGERR,
     NLMSGHDR,
     iter_attrs,
+    set_receive_buffer,
 )
 from gnt.errors import GntError, PermissionDenied, UnavailableError
 
 # --- netlink (include/uapi/linux/netlink.h): the shared layout is in gnt.core.netlink ---
 NLM_F_CREATE = 0x400  # in ctnetlink events: the entry is new
 NLM_F_EXCL = 0x200  # in ctnetlink events: set together with NLM_F_CREATE on NEW
-SO_RCVBUFFORCE = 33  # SO_RCVBUF beyond rmem_max, needs CAP_NET_ADMIN
 HEADER_LEN = NLMSGHDR.size + NFGENMSG.size  # 20: where a ctnetlink message's attributes start
 
 # --- nfnetlink (include/uapi/linux/netfilter/nfnetlink.h) ---
@@ -190,10 +190,7 @@ class CtnetlinkSocket:
 
     def set_rcvbuf(self, size: int) -> None:
         """SO_RCVBUFFORCE when allowed (root), else SO_RCVBUF (capped by net.core.rmem_max)."""
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
-        except OSError:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        set_receive_buffer(self.sock, size)
 
     def close(self) -> None:
         self.sock.close()

@@ -7,13 +7,15 @@ include/uapi/linux/netlink.h and netfilter/nfnetlink.h so they can be grepped th
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections.abc import Iterator
 
 NETLINK_NETFILTER = 12  # the nfnetlink protocol number
 SOL_NETLINK = 270  # socket level of netlink options
 NETLINK_ADD_MEMBERSHIP = 1  # setsockopt: join a multicast group
-NETLINK_NO_ENOBUFS = 5  # setsockopt: hide overruns (gnt never sets it: it counts them)
+NETLINK_NO_ENOBUFS = 5  # setsockopt: hide overruns (conntrack watch leaves it off and counts them)
+SO_RCVBUFFORCE = 33  # SO_RCVBUF beyond net.core.rmem_max, needs CAP_NET_ADMIN
 
 NLM_F_REQUEST = 0x1  # a request message
 NLM_F_MULTI = 0x2  # part of a multipart reply
@@ -42,3 +44,12 @@ def iter_attrs(buf: bytes, off: int, end: int) -> Iterator[tuple[int, int, int]]
             return
         yield nla_type & NLA_TYPE_MASK, off + 4, off + nla_len
         off += (nla_len + 3) & ~3
+
+
+def set_receive_buffer(sock: socket.socket, size: int) -> None:
+    """A receive buffer of `size` bytes for bursts of events: SO_RCVBUFFORCE when allowed, else SO_RCVBUF
+    (which the kernel caps at net.core.rmem_max)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)

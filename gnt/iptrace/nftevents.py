@@ -21,6 +21,7 @@ from gnt.core.netlink import (
     NLMSGHDR,
     SOL_NETLINK,
     iter_attrs,
+    set_receive_buffer,
 )
 from gnt.errors import PermissionDenied, UnavailableError
 
@@ -68,7 +69,6 @@ VERDICT_NAMES = {
 FAMILY_NAMES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}  # NFPROTO_* of nfgenmsg
 KIND_NAMES = {NFT_TRACETYPE_POLICY: "policy", NFT_TRACETYPE_RETURN: "return", NFT_TRACETYPE_RULE: "rule"}
 RECV_BUFFER = 32 * 1024 * 1024  # room for bursts of trace events
-SO_RCVBUFFORCE = 33  # SO_RCVBUF beyond rmem_max, with CAP_NET_ADMIN (asm-generic/socket.h)
 
 
 @dataclass(slots=True)
@@ -181,10 +181,7 @@ def open_trace_socket() -> socket.socket:
         raise UnavailableError(f"nfnetlink is not available: {exc.strerror}",
                                "load the nfnetlink and nf_tables modules", errno=exc.errno) from exc
     try:
-        try:  # past net.core.rmem_max: bursts of events must not overflow the buffer
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER)
-        except PermissionError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+        set_receive_buffer(sock, RECV_BUFFER)  # past net.core.rmem_max: bursts must not overflow it
         sock.bind((0, 0))
         sock.setsockopt(SOL_NETLINK, NETLINK_NO_ENOBUFS, 1)
         sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NFNLGRP_NFTRACE)
