@@ -158,15 +158,26 @@ def run(argv: list[str], env: Environment) -> int:
     return 0
 
 
+MAX_SECONDS = 2**31 - 1  # 68 years: poll()/select() overflow on waits near 2**63 ns
+
+
 def parse_seconds(text: str, what: str) -> float:
     """A non-negative, finite number of seconds given on the command line; else a UsageError naming `what`."""
     try:
         value = float(text)
     except ValueError:
         raise UsageError(f"{what}: {text!r} is not a number of seconds (e.g. 0.2)") from None
-    if value != value or value < 0 or value == float("inf"):
-        raise UsageError(f"{what}: {text!r} (a non-negative number of seconds)")
+    if not 0 <= value <= MAX_SECONDS:  # NaN and inf too
+        raise UsageError(f"{what}: {text!r} (a non-negative number of seconds, at most {MAX_SECONDS})")
     return value
+
+
+def check_duration(value: float, option: str = "--duration") -> None:
+    """A --duration as the watch/capture commands take it: positive, and short enough to wait for."""
+    if not value > 0:  # NaN too
+        raise UsageError(f"invalid {option} {value}: must be positive")
+    if value > MAX_SECONDS:  # inf too
+        raise UsageError(f"invalid {option} {value}: at most {MAX_SECONDS} seconds")
 
 
 def _one_line(message: str) -> str:

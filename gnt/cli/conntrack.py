@@ -161,7 +161,7 @@ def register(app: typer.Typer) -> None:
     sub.command("list", help=LIST_HELP)(with_signature(list_cmd, parameters(LIST_OPTIONS)))
 
     def watch_cmd(**values: Any) -> int:
-        from gnt.cli import current_env
+        from gnt.cli import check_duration, current_env
         from gnt.conntrack import watch
         from gnt.conntrack.filters import parse_events
         from gnt.conntrack.models import Lost, WatchSummary
@@ -174,8 +174,8 @@ def register(app: typer.Typer) -> None:
         wanted = parse_events(values["events"])
         if count is not None and count < 1:
             raise UsageError(f"--count {count}: must be at least 1")
-        if duration is not None and duration <= 0:
-            raise UsageError(f"--duration {duration}: must be positive")
+        if duration is not None:
+            check_duration(duration)
         if buffer_size is not None and buffer_size < 1024:
             raise UsageError(f"--buffer-size {buffer_size}: must be at least 1024 bytes")
         flt = build_filter(**{name: values[name] for name in FILTER_FIELDS})

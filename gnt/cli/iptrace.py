@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from gnt.cli import current_env
+from gnt.cli import check_duration, current_env
 from gnt.cli.complete import complete_interface
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ def iptrace(
         raise UsageError(f"--count must be at least 1, not {count}")
     if duration is not None and not duration > 0:
         raise UsageError(f"--duration must be a positive number of seconds, not {duration}")
+    if duration is not None:
+        check_duration(duration)
     if backend not in ("auto", "nft", "legacy"):
         raise UsageError(f"--backend must be auto, nft or legacy, not {backend!r}")
     renderer = make_renderer(env, json=json, formatter=IptraceText(color=env.stdout_isatty))

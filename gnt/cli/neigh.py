@@ -9,7 +9,6 @@ from gnt.errors import ExitCode, UsageError
 if TYPE_CHECKING:
     import typer
 
-MAX_DURATION = 2**31 - 1  # seconds (68 years); select() overflows on timeouts near 2**63 nanoseconds
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
         Exit 0 when entries were shown (or --watch ran), 1 when the table is empty.
         """
-        from gnt.cli import current_env
+        from gnt.cli import check_duration, current_env
         from gnt.ndisc import neigh as tool
         from gnt.output import make_renderer
         from gnt.output.text.ndisc import neigh_formatter
@@ -45,10 +44,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--count and --duration apply to --watch")
         if count is not None and count < 1:
             raise UsageError(f"invalid --count {count}: must be at least 1")
-        if duration is not None and not duration > 0:  # NaN too
-            raise UsageError(f"invalid --duration {duration}: must be positive")
-        if duration is not None and duration > MAX_DURATION:  # inf too: select() cannot wait that long
-            raise UsageError(f"invalid --duration {duration}: at most {MAX_DURATION} seconds")
+        if duration is not None:
+            check_duration(duration)
         renderer = make_renderer(current_env(), json=json, formatter=neigh_formatter())
         if watch:
             for change in tool.watch(iface, ipv4=ipv4, ipv6=ipv6, all_states=all_states, count=count,

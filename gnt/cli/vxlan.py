@@ -90,13 +90,12 @@ def register(app: typer.Typer) -> None:
         """Check this node for the conditions behind bad VXLAN checksums. Exit 1 if it is at risk."""
         from gnt.cli import current_env
         from gnt.output import make_renderer
-        from gnt.output.text.vxlan import SEVERITY_ORDER, formatter
+        from gnt.output.text.vxlan import formatter
         from gnt.vxlan.audit import run_audit
 
         env = current_env()
         renderer = make_renderer(env, json=json, formatter=formatter)
         findings, summary = run_audit()
-        findings.sort(key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
         if json:
             for finding in findings:
                 renderer.emit(finding)
