@@ -39,6 +39,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
+from gnt.core.checksum import PROTO_UDP as IPPROTO_UDP
+from gnt.core.packets.ethernet import ETH_P_8021AD as ETHERTYPE_QINQ
+from gnt.core.packets.ethernet import ETH_P_8021Q as ETHERTYPE_VLAN
+from gnt.core.packets.ethernet import ETH_P_IP as ETHERTYPE_IPV4
+from gnt.core.packets.ethernet import ETH_P_IPV6 as ETHERTYPE_IPV6
+from gnt.core.packets.ipv4 import OFFSET_MASK as IPV4_FRAG_MASK  # a non-first fragment carries no UDP header
 from gnt.errors import GntError, InterfaceError, PermissionDenied
 
 Buffer = bytes | bytearray | memoryview | mmap.mmap  # what a record's frame lives in
@@ -53,10 +59,6 @@ LINKTYPE_LINUX_SLL = 113  # Linux "cooked" capture v1 (tcpdump -i any), 16-byte 
 LINKTYPE_IPV4 = 228  # raw IPv4
 LINKTYPE_IPV6 = 229  # raw IPv6
 LINKTYPE_LINUX_SLL2 = 276  # Linux "cooked" capture v2, 20-byte header
-LINKTYPE_NAMES = {  # for messages
-    LINKTYPE_NULL: "null", LINKTYPE_ETHERNET: "ethernet", LINKTYPE_RAW: "raw", LINKTYPE_LINUX_SLL: "linux-sll",
-    LINKTYPE_IPV4: "ipv4", LINKTYPE_IPV6: "ipv6", LINKTYPE_LINUX_SLL2: "linux-sll2",
-}
 
 # pcap (pcap-savefile(5)).
 PCAP_MAGIC_US = 0xA1B2C3D4  # microsecond timestamps
@@ -84,7 +86,6 @@ ETH_P_ALL = 0x0003  # every protocol
 SO_ATTACH_FILTER = 26  # asm-generic/socket.h
 SOL_PACKET = 263  # packet socket option level
 PACKET_STATISTICS = 6  # struct tpacket_stats {tp_packets, tp_drops}
-PACKET_OUTGOING = 4  # sll_pkttype of frames this host sent
 ARPHRD_ETHER = 1  # Ethernet-framed device
 ARPHRD_LOOPBACK = 772  # loopback: Ethernet framing with zero addresses
 ARPHRD_NONE = 0xFFFE  # no link-layer header (tun, wireguard): captured cooked
@@ -102,12 +103,6 @@ BPF_JEQ_K = 0x15  # jump jt if A == k else jf
 BPF_JSET_K = 0x45  # jump jt if A & k else jf
 BPF_RET_K = 0x06  # return k (bytes to keep; 0 drops)
 SKF_AD_PROTOCOL = 0xFFFFF000  # SKF_AD_OFF + SKF_AD_PROTOCOL: skb->protocol (cooked sockets)
-ETHERTYPE_IPV4 = 0x0800  # IEEE 802 numbers
-ETHERTYPE_IPV6 = 0x86DD  # IEEE 802 numbers
-ETHERTYPE_VLAN = 0x8100  # 802.1Q tag
-ETHERTYPE_QINQ = 0x88A8  # 802.1ad service tag
-IPPROTO_UDP = 17  # RFC 768
-IPV4_FRAG_MASK = 0x1FFF  # fragment offset bits: a non-first fragment carries no UDP header
 
 _u32le = struct.Struct("<I")  # magic numbers, little-endian
 _u32be = struct.Struct(">I")  # magic numbers, big-endian
@@ -115,10 +110,6 @@ _u32be = struct.Struct(">I")  # magic numbers, big-endian
 
 class CaptureFormatError(GntError):
     """A file that is not a pcap/pcapng capture, or one gnt cannot read."""
-
-
-def linktype_name(linktype: int) -> str:
-    return LINKTYPE_NAMES.get(linktype, f"linktype {linktype}")
 
 
 class CaptureFile:
@@ -158,7 +149,8 @@ class CaptureFile:
                 stream: BinaryIO = sys.stdin.buffer
                 return stream.read()
             with open(path, "rb") as f:
-                if stat.S_ISREG(os.fstat(f.fileno()).st_mode) and os.fstat(f.fileno()).st_size > 0:
+                info = os.fstat(f.fileno())
+                if stat.S_ISREG(info.st_mode) and info.st_size > 0:
                     try:
                         # The mapping outlives the descriptor; it goes when the last view of it does.
                         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -179,9 +171,6 @@ class CaptureFile:
             return self._pcap_records()
         return self._pcapng_records()
 
-    def _problem(self, text: str) -> None:
-        self.problems.append(text)
-
     def pcap_layout(self) -> tuple[bytes | mmap.mmap, int, PcapRecordUnpack, float, int]:
         """For loops that walk a pcap file in place: (data, first record offset, record header
         unpack (ts_sec, ts_frac, incl_len, orig_len), seconds per ts_frac unit, linktype).
@@ -201,13 +190,13 @@ class CaptureFile:
         `have` the bytes the file still holds after the record header (or after `offset`).
         """
         if announced < 0:
-            self._problem(f"the file ends inside the header of record {index} at byte {offset} "
+            self.problems.append(f"the file ends inside the header of record {index} at byte {offset} "
                           f"({have} stray bytes)")
         elif announced > MAX_SANE_RECORD:
-            self._problem(f"record {index} at byte {offset} claims {announced} bytes: corrupt, "
+            self.problems.append(f"record {index} at byte {offset} claims {announced} bytes: corrupt, "
                           "the rest is skipped")
         else:
-            self._problem(f"record {index} at byte {offset} is truncated: {announced} bytes announced, "
+            self.problems.append(f"record {index} at byte {offset} is truncated: {announced} bytes announced, "
                           f"{have} in the file")
 
     def _pcap_records(self) -> Iterator[Record]:
@@ -261,7 +250,8 @@ class CaptureFile:
                 elif bom == 0x4D3C2B1A:  # the magic read in the other byte order
                     order = ">"
                 else:
-                    self._problem(f"section header at byte {off} has a bad byte-order magic; the rest is skipped")
+                    self.problems.append(f"section header at byte {off} has a bad byte-order magic; "
+                                         "the rest is skipped")
                     return
                 hdr = struct.Struct(order + "II")
                 epb = struct.Struct(order + "IIIII")
@@ -269,31 +259,32 @@ class CaptureFile:
                 ifaces = []
             btype, blen = hdr.unpack_from(data, off)
             if blen < PCAPNG_MIN_BLOCK or blen % 4:
-                self._problem(f"block at byte {off} has an impossible length {blen}; the rest is skipped")
+                self.problems.append(f"block at byte {off} has an impossible length {blen}; the rest is skipped")
                 return
             end = off + blen
             if end > n:
                 if btype in (PCAPNG_EPB, PCAPNG_SPB, PCAPNG_PB):
-                    self._problem(f"packet block at byte {off} is truncated: {blen} bytes announced, "
+                    self.problems.append(f"packet block at byte {off} is truncated: {blen} bytes announced, "
                                   f"{n - off} in the file")
                     partial = self._partial_packet(data, off, btype, order, ifaces)
                     if partial is not None:
                         yield partial
                 else:
-                    self._problem(f"block at byte {off} is truncated: {blen} bytes announced, {n - off} in the file")
+                    self.problems.append(f"block at byte {off} is truncated: {blen} bytes announced, "
+                                         f"{n - off} in the file")
                 return
             if btype == PCAPNG_EPB:
                 iface, ts_hi, ts_lo, caplen, wirelen = epb.unpack_from(data, off + 8)
                 if iface >= len(ifaces):
-                    self._problem(f"packet block at byte {off} names undeclared interface {iface}; skipped")
+                    self.problems.append(f"packet block at byte {off} names undeclared interface {iface}; skipped")
                 elif off + 28 + caplen > end - 4:
-                    self._problem(f"packet block at byte {off} has a capture length beyond its block; skipped")
+                    self.problems.append(f"packet block at byte {off} has a capture length beyond its block; skipped")
                 else:
                     linktype, _snap, tick, base = ifaces[iface]
                     yield data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
             elif btype == PCAPNG_SPB:
                 if not ifaces:
-                    self._problem(f"simple packet block at byte {off} before any interface; skipped")
+                    self.problems.append(f"simple packet block at byte {off} before any interface; skipped")
                 else:
                     linktype, snap, _tick, _base = ifaces[0]
                     wirelen = struct.unpack_from(order + "I", data, off + 8)[0]
@@ -305,14 +296,14 @@ class CaptureFile:
                     linktype, _snap, tick, base = ifaces[iface]
                     yield data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
                 else:
-                    self._problem(f"packet block at byte {off} is malformed; skipped")
+                    self.problems.append(f"packet block at byte {off} is malformed; skipped")
             elif btype == PCAPNG_IDB:
                 linktype, _reserved, snap = struct.unpack_from(order + "HHI", data, off + 8)
                 tick, base = self._idb_options(data, off + 16, end - 4, order)
                 ifaces.append((linktype, snap, tick, base))
             off = end
         if off < n:
-            self._problem(f"the file ends inside a block header at byte {off} ({n - off} stray bytes)")
+            self.problems.append(f"the file ends inside a block header at byte {off} ({n - off} stray bytes)")
 
     @staticmethod
     def _partial_packet(

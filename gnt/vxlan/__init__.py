@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 
 from gnt.core.capture import CaptureFile, LiveCapture, Record
 from gnt.vxlan.models import ScanReport
-from gnt.vxlan.scan import DEFAULT_PORTS, Tally, build_report, scan
+from gnt.vxlan.scan import DEFAULT_PORTS, Flows, Tally, build_report, scan
 
 __all__ = ["DEFAULT_PORTS", "LiveScan", "scan_file"]
 
@@ -33,7 +33,7 @@ class LiveScan:
         self.ports = tuple(ports)
         self.interrupted = False
         self.capture = LiveCapture(ifname, self.ports)
-        self.flows: dict[tuple[object, ...], list[float]] = {}
+        self.flows: Flows = {}
         self.tally = Tally()
 
     def _records(self, count: int | None, duration: float | None) -> Iterator[Record]:

@@ -26,8 +26,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from gnt.vxlan.models import SEVERITY_HIGH, SEVERITY_WARNING, AuditSummary, Finding
-from gnt.vxlan.node import NodeFacts, RuleDump, udp_csum_errors
+from gnt.vxlan.models import SEVERITY_HIGH, SEVERITY_ORDER, SEVERITY_WARNING, AuditSummary, Finding
+from gnt.vxlan.node import NodeFacts, RuleDump, gather, udp_csum_errors
 
 CHECK_OFFLOAD = "vxlan-tx-csum-offload"  # finding ids: stable, scripts match on them
 CHECK_MASQ = "masquerade-random-fully-without-unmark"  # finding id
@@ -380,9 +380,11 @@ def evaluate(facts: NodeFacts, errors_after: dict[str, int] | None = None) -> tu
 
 
 def run_audit() -> tuple[list[Finding], AuditSummary]:
-    """Gather this node's facts, read the UDP checksum error counters again, and judge."""
-    from gnt.vxlan.node import gather
+    """Gather this node's facts, read the UDP checksum error counters again, and judge.
 
+    Findings come most severe first (a stable sort: checks keep their order within a severity)."""
     facts = gather()
-    return evaluate(facts, udp_csum_errors())
+    findings, summary = evaluate(facts, udp_csum_errors())
+    findings.sort(key=lambda f: SEVERITY_ORDER.get(f.severity, len(SEVERITY_ORDER)))
+    return findings, summary
 

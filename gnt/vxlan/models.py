@@ -4,12 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Outer UDP checksum verdicts (RFC 768, RFC 7348 §5, RFC 6935/6936 for IPv6 zero checksums).
-CSUM_ZERO = "zero"  # no checksum sent: allowed for VXLAN over IPv4, and over IPv6 when configured
-CSUM_OK = "ok"  # verifies
-CSUM_BAD = "bad"  # does not verify: the receiving kernel drops the packet
-CSUM_PARTIAL = "partial"  # the pseudo-header sum alone: captured on the sender before offload
-
 
 @dataclass(slots=True)
 class VxlanFlow:
@@ -83,6 +77,7 @@ class ScanReport:
 SEVERITY_HIGH = "high"  # part of the conditions that put the node at risk
 SEVERITY_WARNING = "warning"  # one ingredient of the bug, harmless alone
 SEVERITY_INFO = "info"  # worth knowing, nothing to fix
+SEVERITY_ORDER = {SEVERITY_HIGH: 0, SEVERITY_WARNING: 1, SEVERITY_INFO: 2}  # order findings are reported in
 
 
 @dataclass(slots=True)

@@ -83,7 +83,8 @@ def ethtool_features(ifname: str) -> dict[str, bool]:
             )
             ioctl(names_buf)
             raw = names_buf.raw[12:12 + count * ETH_GSTRING_LEN]
-            names = [raw[i:i + ETH_GSTRING_LEN].split(b"\0", 1)[0].decode() for i in range(0, len(raw), 32)]
+            names = [raw[i:i + ETH_GSTRING_LEN].split(b"\0", 1)[0].decode()
+                     for i in range(0, len(raw), ETH_GSTRING_LEN)]
             blocks = (count + 31) // 32
             feat_buf = ctypes.create_string_buffer(struct.pack("II", ETHTOOL_GFEATURES, blocks) + bytes(16 * blocks))
             ioctl(feat_buf)

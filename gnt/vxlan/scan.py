@@ -2,7 +2,10 @@
 
 The outer checksum of a VXLAN packet is one of (RFC 768, RFC 7348 §5):
   - zero: none sent (VXLAN over IPv4 usually sends none; over IPv6 only where configured);
-  - ok: it verifies;
+  - ok: it verifies; or, when the inner TCP/UDP checksum is still partial (captured on the sender
+    or on a veth, before offload), it verifies over the inner segment as offload will finish it:
+    the kernel computes the outer checksum that way (local checksum offload,
+    Documentation/networking/checksum-offloads.rst);
   - partial: it equals the sum of the pseudo-header alone — the value the kernel leaves for the
     NIC to finish under tx checksum offload (CHECKSUM_PARTIAL), seen in captures taken on the
     sender; not a wire error, counted apart;
@@ -33,23 +36,26 @@ from gnt.core.capture import (
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_NULL,
     LINKTYPE_RAW,
+    MAX_SANE_RECORD,
     Buffer,
     CaptureFile,
     Record,
 )
-from gnt.core.checksum import add
+from gnt.core.checksum import PROTO_TCP, PROTO_UDP, add, pseudo_sum, verify
+from gnt.core.packets.ethernet import ETH_P_8021AD as ETH_QINQ
+from gnt.core.packets.ethernet import ETH_P_8021Q as ETH_VLAN
+from gnt.core.packets.ethernet import ETH_P_IP as ETH_IPV4
+from gnt.core.packets.ethernet import ETH_P_IPV6 as ETH_IPV6
+from gnt.core.packets.ipv4 import OFFSET_MASK
+from gnt.core.packets.ipv6 import DSTOPTS, FRAGMENT_HEADER, HOPOPT, ROUTING
+from gnt.core.packets.vxlan import HEADER as VXLAN_HEADER
+from gnt.core.packets.vxlan import PORT_IANA, PORT_LINUX
 from gnt.vxlan.models import ScanReport, ScanSummary, VxlanFlow
 
-DEFAULT_PORTS = (8472, 4789)  # Linux/flannel VXLAN port, IANA VXLAN port (RFC 7348 §5)
+DEFAULT_PORTS = (PORT_LINUX, PORT_IANA)  # the order they are named in messages
 BUG_SIGNATURE = 0xFFFF  # the bad outer checksum the kernel NAT bug leaves on the wire
-ETH_IPV4 = 0x0800  # ethertype
-ETH_IPV6 = 0x86DD  # ethertype
-ETH_VLAN = 0x8100  # 802.1Q
-ETH_QINQ = 0x88A8  # 802.1ad
-PROTO_TCP = 6  # RFC 9293
-PROTO_UDP = 17  # RFC 768
-IPV6_EXT_HEADERS = frozenset({0, 43, 60})  # hop-by-hop, routing, destination options: skipped over
-IPV4_FRAG = 0x3FFF  # MF flag + fragment offset: any fragment
+IPV6_EXT_HEADERS = frozenset({HOPOPT, ROUTING, DSTOPTS})  # skipped over (8-byte length units)
+IPV4_FRAG = 0x2000 | OFFSET_MASK  # MF flag + fragment offset: any fragment
 FOLD = 0xFFFF  # ones' complement modulus
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}  # IANA protocol numbers
 
@@ -61,7 +67,7 @@ _HH = struct.Struct("!HH").unpack_from  # source and destination port
 _UDP = struct.Struct("!HHHH").unpack_from  # sport, dport, length, checksum
 _IP4 = struct.Struct("!BxHxxHxBH4s4s").unpack_from  # ver/ihl, total length, frag, proto, csum, src, dst
 _IP6 = struct.Struct("!4xHBx16s16s").unpack_from  # payload length, next header, src, dst
-_VNI = struct.Struct("!BxxxI").unpack_from  # flags, VNI << 8 | reserved
+_VNI = VXLAN_HEADER.unpack_from  # flags and reserved, VNI << 8 | reserved
 
 
 class Tally:
@@ -79,16 +85,19 @@ class Tally:
 def _inner(
     buf: Buffer, mv: memoryview, pos: int, end: int, tally: Tally,
     whole: bool = True,
-) -> tuple[int, bytes | None, int | None, bytes | None, int | None, bool, int, int]:
+) -> tuple[int, bytes | None, int | None, bytes | None, int | None, bool, int, int, int]:
     """Decode and verify the inner frame of a VXLAN packet at `pos` (its Ethernet header).
 
-    Returns (proto, src, sport, dst, dport, bad, segment_sum, segment_start), where segment_sum is
-    the ones' complement sum of buf[segment_start:end] (-1 when not computed), for the caller to
-    reuse in the outer checksum. With `whole` False (the capture cut the frame) the TCP/UDP
-    checksum is not verified, only the headers that are there decoded.
+    Returns (proto, src, sport, dst, dport, bad, segment_sum, segment_start, partial_pseudo), where
+    segment_sum is the ones' complement sum of buf[segment_start:end] (-1 when not computed), for the
+    caller to reuse in the outer checksum, and partial_pseudo the inner pseudo-header sum when the
+    TCP/UDP checksum is partial (-1 otherwise): the outer checksum may then be computed over the
+    segment as offload will finish it (local checksum offload, see the module docstring). With `whole`
+    False (the capture cut the frame) the TCP/UDP checksum is not verified, only the headers that are
+    there decoded.
     """
     if pos + 14 > end:
-        return -1, None, None, None, None, False, -1, 0
+        return -1, None, None, None, None, False, -1, 0, -1
     et = _H(buf, pos + 12)[0]
     p = pos + 14
     while et in (ETH_VLAN, ETH_QINQ) and p + 4 <= end:
@@ -97,13 +106,12 @@ def _inner(
     bad = False
     if et == ETH_IPV4:
         if p + 20 > end:
-            return -1, None, None, None, None, False, -1, 0
+            return -1, None, None, None, None, False, -1, 0, -1
         vihl, total, frag, proto, _csum, src, dst = _IP4(buf, p)
         ihl = (vihl & 15) * 4
         if vihl >> 4 != 4 or ihl < 20 or p + ihl > end:
-            return -1, None, None, None, None, False, -1, 0
-        hsum = add(0, mv[p : p + ihl])
-        if hsum != FOLD:
+            return -1, None, None, None, None, False, -1, 0, -1
+        if not verify(mv[p : p + ihl]):
             tally.inner_ipv4_header_bad += 1
             bad = True
         seg = p + ihl
@@ -111,11 +119,11 @@ def _inner(
         if seg_end > end or seg_end < seg:
             seg_end = end  # a lying total length: verify what is there
         if frag & IPV4_FRAG:
-            return proto, src, None, dst, None, bad, -1, 0
-        pseudo = add(proto + seg_end - seg, mv[p + 12 : p + 20])
+            return proto, src, None, dst, None, bad, -1, 0, -1
+        pseudo = pseudo_sum(src, dst, proto, seg_end - seg)
     elif et == ETH_IPV6:
         if p + 40 > end:
-            return -1, None, None, None, None, False, -1, 0
+            return -1, None, None, None, None, False, -1, 0, -1
         plen, proto, src, dst = _IP6(buf, p)
         seg = p + 40
         seg_end = seg + plen
@@ -124,41 +132,43 @@ def _inner(
         while proto in IPV6_EXT_HEADERS and seg + 8 <= seg_end:
             proto = buf[seg]
             seg += (buf[seg + 1] + 1) * 8
-        if proto == 44 or seg > seg_end:  # a fragment: no checksum to verify here
-            return proto, src, None, dst, None, False, -1, 0
-        pseudo = add(proto + seg_end - seg, mv[p + 8 : p + 40])
+        if proto == FRAGMENT_HEADER or seg > seg_end:  # a fragment: no checksum to verify here
+            return proto, src, None, dst, None, False, -1, 0, -1
+        pseudo = pseudo_sum(src, dst, proto, seg_end - seg)
     else:
-        return -1, None, None, None, None, False, -1, 0
+        return -1, None, None, None, None, False, -1, 0, -1
     if not whole:
         if seg + 4 <= seg_end and proto in (PROTO_TCP, PROTO_UDP):
             sport, dport = _HH(buf, seg)
-            return proto, src, sport, dst, dport, bad, -1, 0
-        return proto, src, None, dst, None, bad, -1, 0
+            return proto, src, sport, dst, dport, bad, -1, 0, -1
+        return proto, src, None, dst, None, bad, -1, 0, -1
     if proto == PROTO_TCP:
         if seg + 20 > seg_end:
-            return proto, src, None, dst, None, bad, -1, 0
+            return proto, src, None, dst, None, bad, -1, 0, -1
         sport, dport = _HH(buf, seg)
         field = _H(buf, seg + 16)[0]
     elif proto == PROTO_UDP:
         if seg + 8 > seg_end:
-            return proto, src, None, dst, None, bad, -1, 0
+            return proto, src, None, dst, None, bad, -1, 0, -1
         sport, dport = _HH(buf, seg)
         field = _H(buf, seg + 6)[0]
         if field == 0 and et == ETH_IPV4:  # inner UDP over IPv4 without a checksum
             ssum = add(0, mv[seg:seg_end]) if seg_end == end else -1
-            return proto, src, sport, dst, dport, bad, ssum, seg
+            return proto, src, sport, dst, dport, bad, ssum, seg, -1
     else:
         ssum = add(0, mv[seg:seg_end]) if seg_end == end else -1
-        return proto, src, None, dst, None, bad, ssum, seg
+        return proto, src, None, dst, None, bad, ssum, seg, -1
     ssum = add(0, mv[seg:seg_end])
     total_sum = pseudo + ssum
+    partial_pseudo = -1
     if total_sum % FOLD or not total_sum:
         if field == pseudo:
             tally.inner_l4_partial += 1
+            partial_pseudo = pseudo
         else:
             tally.inner_l4_bad += 1
             bad = True
-    return proto, src, sport, dst, dport, bad, (ssum if seg_end == end else -1), seg
+    return proto, src, sport, dst, dport, bad, (ssum if seg_end == end else -1), seg, partial_pseudo
 
 
 Flows = dict[tuple[object, ...], list[float]]  # flow key -> tallies (see the _PACKETS.. slots)
@@ -176,7 +186,6 @@ _FAST = struct.Struct(  # see the comment above
 ).unpack_from
 _FAST_LEN = 92  # bytes the fast layout reads
 _FAST_INNER_L4 = 84  # offset of the inner TCP/UDP header in the fast layout
-MAX_SANE_RECORD = 0x4000000  # as gnt.core.capture: larger means a corrupt record header
 FOLD_ABOVE = 512  # segment bytes above which folding before the modulo pays off (measured)
 _MASKS: dict[int, int] = {}  # bit count -> (1 << bits) - 1, for the folds
 
@@ -311,6 +320,7 @@ def scan(
             st[0] += 1
             st[9] = ts
             ibad = False
+            lco = -1  # the inner pseudo-header sum when the inner checksum is partial
             if h % fold:
                 ip_bad += 1
                 ibad = True
@@ -320,6 +330,7 @@ def scan(
                     field = iudpsum if iproto == 17 else _H(buf, seg + 16)[0]
                     if field == (ipseudo % fold or fold):
                         l4_partial += 1
+                        lco = ipseudo
                     else:
                         l4_bad += 1
                         ibad = True
@@ -334,6 +345,8 @@ def scan(
                 st[2] += 1
             elif csum == ((from_bytes(mv[b + 26 : b + 34], "big") + 17 + ulen) % fold or fold):
                 st[5] += 1
+            elif lco >= 0 and not (head + h - lco) % fold:
+                st[2] += 1  # right for the inner segment as offload finishes it: local checksum offload
             else:
                 st[3] += 1
                 if csum == bug:
@@ -390,8 +403,6 @@ def _general_packet(
         if proto != PROTO_UDP or frag & IPV4_FRAG or vihl >> 4 != 4:
             return 1
         u = p + (vihl & 15) * 4
-        addr_lo = p + 12
-        addr_hi = p + 20
     elif et == ETH_IPV6:
         if p + 40 > end:
             return 1
@@ -402,8 +413,6 @@ def _general_packet(
             u += (buf[u + 1] + 1) * 8
         if proto != PROTO_UDP:
             return 1
-        addr_lo = p + 8
-        addr_hi = p + 40
     else:
         return 1
     if u + 8 > end:
@@ -416,7 +425,7 @@ def _general_packet(
         # Cut by the snap length (or a lying UDP length): decode what is there, verify nothing.
         limit = end if ulen < 16 else min(end, udp_end)
         vni = _VNI(buf, u + 8)[1] >> 8 if u + 16 <= limit else None
-        iproto, isrc, isport, idst, idport, ibad, _s, _o = _inner(buf, mv, u + 16, limit, tally, False)
+        iproto, isrc, isport, idst, idport, ibad, _s, _o, _p = _inner(buf, mv, u + 16, limit, tally, False)
         key = (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport)
         st = flows.get(key)
         if st is None:
@@ -428,7 +437,8 @@ def _general_packet(
             st[_INNER_BAD] += 1
         return 0
     vni = _VNI(buf, u + 8)[1] >> 8
-    iproto, isrc, isport, idst, idport, ibad, seg_sum, seg = _inner(buf, mv, u + 16, udp_end, tally)
+    iproto, isrc, isport, idst, idport, ibad, seg_sum, seg, partial_pseudo = _inner(
+        buf, mv, u + 16, udp_end, tally)
     key = (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport)
     st = flows.get(key)
     if st is None:
@@ -440,7 +450,7 @@ def _general_packet(
     if csum == 0:
         st[_ZERO] += 1
         return 0
-    pseudo = add(PROTO_UDP + ulen, mv[addr_lo:addr_hi])
+    pseudo = pseudo_sum(src, dst, PROTO_UDP, ulen)
     # Reuse the inner segment's sum when there is one (it ends where the UDP payload ends).
     reuse = seg_sum >= 0 and not (seg - u) & 1
     total = add(pseudo, mv[u:seg]) + seg_sum if reuse else add(pseudo, mv[u:udp_end])
@@ -448,6 +458,8 @@ def _general_packet(
         st[_OK] += 1
     elif csum == pseudo:
         st[_PARTIAL] += 1
+    elif partial_pseudo >= 0 and reuse and not (add(pseudo, mv[u:seg]) - partial_pseudo) % FOLD:
+        st[_OK] += 1  # right for the inner segment as offload finishes it: local checksum offload
     else:
         st[_BAD] += 1
         if csum == BUG_SIGNATURE:

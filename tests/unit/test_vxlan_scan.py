@@ -6,11 +6,21 @@ import io
 import json
 import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers.vxlan_frames import CSUM_VARIANTS, inner_frame, to_sll, to_sll2, vxlan_frame, write_pcap, write_pcapng
+from helpers.vxlan_frames import (
+    CSUM_VARIANTS,
+    inner_frame,
+    to_sll,
+    to_sll2,
+    vxlan_frame,
+    word_sum,
+    write_pcap,
+    write_pcapng,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -310,3 +320,39 @@ def test_capture_from_stdin(tmp_path: Path) -> None:
                                 stdin=f, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["bug_signature"] == 1
+
+
+def _lco_frame(proto: str, *, v6: bool = False, vlan: int | None = None, inner_v6: bool = False,
+               outer_wrong: bool = False) -> bytes:
+    """What the sender's kernel puts out before offload: the inner TCP/UDP checksum is partial (the
+    pseudo-header sum alone) and the outer one is computed over the inner segment as offload will
+    finish it (local checksum offload), so it only verifies once the inner checksum is filled in."""
+    frame = bytearray(vxlan_frame("ok", v6=v6, vlan=vlan, inner=inner_frame(proto, v6=inner_v6, payload=200)))
+    outer_udp = 14 + (4 if vlan is not None else 0) + (40 if v6 else 20)
+    ip = outer_udp + 8 + 8 + 14
+    l4 = ip + (40 if inner_v6 else 20)
+    number = 6 if proto == "tcp" else 17
+    if inner_v6:
+        pseudo = bytes(frame[ip + 8 : ip + 40]) + struct.pack("!I3xB", len(frame) - l4, number)
+    else:
+        pseudo = bytes(frame[ip + 12 : ip + 20]) + struct.pack("!BBH", 0, number, len(frame) - l4)
+    struct.pack_into("!H", frame, l4 + (16 if proto == "tcp" else 6), word_sum(pseudo))
+    if outer_wrong:
+        frame[outer_udp + 6] ^= 0x0F
+    return bytes(frame)
+
+
+@pytest.mark.parametrize("proto", ["tcp", "udp"])
+@pytest.mark.parametrize("v6,vlan,inner_v6", [(False, None, False), (True, None, False), (False, 7, False),
+                                              (False, None, True)])
+def test_outer_checksum_over_a_partial_inner_segment_is_ok(tmp_path: Path, proto: str, v6: bool,
+                                                           vlan: int | None, inner_v6: bool) -> None:
+    # Seen live on veth: IPv6 VXLAN and `udpcsum` IPv4 VXLAN carrying UDP or TCP were reported bad.
+    path = pcap_of(tmp_path, [_lco_frame(proto, v6=v6, vlan=vlan, inner_v6=inner_v6)] * 2)
+    s = scan_file(path).summary
+    assert (s.checksum_ok, s.checksum_bad, s.checksum_partial) == (2, 0, 0)
+    assert (s.inner_l4_partial, s.inner_bad) == (2, 0)
+    assert run_cli("vxlan-csum", "scan", "--pcap", path)[0] == 0
+    wrong = scan_file(pcap_of(tmp_path, [_lco_frame(proto, v6=v6, vlan=vlan, inner_v6=inner_v6,
+                                                    outer_wrong=True)], "wrong.pcap")).summary
+    assert (wrong.checksum_ok, wrong.checksum_bad) == (0, 1)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from gnt.output import ToStderr
+from gnt.vxlan.models import AuditSummary, Finding, ScanReport, ScanSummary, VxlanFlow
 
 MAX_TEXT_FLOWS = 50  # flows listed in the text report; --json has all of them
-SEVERITY_ORDER = {"high": 0, "warning": 1, "info": 2}  # order findings are printed in
 
 
 def _clock(ts: float) -> str:
@@ -25,7 +24,7 @@ def _endpoint(addr: str | None, port: int | None) -> str:
     return text if port is None else f"{text}:{port}"
 
 
-def format_flow(f: Any) -> str:
+def format_flow(f: VxlanFlow) -> str:
     outer = f"{_endpoint(f.outer_src, f.outer_sport)} > {_endpoint(f.outer_dst, f.outer_dport)}"
     if f.inner_proto is None:
         inner = "inner frame not captured" if f.truncated == f.packets else "non-IP inner frame"
@@ -43,7 +42,7 @@ def format_flow(f: Any) -> str:
             f"  first {_clock(f.first_seen)} last {_clock(f.last_seen)}")
 
 
-def format_summary(s: Any) -> str:
+def format_summary(s: ScanSummary) -> str:
     lines = [s.verdict + "."]
     outer = (f"outer UDP checksum: {s.checksum_zero} zero (none sent), {s.checksum_ok} ok, "
              f"{s.checksum_bad} bad ({s.bug_signature} of them 0xffff), {s.checksum_partial} partial "
@@ -61,7 +60,7 @@ def format_summary(s: Any) -> str:
     return "\n".join(lines)
 
 
-def format_report(report: Any) -> str:
+def format_report(report: ScanReport) -> str:
     lines = [format_summary(report.summary)]
     if report.flows:
         # The flows a person needs first: bad ones, then the busiest.
@@ -74,11 +73,11 @@ def format_report(report: Any) -> str:
     return "\n".join(lines)
 
 
-def format_finding(f: Any) -> str:
+def format_finding(f: Finding) -> str:
     return f"[{f.severity}] {f.id}: {f.subject}\n  evidence: {f.evidence}\n  fix: {f.fix}"
 
 
-def format_audit(a: Any) -> str:
+def format_audit(a: AuditSummary) -> str:
     lines = [a.verdict]
     if a.passed:
         lines.append(f"  passed: {', '.join(a.passed)}")
@@ -87,16 +86,15 @@ def format_audit(a: Any) -> str:
 
 
 def formatter(obj: object) -> str | None:
-    kind = type(obj).__name__
-    if kind == "ScanReport":
+    if isinstance(obj, ScanReport):
         return format_report(obj)
-    if kind == "VxlanFlow":
+    if isinstance(obj, VxlanFlow):
         return format_flow(obj)
-    if kind == "ScanSummary":
+    if isinstance(obj, ScanSummary):
         return format_summary(obj)
-    if kind == "Finding":
+    if isinstance(obj, Finding):
         return format_finding(obj)
-    if kind == "AuditSummary":
+    if isinstance(obj, AuditSummary):
         return format_audit(obj)
     if isinstance(obj, str):
         return ToStderr(obj)
