@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None, env: object | None = None) -> int:
         code = int(ExitCode.ERROR)
     try:
         environment.stdout.flush()
-    except (BrokenPipeError, ValueError):
-        pass
+    except (OSError, ValueError):
+        pass  # already reported by the renderer (or the reader is gone)
     return code
 
 

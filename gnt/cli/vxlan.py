@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         json: bool = typer.Option(False, "--json", help="One JSON object per line: flows, then a summary."),
     ) -> int:
         """Verify the outer UDP checksum of every VXLAN packet (and the inner checksums). Exit 1 if any is bad."""
-        from gnt.cli import current_env
+        from gnt.cli import check_duration, current_env
         from gnt.output import make_renderer
         from gnt.output.text.vxlan import formatter
 
@@ -51,8 +51,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError("give exactly one of --pcap FILE or -i IFACE")
         if count is not None and count < 1:
             raise UsageError(f"invalid --count {count}: must be at least 1")
-        if duration is not None and duration <= 0:
-            raise UsageError(f"invalid --duration {duration}: must be positive")
+        if duration is not None:
+            check_duration(duration)
         if duration is not None and pcap is not None:
             raise UsageError("--duration applies to live capture (-i), not to --pcap")
         ports = parse_ports(port)

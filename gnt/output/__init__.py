@@ -9,7 +9,7 @@ that turns one model object into the lines to print, or None to print nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from gnt.output.env import Environment
 
@@ -41,6 +41,20 @@ class Renderer(Protocol):
     def emit(self, obj: object) -> None: ...
 
 
+def write(stream: TextIO, text: str) -> None:
+    """Write and flush one piece of output: a closed pipe is OutputClosed, any other failure
+    (a full disk behind `> file`) one GntError line instead of a traceback."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        raise OutputClosed from None
+    except OSError as exc:
+        from gnt.errors import GntError
+
+        raise GntError(f"cannot write the output: {exc.strerror}", errno=exc.errno) from exc
+
+
 class TextRenderer:
     """Writes what the tool's formatter makes of each object; flushes so output streams."""
 
@@ -53,11 +67,7 @@ class TextRenderer:
         if text is None:
             return
         stream = self.env.stderr if isinstance(text, ToStderr) else self.env.stdout
-        try:
-            stream.write(text if isinstance(text, Inline) or text.endswith("\n") else text + "\n")
-            stream.flush()
-        except BrokenPipeError:
-            raise OutputClosed from None
+        write(stream, text if isinstance(text, Inline) or text.endswith("\n") else text + "\n")
 
 
 class JsonRenderer:
@@ -72,11 +82,7 @@ class JsonRenderer:
         line = encode(obj)
         if line is None:
             return
-        try:
-            self.env.stdout.write(line + "\n")
-            self.env.stdout.flush()
-        except BrokenPipeError:
-            raise OutputClosed from None
+        write(self.env.stdout, line + "\n")
 
 
 def make_renderer(env: Environment, *, json: bool, formatter: Formatter) -> Renderer:

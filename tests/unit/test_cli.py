@@ -75,3 +75,17 @@ def test_closed_stdout_is_not_an_error() -> None:
     code = main(["ip6", "::1"], env)
     assert code == 0
     assert isinstance(env.stderr, io.StringIO) and env.stderr.getvalue() == ""
+
+
+class _FullDisk(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_output_that_cannot_be_written_is_one_line_exit_2() -> None:
+    """`gnt ... > /dev/full`: one line naming the failure, not an internal error."""
+    env = Environment(stdout=_FullDisk(), stderr=io.StringIO())
+    code = main(["ip6", "::1"], env)
+    assert code == 2
+    assert isinstance(env.stderr, io.StringIO)
+    assert env.stderr.getvalue() == "gnt ip6: cannot write the output: No space left on device\n"
