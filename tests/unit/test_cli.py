@@ -5,16 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
+from helpers.cli import run_gnt as run
 
 from gnt.__main__ import main
 from gnt.output.env import Environment
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    env = Environment(stdout=io.StringIO(), stderr=io.StringIO())
-    code = main(list(argv), env)
-    assert isinstance(env.stdout, io.StringIO) and isinstance(env.stderr, io.StringIO)
-    return code, env.stdout.getvalue(), env.stderr.getvalue()
 
 
 def test_version() -> None:

@@ -9,6 +9,7 @@ import json
 import time
 
 import pytest
+from helpers.cli import run_gnt as run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -248,10 +249,6 @@ def test_filters_match() -> None:
 
 # ---- the CLI, in-process -----------------------------------------------------------------
 
-def run(*argv: str) -> tuple[int, str, str]:
-    env = Environment(stdout=io.StringIO(), stderr=io.StringIO())
-    code = main(list(argv), env)
-    return code, env.stdout.getvalue(), env.stderr.getvalue()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("argv", "needle"), [

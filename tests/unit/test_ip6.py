@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import json
 
 import pytest
+from helpers.cli import run_gnt as run
 from scapy.utils6 import in6_getnsma, in6_getnsmac, in6_mactoifaceid
 
-from gnt.__main__ import main
 from gnt.errors import UsageError
 from gnt.ndisc import ip6
-from gnt.output.env import Environment
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    env = Environment(stdout=io.StringIO(), stderr=io.StringIO())
-    code = main(list(argv), env)
-    return code, env.stdout.getvalue(), env.stderr.getvalue()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

@@ -3,22 +3,17 @@ exit codes 0 (packets) / 1 (none)."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
-
-from gnt.__main__ import main
-from gnt.output.env import Environment
+from helpers.cli import run_gnt
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "iptrace"
 
 
 def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-    env = Environment(stdout=io.StringIO(), stderr=io.StringIO(), stdin=io.StringIO(stdin))
-    code = main(["iptrace", *argv], env)
-    return code, env.stdout.getvalue(), env.stderr.getvalue()  # type: ignore[attr-defined]
+    return run_gnt("iptrace", *argv, stdin=stdin)
 
 
 def test_from_log_json_packets_exactly_as_specified() -> None:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
+from helpers.cli import run_gnt as run
 
-from gnt.__main__ import main
 from gnt.core.packets import icmpv6 as m
 from gnt.core.sockets import NdpReceived as Received
 from gnt.core.sockets import multicast_mac, solicited_node
 from gnt.ndisc import ndisc, rdisc
 from gnt.ndisc.models import DadResult, Neighbor
-from gnt.output.env import Environment
 from gnt.output.json import encode
 from gnt.output.text.ndisc import format_dad, format_router, ndisc_formatter
 
@@ -21,10 +19,6 @@ TARGET = m.addr_bytes("2001:db8:9::2")
 MAC = bytes.fromhex("2e3cf2a7a186")
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    env = Environment(stdout=io.StringIO(), stderr=io.StringIO())
-    code = main(list(argv), env)
-    return code, env.stdout.getvalue(), env.stderr.getvalue()  # type: ignore[attr-defined]
 
 
 def na(**kw: object) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import io
 import json
 import socket
 import struct
@@ -11,11 +10,10 @@ import subprocess
 import sys
 
 import pytest
+from helpers.cli import run_gnt as run
 
-from gnt.__main__ import main
 from gnt.core import sockets
 from gnt.core.checksum import PROTO_UDP, add, address_bytes, checksum, pseudo_header, transport_checksum
-from gnt.output.env import Environment
 from gnt.output.text.traceroute import TracerouteText, format_hop, format_start
 from gnt.traceroute.methods import (
     FINAL,
@@ -34,10 +32,6 @@ V4, V6 = socket.AF_INET, socket.AF_INET6
 ICMP4, ICMP6, LOCAL = sockets.SO_EE_ORIGIN_ICMP, sockets.SO_EE_ORIGIN_ICMP6, sockets.SO_EE_ORIGIN_LOCAL
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    env = Environment(stdout=io.StringIO(), stderr=io.StringIO())
-    code = main(list(argv), env)
-    return code, env.stdout.getvalue(), env.stderr.getvalue()  # type: ignore[attr-defined]
 
 
 # -- annotations ---------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
@@ -10,17 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_gnt as run
 
 from gnt import __version__
-from gnt.__main__ import main
-from gnt.output.env import Environment
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    env = Environment(stdout=io.StringIO(), stderr=io.StringIO())
-    code = main(list(argv), env)
-    assert isinstance(env.stdout, io.StringIO) and isinstance(env.stderr, io.StringIO)
-    return code, env.stdout.getvalue(), env.stderr.getvalue()
 
 
 def test_verbose_version_of_a_pip_install() -> None:

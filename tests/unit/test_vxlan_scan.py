@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
@@ -11,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_gnt as run_cli
 from helpers.vxlan_frames import (
     CSUM_VARIANTS,
     inner_frame,
@@ -24,16 +24,8 @@ from helpers.vxlan_frames import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gnt.__main__ import main
 from gnt.core.capture import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
-from gnt.output.env import Environment
 from gnt.vxlan import scan_file
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    env = Environment(stdout=io.StringIO(), stderr=io.StringIO())
-    code = main(list(args), env)
-    return code, env.stdout.getvalue(), env.stderr.getvalue()  # type: ignore[attr-defined]
 
 
 def pcap_of(tmp_path: Path, frames: list[bytes], name: str = "c.pcap", **kw: object) -> str:
