@@ -24,6 +24,7 @@ from gnt.conntrack.models import (
     WatchSummary,
 )
 from gnt.output import ToStderr
+from gnt.output.text import endpoint
 
 PORT_PROTOS = frozenset((6, 17, 33, 132, 136))  # tcp udp dccp sctp udplite: sport/dport
 _ASSURED_MASK = IPS_ASSURED | IPS_OFFLOAD | IPS_HW_OFFLOAD  # the bits behind the one status tag after the reply
@@ -121,12 +122,6 @@ def conntrack_line_general(e: Entry, now: float | None = None) -> str:
 
 # ---- the readable format ------------------------------------------------------------------
 
-def _endpoint(address: str, port: int | None) -> str:
-    if port is None:
-        return address
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 def _ports(t: Tuple) -> tuple[int | None, int | None]:
     if type(t) is PortTuple:
         return t.sport, t.dport
@@ -141,17 +136,17 @@ def entry_line(e: Entry) -> str:
     """protocol, state, original tuple, the translation spelled out, flags, mark, timeout."""
     o, r = e.original, e.reply
     sport, dport = _ports(o)
-    text = f"{e.proto:<6} {e.state or '':<11} {_endpoint(o.src, sport)} -> {_endpoint(o.dst, dport)}"
+    text = f"{e.proto:<6} {e.state or '':<11} {endpoint(o.src, sport)} -> {endpoint(o.dst, dport)}"
     if type(o) is IcmpTuple:
         text += f" type={o.type} code={o.code} id={o.id}"
     if e.nat:
         rsport, rdport = _ports(r)
         if "dnat" in e.nat:
             port = rsport if rsport != dport else None
-            text += f"  DNAT to {_endpoint(r.src, port)}"
+            text += f"  DNAT to {endpoint(r.src, port)}"
         if "snat" in e.nat:
             port = rdport if rdport != sport else None
-            text += f"  SNAT to {_endpoint(r.dst, port)}"
+            text += f"  SNAT to {endpoint(r.dst, port)}"
             if type(o) is IcmpTuple and type(r) is IcmpTuple and r.id != o.id:
                 text += f" id={r.id}"
     flags = [f"[{name}]" for name in FLAG_ORDER if name in e.status and name != "UNREPLIED"]

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 from gnt.iptrace.models import Packet, Step, Summary, TraceEnd
 from gnt.output import ToStderr
+from gnt.output.text import endpoint
 
 MARK = "=>"  # prefix of the deciding step
 BOLD = "\x1b[1m"  # ANSI bold, for the deciding step on a terminal
 RESET = "\x1b[0m"  # ANSI reset
 
 
-def _endpoint(address: str | None, port: int | None) -> str:
-    text = address or "?"
-    if port is None:
-        return text
-    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
-
-
 def summary_line(packet_id: str, summary: Summary) -> str:
     parts = [f"packet {packet_id}"]
-    source, target = _endpoint(summary.src, summary.sport), _endpoint(summary.dst, summary.dport)
+    source, target = endpoint(summary.src, summary.sport), endpoint(summary.dst, summary.dport)
     flow = f"{summary.proto or '?'} {source} -> {target}"
     if summary.icmp_type is not None:
         code = f"/{summary.icmp_code}" if summary.icmp_code is not None else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from gnt.output import ToStderr
+from gnt.output.text import endpoint
 from gnt.vxlan.models import AuditSummary, Finding, ScanReport, ScanSummary, VxlanFlow
 
 MAX_TEXT_FLOWS = 50  # flows listed in the text report; --json has all of them
@@ -17,19 +18,12 @@ def _clock(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1e6) % 1000000:06d}"
 
 
-def _endpoint(addr: str | None, port: int | None) -> str:
-    if addr is None:
-        return "?"
-    text = f"[{addr}]" if ":" in addr and port is not None else addr
-    return text if port is None else f"{text}:{port}"
-
-
 def format_flow(f: VxlanFlow) -> str:
-    outer = f"{_endpoint(f.outer_src, f.outer_sport)} > {_endpoint(f.outer_dst, f.outer_dport)}"
+    outer = f"{endpoint(f.outer_src, f.outer_sport)} > {endpoint(f.outer_dst, f.outer_dport)}"
     if f.inner_proto is None:
         inner = "inner frame not captured" if f.truncated == f.packets else "non-IP inner frame"
     else:
-        inner = f"{f.inner_proto} {_endpoint(f.inner_src, f.inner_sport)} > {_endpoint(f.inner_dst, f.inner_dport)}"
+        inner = f"{f.inner_proto} {endpoint(f.inner_src, f.inner_sport)} > {endpoint(f.inner_dst, f.inner_dport)}"
     vni = "-" if f.vni is None else str(f.vni)
     counts = []
     for label, value in (("zero", f.checksum_zero), ("ok", f.checksum_ok), ("bad", f.checksum_bad),
