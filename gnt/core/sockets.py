@@ -24,6 +24,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gnt.core.packets.ethernet import ETH_P_IPV6
 from gnt.errors import GntError, InterfaceError, PermissionDenied
 
 # Socket option numbers from <linux/in.h>, <linux/in6.h>, <asm-generic/socket.h>; the socket
@@ -454,7 +455,6 @@ IPV6_MULTICAST_LOOP = 19  # loop our own multicast back to us
 IPV6_ADD_MEMBERSHIP = 20  # join a multicast group (IPV6_JOIN_GROUP)
 SIOCGIFHWADDR = 0x8927  # <linux/sockios.h>: read an interface's hardware address
 ARPHRD_ETHER = 1  # <linux/if_arp.h>: Ethernet (and veth, bridges, VXLAN)
-ETH_P_IPV6 = 0x86DD  # EtherType of IPv6, RFC 2464
 NDP_HOP_LIMIT = 255  # RFC 4861: NDP is sent with, and only accepted with, hop limit 255
 IFNAMSIZ = 16  # <linux/if.h>: interface names are at most 15 bytes plus NUL
 IN6_PKTINFO = struct.Struct("=16sI")  # struct in6_pktinfo: address, ifindex
@@ -498,16 +498,6 @@ def interface_mac(ifname: str) -> bytes | None:
     if family != ARPHRD_ETHER or mac == b"\0" * 6:
         return None
     return mac
-
-
-def solicited_node(address: bytes) -> bytes:
-    """The solicited-node multicast group of an address, ff02::1:ffXX:XXXX (RFC 4291 §2.7.1)."""
-    return bytes.fromhex("ff0200000000000000000001ff") + address[13:]
-
-
-def multicast_mac(group: bytes) -> bytes:
-    """The Ethernet address an IPv6 multicast group maps to: 33:33 and its last 32 bits (RFC 2464 §7)."""
-    return b"\x33\x33" + group[12:]
 
 
 def _raw_permission_error(exc: OSError, what: str) -> GntError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gnt.core.packets.ethernet import mac_text
-from gnt.core.sockets import multicast_mac, solicited_node
+from gnt.core.packets.ipv6 import multicast_mac, solicited_node
 from gnt.errors import UsageError
 from gnt.ndisc.models import AddressFacts
 

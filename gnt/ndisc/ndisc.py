@@ -19,14 +19,12 @@ from collections.abc import Iterator
 
 from gnt.core.checksum import PROTO_ICMPV6
 from gnt.core.packets import icmpv6
-from gnt.core.packets.ipv6 import IPv6
+from gnt.core.packets.ipv6 import IPv6, multicast_mac, solicited_node
 from gnt.core.sockets import (
     NDP_HOP_LIMIT,
     LinkSender,
     NDPSocket,
     interface_mac,
-    multicast_mac,
-    solicited_node,
 )
 from gnt.core.sockets import (
     NdpReceived as Received,

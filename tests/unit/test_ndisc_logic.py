@@ -8,8 +8,8 @@ import pytest
 from helpers.cli import run_gnt as run
 
 from gnt.core.packets import icmpv6 as m
+from gnt.core.packets.ipv6 import multicast_mac, solicited_node
 from gnt.core.sockets import NdpReceived as Received
-from gnt.core.sockets import multicast_mac, solicited_node
 from gnt.ndisc import ndisc, rdisc
 from gnt.ndisc.models import DadResult, Neighbor
 from gnt.output.json import encode

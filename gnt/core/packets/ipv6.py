@@ -231,3 +231,13 @@ class IPv6:
         plen = self.payload_length or len(rest)
         vtf = 6 << 28 | (self.traffic_class & 0xFF) << 20 | self.flow_label & 0xFFFFF
         return HEADER.pack(vtf, plen, kinds[0], self.hop_limit, self.src, self.dst) + rest
+
+
+def solicited_node(address: bytes) -> bytes:
+    """The solicited-node multicast group of an address, ff02::1:ffXX:XXXX (RFC 4291 §2.7.1)."""
+    return bytes.fromhex("ff0200000000000000000001ff") + address[13:]
+
+
+def multicast_mac(group: bytes) -> bytes:
+    """The Ethernet address an IPv6 multicast group maps to: 33:33 and its last 32 bits (RFC 2464 §7)."""
+    return b"\x33\x33" + group[12:]
