@@ -130,7 +130,7 @@ def open_icmp_echo(family: int, *, allow_raw: bool = True, raw_ident: int | None
         # The kernel picks the echo id when the socket is bound (implicitly on first send);
         # bind now (to `source`, or any address) so getsockname() tells us which id replies carry.
         try:
-            bind_source(sock, family, source or ("::" if family == socket.AF_INET6 else "0.0.0.0"))
+            bind_source(sock, family, source or wildcard_address(family))
         except BaseException:
             sock.close()
             raise
@@ -400,6 +400,18 @@ def syn_retransmitted(sock: socket.socket) -> bool:
     return bool(retransmissions)
 
 
+def wildcard_address(family: int) -> str:
+    """The any-address of a family, to bind to a port (or learn an id) without choosing a source."""
+    return "::" if family == socket.AF_INET6 else "0.0.0.0"
+
+
+def _bind_probe(sock: socket.socket, family: int, source: str | None, device: str | None, port: int) -> None:
+    if device:
+        bind_device(sock, device)
+    if source or port:
+        bind_source(sock, family, source or wildcard_address(family), port)
+
+
 def open_udp_probe(family: int, *, source: str | None = None, device: str | None = None,
                    port: int = 0) -> socket.socket:
     """A non-blocking UDP socket whose errors are queued (IP_RECVERR) and RX-timestamped."""
@@ -408,10 +420,7 @@ def open_udp_probe(family: int, *, source: str | None = None, device: str | None
         sock.setblocking(False)
         enable_recverr(sock, family)
         enable_timestamping(sock)
-        if device:
-            bind_device(sock, device)
-        if source or port:
-            bind_source(sock, family, source or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port)
+        _bind_probe(sock, family, source, device, port)
     except BaseException:
         sock.close()
         raise
@@ -428,10 +437,7 @@ def open_tcp_probe(family: int, *, source: str | None = None, device: str | None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET.pack(1, 0))
         if port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if device:
-            bind_device(sock, device)
-        if source or port:
-            bind_source(sock, family, source or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port)
+        _bind_probe(sock, family, source, device, port)
     except BaseException:
         sock.close()
         raise
