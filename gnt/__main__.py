@@ -4,14 +4,109 @@ Every expected failure is a `GntError` and becomes one line on stderr (plus a hi
 when there is a fix to name) and its exit code. Anything else is a bug: one line asking
 for `--debug`, which shows the traceback. Kept free of heavy imports: start-up time is
 part of the product (health checks run gnt many times a minute).
+
+Signals, one policy for every command: SIGINT raises KeyboardInterrupt, SIGTERM and SIGHUP
+raise `Terminated` (a KeyboardInterrupt), so each command's Ctrl-C path prints its summary;
+the exit status is 128 + the signal. Before the boundary is up (interpreter start-up, imports)
+a signal ends the process at once with that same status and no traceback.
+
+Streams: the commands write to guarded copies of stdout and stderr (`GuardedStream`), so a
+closed pipe is a quiet exit 0 and any other write failure (/dev/full, `>&-`) one "cannot
+write the output" line and exit 2, whoever writes (renderers, click's --help, --version).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
-from gnt.errors import ExitCode, GntError
+
+def _exit_at_once(signum: int, _frame: object) -> None:
+    """A stop signal during start-up, before the error boundary runs: nothing to summarise yet."""
+    if signum == signal.SIGINT:
+        try:
+            os.write(2, b"\n")  # closes the terminal's ^C echo, as the boundary does
+        except OSError:
+            pass
+    os._exit(128 + signum)
+
+
+def _started_as_gnt() -> bool:
+    """This module is the program (`gnt`, `python -m gnt`, the one-file binary), not a library import."""
+    return (__name__ == "__main__" or bool(getattr(sys, "frozen", False))
+            or os.path.basename(sys.argv[0] if sys.argv else "") == "gnt")
+
+
+def _reopen_closed_fds() -> None:
+    """A standard fd the shell closed (`>&-`) gets /dev/null, so no socket or file opened later
+    takes its number (and receives what is meant for stdout); sys.stdout stays None, and writing
+    to it is reported as "cannot write the output"."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            except OSError:
+                pass
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - reads as an empty stdin
+
+
+# First thing, before any other import: from here on a Ctrl-C during start-up is exit 130, no traceback.
+if _started_as_gnt():
+    for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(_signum) is not signal.SIG_IGN:  # `nohup` and `cmd &` keep theirs
+            signal.signal(_signum, _exit_at_once)
+    _reopen_closed_fds()
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+from gnt.errors import STOP_SIGNALS, ExitCode, GntError, Terminated, interrupted_exit_code  # noqa: E402
+
+if TYPE_CHECKING:
+    from typing import TextIO
+
+_stopped_by: int | None = None  # the stop signal received during the current run
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    """The handler of the running command: SIGINT is KeyboardInterrupt, SIGTERM/SIGHUP Terminated."""
+    global _stopped_by
+    _stopped_by = signum
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(signum)
+
+
+def _install_stop_handlers() -> dict[int, object]:
+    """Install `_raise_stop` (main thread only); returns the handlers to restore."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, object] = {}
+    for signum in STOP_SIGNALS:
+        handler = signal.getsignal(signum)
+        if handler is not signal.SIG_IGN:
+            previous[signum] = handler
+            signal.signal(signum, _raise_stop)
+    return previous
+
+
+def _restore_handlers(previous: dict[int, object]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def _say(stream: TextIO, text: str) -> None:
+    """Write to stderr when it can be written; an error is still exit 2 when stderr is /dev/full."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except Exception:  # nowhere left to report it
+        pass
 
 
 def _prog(argv: list[str]) -> str:
@@ -24,59 +119,102 @@ def _prog(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None, env: object | None = None) -> int:
     """Run gnt with `argv` (default: sys.argv[1:]); returns the exit code (and exits when run as a script)."""
-    from gnt.output import OutputClosed
+    global _stopped_by
+    _stopped_by = None
+    previous = _install_stop_handlers()
+    try:
+        return _run(argv, env)
+    finally:
+        _restore_handlers(previous)
+
+
+def _run(argv: list[str] | None, env: object | None) -> int:
+    import dataclasses
+
+    from gnt.output import GuardedStream, OutputClosed
     from gnt.output.env import Environment
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("GNT_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
-    environment = env if isinstance(env, Environment) else Environment()
+    given = env if isinstance(env, Environment) else Environment()
+    environment = dataclasses.replace(given, stdout=GuardedStream(given.stdout), stderr=GuardedStream(given.stderr))
     environment.debug = debug
-    prog = _prog(args)
+    prog = "gnt"
     code: int
     try:
+        prog = _prog(args)
         from gnt.cli import run
 
         code = run(args, environment)
+        if code == ExitCode.INTERRUPTED and _stopped_by is not None:
+            # The command (or typer, which turns every KeyboardInterrupt into exit 130) ended on the
+            # signal after its summary: the status names the signal, Ctrl-C closes the ^C echo.
+            if _stopped_by == signal.SIGINT:
+                _say(environment.stderr, "\n")
+            code = interrupted_exit_code(_stopped_by)
     except GntError as exc:
-        environment.stderr.write(f"{prog}: {exc.message}\n")
+        _say(environment.stderr, f"{prog}: {exc.message}\n")
         if exc.hint:
-            environment.stderr.write(f"{prog}: hint: {exc.hint}\n")
+            _say(environment.stderr, f"{prog}: hint: {exc.hint}\n")
         if debug:
             import traceback
 
-            traceback.print_exc(file=environment.stderr)
+            _say(environment.stderr, traceback.format_exc())
         code = int(exc.exit_code)
-    except KeyboardInterrupt:
-        environment.stderr.write("\n")
-        code = int(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Terminated) else _stopped_by
+        if signum in (None, signal.SIGINT) and not getattr(exc, "line_written", False):
+            _say(environment.stderr, "\n")  # closes the terminal's ^C echo
+        code = interrupted_exit_code(signum)
     except (BrokenPipeError, OutputClosed):
         # The reader went away (`gnt ... | head`): not an error worth a message.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
+        _silence_stdout()
         code = int(ExitCode.OK)
     except Exception as exc:  # a bug: say so in one line, show it with --debug
         if debug:
             import traceback
 
-            traceback.print_exc(file=environment.stderr)
+            _say(environment.stderr, traceback.format_exc())
         else:
-            environment.stderr.write(
-                f"{prog}: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n"
-            )
+            _say(environment.stderr,
+                 f"{prog}: internal error: {type(exc).__name__}: {_clip(str(exc))} (run with --debug for details)\n")
         code = int(ExitCode.ERROR)
     try:
         environment.stdout.flush()
-    except (OSError, ValueError):
-        pass  # already reported by the renderer (or the reader is gone)
+    except OutputClosed:
+        _silence_stdout()
+    except Exception:  # already reported by the renderer (or the reader is gone)
+        pass
     return code
 
 
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's last flush of a closed pipe stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
 def _entry() -> None:
-    sys.exit(main())
+    """The process: the boundary, and a last net for a signal that lands between its steps."""
+    try:
+        code = main()
+    except KeyboardInterrupt as exc:
+        code = interrupted_exit_code(exc.signum if isinstance(exc, Terminated) else _stopped_by)
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except Exception:  # the reader is gone or the disk is full: reported already
+        _silence_stdout()  # so the interpreter's own last flush does not print a traceback
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ boundary in `gnt.__main__` turns it into one line on stderr and its `exit_code`.
 from __future__ import annotations
 
 import enum
+import signal
 
 
 class ExitCode(enum.IntEnum):
@@ -15,6 +16,23 @@ class ExitCode(enum.IntEnum):
     NEGATIVE = 1  # ran fine, answer negative: no reply, bad checksums, nothing matched
     ERROR = 2  # bad input, missing permission, unusable environment
     INTERRUPTED = 130  # SIGINT: 128 + 2, as shells report it
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # all three end a command the same way
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (what `timeout`, systemd and Kubernetes send), raised where SIGINT raises
+    KeyboardInterrupt, so every command's Ctrl-C path prints its summary; the exit is 128 + signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def interrupted_exit_code(signum: int | None) -> int:
+    """128 + the signal that stopped the command, as shells report it (130 for SIGINT or unknown)."""
+    return int(ExitCode.INTERRUPTED) if signum is None else 128 + int(signum)
 
 
 class GntError(Exception):

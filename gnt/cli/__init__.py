@@ -145,7 +145,14 @@ def run(argv: list[str], env: Environment) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort as exc:
-        raise KeyboardInterrupt from exc
+        # click has written the blank line after ^C already; keep the interrupt itself (a SIGTERM
+        # stays a Terminated, for its exit status).
+        cause = exc.__cause__ if isinstance(exc.__cause__, BaseException) else exc.__context__
+        interrupt = cause if isinstance(cause, KeyboardInterrupt) else KeyboardInterrupt()
+        interrupt.line_written = True  # type: ignore[attr-defined]
+        if isinstance(cause, EOFError):
+            raise cause from None
+        raise interrupt from None
     except click.ClickException as exc:  # click's UsageError and the rest: one line, exit 2
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `gnt`: the help, as click shows it
             env.stderr.write(exc.format_message().rstrip("\n") + "\n")

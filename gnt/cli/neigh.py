@@ -48,9 +48,20 @@ def register(app: typer.Typer) -> None:
             check_duration(duration)
         renderer = make_renderer(current_env(), json=json, formatter=neigh_formatter())
         if watch:
-            for change in tool.watch(iface, ipv4=ipv4, ipv6=ipv6, all_states=all_states, count=count,
-                                     duration=duration):
-                renderer.emit(change)
+            import time
+
+            from gnt.ndisc.models import NeighborWatchEnd
+
+            started, shown = time.monotonic(), 0
+            try:
+                for change in tool.watch(iface, ipv4=ipv4, ipv6=ipv6, all_states=all_states, count=count,
+                                         duration=duration):
+                    renderer.emit(change)
+                    shown += 1
+            except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: the summary, then 128 + signal
+                renderer.emit(NeighborWatchEnd(shown, round(time.monotonic() - started, 3), interrupted=True))
+                raise
+            renderer.emit(NeighborWatchEnd(shown, round(time.monotonic() - started, 3), interrupted=False))
             return int(ExitCode.OK)
         shown = 0
         for entry in tool.table(iface, ipv4=ipv4, ipv6=ipv6, all_states=all_states):

@@ -59,7 +59,7 @@ def run(values: dict[str, Any], env: Environment) -> int:
     import signal
     import socket
 
-    from gnt.errors import UsageError
+    from gnt.errors import STOP_SIGNALS, UsageError, interrupted_exit_code
     from gnt.output import make_renderer
     from gnt.output.text.ping import PingText
     from gnt.ping import Control, PingOptions, exit_code, parse_pattern, ping
@@ -93,14 +93,17 @@ def run(values: dict[str, Any], env: Environment) -> int:
     os.set_blocking(write_fd, False)
     control.wakeup_fd = read_fd
 
-    def on_sigint(_signum: int, _frame: object) -> None:
+    stopped_by: list[int] = []
+
+    def on_stop(signum: int, _frame: object) -> None:  # SIGINT, SIGTERM, SIGHUP: the summary, then exit
         control.stop = True
+        stopped_by.append(signum)
 
     def on_sigquit(_signum: int, _frame: object) -> None:
         control.status = True
 
     previous_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    old_int = signal.signal(signal.SIGINT, on_sigint)
+    old_stop = {signum: signal.signal(signum, on_stop) for signum in STOP_SIGNALS}
     old_quit = signal.signal(signal.SIGQUIT, on_sigquit)
     code = 1
     try:
@@ -109,11 +112,14 @@ def run(values: dict[str, Any], env: Environment) -> int:
             if isinstance(event, Summary):
                 code = exit_code(event, options)
     finally:
-        signal.signal(signal.SIGINT, old_int)
+        for signum, handler in old_stop.items():
+            signal.signal(signum, handler)
         signal.signal(signal.SIGQUIT, old_quit)
         signal.set_wakeup_fd(previous_wakeup)
         os.close(read_fd)
         os.close(write_fd)
+    if stopped_by and stopped_by[0] != signal.SIGINT:  # Ctrl-C keeps iputils' status; SIGTERM/SIGHUP 128+n
+        return interrupted_exit_code(stopped_by[0])
     return code
 
 

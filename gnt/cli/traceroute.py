@@ -52,7 +52,7 @@ def traceroute(
     from gnt.errors import UsageError
     from gnt.output import make_renderer
     from gnt.output.text.traceroute import TracerouteText
-    from gnt.traceroute import Summary, TraceOptions, exit_code, trace
+    from gnt.traceroute import Hop, Summary, TraceOptions, TraceStart, exit_code, trace
 
     env = current_env()
     if not host:
@@ -93,10 +93,22 @@ def traceroute(
     )
     renderer = make_renderer(env, json=json, formatter=TracerouteText(numeric=numeric))
     code = 1
-    for event in trace(options):
-        renderer.emit(event)
-        if isinstance(event, Summary):
-            code = exit_code(event)
+    start: TraceStart | None = None
+    hops = 0
+    try:
+        for event in trace(options):
+            if isinstance(event, TraceStart):  # noted before it is shown: a signal may follow the line at once
+                start = event
+            elif isinstance(event, Hop):
+                hops = event.ttl
+            elif isinstance(event, Summary):
+                code = exit_code(event)
+            renderer.emit(event)
+    except KeyboardInterrupt:
+        # Ctrl-C, SIGTERM, SIGHUP: say how far the trace got, then exit 128 + signal.
+        if start is not None:
+            renderer.emit(Summary(options.host, start.address, False, hops, method, interrupted=True))
+        raise
     return code
 
 

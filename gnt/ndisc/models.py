@@ -186,3 +186,13 @@ class NeighborChange:
     state: str
     previous_state: str | None  # None when the entry was not in the table before
     router: bool
+
+
+@dataclass
+class NeighborWatchEnd:
+    """The end of `neigh --watch` (also on Ctrl-C/SIGTERM): how many transitions were shown, over how long."""
+
+    json_type: ClassVar[str | None] = "summary"
+    changes: int
+    duration: float  # seconds
+    interrupted: bool

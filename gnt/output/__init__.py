@@ -8,6 +8,8 @@ that turns one model object into the lines to print, or None to print nothing.
 
 from __future__ import annotations
 
+import errno
+import io
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
@@ -50,9 +52,66 @@ def write(stream: TextIO, text: str) -> None:
     except BrokenPipeError:
         raise OutputClosed from None
     except OSError as exc:
-        from gnt.errors import GntError
+        raise _write_error(exc) from exc
 
-        raise GntError(f"cannot write the output: {exc.strerror}", errno=exc.errno) from exc
+
+def _write_error(exc: OSError) -> Exception:
+    from gnt.errors import GntError
+
+    return GntError(f"cannot write the output: {exc.strerror or exc}", errno=exc.errno)
+
+
+class GuardedStream(io.TextIOBase):
+    """A standard stream as the error boundary hands it to commands: every writer (renderers,
+    click's help, `--version`) fails the same way — a closed pipe is OutputClosed (exit 0),
+    any other failure (/dev/full, a stream the shell closed with `>&-`) one "cannot write the
+    output" GntError (exit 2)."""
+
+    def __init__(self, inner: TextIO | None) -> None:
+        super().__init__()
+        self.inner = inner  # None: the shell closed this stream (`>&-`)
+
+    def _target(self) -> TextIO:
+        if self.inner is None:
+            raise OSError(errno.EBADF, "the stream was closed by the shell (>&-)")
+        return self.inner
+
+    def write(self, text: str) -> int:
+        try:
+            return self._target().write(text)
+        except BrokenPipeError:
+            raise OutputClosed from None
+        except OSError as exc:
+            raise _write_error(exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self._target().flush()
+        except BrokenPipeError:
+            raise OutputClosed from None
+        except OSError as exc:
+            raise _write_error(exc) from exc
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.inner is not None and self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self._target().fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.inner, "encoding", None) or "utf-8"
+
+    def close(self) -> None:
+        """The process's stream is not ours to close (nor to flush again when this wrapper goes)."""
+
+    def __getattr__(self, name: str) -> object:  # getvalue() of a test's StringIO, buffer, ...
+        if self.inner is None:
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
 
 class TextRenderer:

@@ -74,3 +74,4 @@ class Summary:
     reached: bool
     hops: int
     method: str
+    interrupted: bool = False  # stopped by Ctrl-C/SIGTERM: `hops` are the ones completed

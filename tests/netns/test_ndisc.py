@@ -395,7 +395,9 @@ def test_neigh_watch_reports_transitions_from_real_traffic(link: tuple[Namespace
     host.run("ping", "-c", "1", "-W", "2", ROUTER_ADDR)
     out, err = watcher.communicate(timeout=30)
     assert watcher.returncode == 0, err
-    changes = [json.loads(line) for line in out.splitlines()]
+    objects = [json.loads(line) for line in out.splitlines()]
+    changes = [o for o in objects if o["type"] == "neighbor_change"]
+    assert [o for o in objects if o["type"] == "summary"][-1]["changes"] == len(changes)
     # The ping resolves the router (new entry, REACHABLE); unconfirmed for longer than the
     # shortened reachable time, the entry turns STALE. (The router's own solicitation from its
     # link-local address adds a STALE entry for that address too.)

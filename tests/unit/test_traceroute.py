@@ -161,7 +161,7 @@ def test_json_lines() -> None:
     summary = encode(Summary("h2", "198.18.4.2", True, 4, "icmp"))
     assert summary is not None
     assert json.loads(summary) == {"type": "summary", "destination": "h2", "address": "198.18.4.2",
-                                   "reached": True, "hops": 4, "method": "icmp"}
+                                   "reached": True, "hops": 4, "method": "icmp", "interrupted": False}
     assert encode(TraceStart("h2", "198.18.4.2", 30, 60)) is None
 
 
@@ -221,7 +221,7 @@ def test_loopback_json_every_method(method: list[str], address: str) -> None:
     assert all(p["rtt_ms"] >= 0 for p in objects[0]["probes"])
     expected = {"-I": "icmp", "-T": "tcp", "-U": "udp-port"}.get(method[0] if method else "", "udp")
     assert objects[1] == {"type": "summary", "destination": address, "address": address,
-                          "reached": True, "hops": 1, "method": expected}
+                          "reached": True, "hops": 1, "method": expected, "interrupted": False}
 
 
 def test_packet_length_argument_shows_in_the_header() -> None:

@@ -14,6 +14,7 @@ from gnt.ndisc.models import (
     Neighbor,
     NeighborChange,
     NeighborEntry,
+    NeighborWatchEnd,
     NoResponse,
     Prefix,
     Rdnss,
@@ -228,6 +229,9 @@ def neigh_formatter() -> Formatter:
             return format_entry(obj)
         if isinstance(obj, NeighborChange):
             return format_change(obj)
+        if isinstance(obj, NeighborWatchEnd):
+            return ToStderr(f"gnt neigh: {obj.changes} change{'s' if obj.changes != 1 else ''} shown"
+                            f" in {obj.duration:.1f}s{' (interrupted)' if obj.interrupted else ''}")
         return None
 
     return fmt

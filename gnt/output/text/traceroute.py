@@ -12,7 +12,8 @@ and, after an error, ` !<annotation>`.
 
 from __future__ import annotations
 
-from gnt.traceroute.models import Hop, ProbeResult, TraceStart
+from gnt.output import ToStderr
+from gnt.traceroute.models import Hop, ProbeResult, Summary, TraceStart
 
 
 def format_start(start: TraceStart) -> str:
@@ -56,4 +57,6 @@ class TracerouteText:
             return format_hop(obj, self.numeric)
         if isinstance(obj, TraceStart):
             return format_start(obj)
+        if isinstance(obj, Summary) and obj.interrupted:
+            return ToStderr(f"gnt traceroute: interrupted after {obj.hops} complete hop{'s' if obj.hops != 1 else ''}")
         return None  # the Summary: the Linux traceroute prints nothing after the last hop
