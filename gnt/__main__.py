@@ -154,9 +154,9 @@ def _run(argv: list[str] | None, env: object | None) -> int:
                 _say(environment.stderr, "\n")
             code = interrupted_exit_code(_stopped_by)
     except GntError as exc:
-        _say(environment.stderr, f"{prog}: {exc.message}\n")
+        _say(environment.stderr, f"{prog}: {_clip(exc.message)}\n")
         if exc.hint:
-            _say(environment.stderr, f"{prog}: hint: {exc.hint}\n")
+            _say(environment.stderr, f"{prog}: hint: {_clip(exc.hint)}\n")
         if debug:
             import traceback
 
@@ -189,8 +189,18 @@ def _run(argv: list[str] | None, env: object | None) -> int:
     return code
 
 
-def _clip(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
+LONGEST_WORD = 80  # characters of one word of an error line; a 10,000-character argument is cut
+
+
+def _clip(text: str) -> str:
+    """One line, with any overlong word (an argument quoted back) cut to LONGEST_WORD characters."""
+    import re
+
+    def cut(match: re.Match[str]) -> str:
+        word = match.group()
+        return f"{word[:LONGEST_WORD]}...({len(word)} characters)"
+
+    return re.sub(rf"\S{{{LONGEST_WORD + 1},}}", cut, " ".join(text.split()))
 
 
 def _silence_stdout() -> None:

@@ -170,12 +170,14 @@ MAX_SECONDS = 2**31 - 1  # 68 years: poll()/select() overflow on waits near 2**6
 
 def parse_seconds(text: str, what: str) -> float:
     """A non-negative, finite number of seconds given on the command line; else a UsageError naming `what`."""
+    from gnt.cli.numbers import float_value, shown
+
     try:
-        value = float(text)
+        value = float_value(text, None, None)
     except ValueError:
-        raise UsageError(f"{what}: {text!r} is not a number of seconds (e.g. 0.2)") from None
-    if not 0 <= value <= MAX_SECONDS:  # NaN and inf too
-        raise UsageError(f"{what}: {text!r} (a non-negative number of seconds, at most {MAX_SECONDS})")
+        raise UsageError(f"{what}: {shown(text)} is not a number of seconds (e.g. 0.2)") from None
+    if not 0 <= value <= MAX_SECONDS:
+        raise UsageError(f"{what}: {shown(text)} (a non-negative number of seconds, at most {MAX_SECONDS})")
     return value
 
 

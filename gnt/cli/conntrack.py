@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from gnt.cli.numbers import I32_MAX, I64_MAX
 from gnt.cli.table import Opt, fast_parse, parameters, with_signature
 from gnt.errors import ExitCode, UsageError
 
@@ -98,9 +99,10 @@ WATCH_OPTIONS: tuple[Opt, ...] = (
     *FILTER_OPTIONS,
     Opt(("-e", "--events"), "events", str, None, "Events to show: new, update, destroy (comma-separated).",
         "new,update,destroy"),
-    Opt(("--count", "-c"), "count", int, None, "Stop after this many events."),
+    Opt(("--count", "-c"), "count", int, None, "Stop after this many events.", high=I64_MAX),
     Opt(("--duration",), "duration", float, None, "Stop after this many seconds."),
-    Opt(("--buffer-size", "-b"), "buffer_size", int, None, "Netlink receive buffer in bytes (default 8 MiB)."),
+    Opt(("--buffer-size", "-b"), "buffer_size", int, None, "Netlink receive buffer in bytes (default 8 MiB).",
+        high=I32_MAX),
     Opt(("-o", "--output"), "output", str, None, "text (readable) or conntrack (conntrack -E lines).", "text"),
     Opt(("--json",), "json", bool, None, "One JSON object per event, lost-event counts, a summary.", False),
 )

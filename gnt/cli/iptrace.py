@@ -8,6 +8,7 @@ import typer
 
 from gnt.cli import check_duration, current_env
 from gnt.cli.complete import complete_interface
+from gnt.cli.numbers import I64_MAX, PORT_MAX, click_float, click_int
 
 if TYPE_CHECKING:
     from gnt.iptrace.models import Filter
@@ -37,13 +38,16 @@ def iptrace(
                                    help="Source address or prefix."),
     dst: str | None = typer.Option(None, "-d", "--dst", metavar="ADDR[/LEN]",
                                       help="Destination address or prefix."),
-    sport: int | None = typer.Option(None, "--sport", metavar="PORT", help="Source port."),
-    dport: int | None = typer.Option(None, "--dport", metavar="PORT", help="Destination port."),
+    sport: int | None = typer.Option(None, "--sport", metavar="PORT", help="Source port.",
+                                     click_type=click_int(0, PORT_MAX)),
+    dport: int | None = typer.Option(None, "--dport", metavar="PORT", help="Destination port.",
+                                     click_type=click_int(0, PORT_MAX)),
     iif: str | None = typer.Option(None, "-i", "--in-interface", metavar="IFACE", autocompletion=complete_interface,
                                       help="Input interface (incoming packets only)."),
-    count: int | None = typer.Option(None, "-c", "--count", metavar="N", help="Stop after N packets."),
+    count: int | None = typer.Option(None, "-c", "--count", metavar="N", help="Stop after N packets.",
+                                     click_type=click_int(None, I64_MAX)),
     duration: float | None = typer.Option(None, "--duration", metavar="SECONDS",
-                                             help="Stop after SECONDS."),
+                                             help="Stop after SECONDS.", click_type=click_float(None, None)),
     backend: str = typer.Option("auto", "--backend", metavar="auto|nft|legacy",
                                 help="Trace with nftables or with iptables-legacy TRACE (auto: by the node's "
                                      "firewall)."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gnt.cli.numbers import click_int
 from gnt.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -34,8 +35,9 @@ def register(app: typer.Typer) -> None:
         iface: str = typer.Argument(..., metavar="IFACE", autocompletion=complete_interface,
                                     help="The interface the neighbour is on."),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only the link-layer address."),
-        retries: int = typer.Option(3, "-r", "--retry", metavar="RETRIES", help="Solicitations to send."),
-        wait_ms: int = typer.Option(1000, "-w", "--wait", metavar="WAIT_MS",
+        retries: int = typer.Option(3, "-r", "--retry", metavar="RETRIES", help="Solicitations to send.",
+                                    click_type=click_int(None, None)),
+        wait_ms: int = typer.Option(1000, "-w", "--wait", metavar="WAIT_MS", click_type=click_int(None, None),
                                     help="Milliseconds to wait for an answer to each."),
         single: bool = typer.Option(False, "-1", "--single", help="Stop at the first answer (the default)."),
         multiple: bool = typer.Option(False, "-m", "--multiple",

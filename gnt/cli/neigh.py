@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gnt.cli.numbers import I64_MAX, click_float, click_int
 from gnt.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -24,8 +25,9 @@ def register(app: typer.Typer) -> None:
         ipv6: bool = typer.Option(False, "-6", help="Only IPv6 (NDP) entries."),
         all_states: bool = typer.Option(False, "-a", "--all", help="Include NOARP entries (multicast)."),
         watch: bool = typer.Option(False, "--watch", help="Print state transitions live, with timestamps."),
-        count: int | None = typer.Option(None, "-c", "--count", help="With --watch: stop after this many."),
-        duration: float | None = typer.Option(None, "-d", "--duration",
+        count: int | None = typer.Option(None, "-c", "--count", help="With --watch: stop after this many.",
+                                         click_type=click_int(None, I64_MAX)),
+        duration: float | None = typer.Option(None, "-d", "--duration", click_type=click_float(None, None),
                                               help="With --watch: stop after this many seconds."),
         json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     ) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gnt.cli import current_env, parse_seconds
+from gnt.cli.numbers import I32_MAX, I64_MAX, U32_MAX
 from gnt.cli.table import Opt, fast_parse, parameters, with_signature
 
 if TYPE_CHECKING:
@@ -27,12 +28,12 @@ Exit status: 0 when replies came; 1 when none came (or fewer than -c before the 
 OPTIONS: tuple[Opt, ...] = (
     Opt(("-4",), "ipv4", bool, None, "Use IPv4 only.", False),
     Opt(("-6",), "ipv6", bool, None, "Use IPv6 only.", False),
-    Opt(("-c",), "count", int, "COUNT", "Stop after COUNT replies."),
+    Opt(("-c",), "count", int, "COUNT", "Stop after COUNT replies.", high=I64_MAX),
     Opt(("-i",), "interval", str, "INTERVAL", "Seconds between requests."),
     Opt(("-W",), "timeout", str, "TIMEOUT", "Seconds to wait for a reply."),
     Opt(("-w",), "deadline", str, "DEADLINE", "Stop after DEADLINE seconds."),
-    Opt(("-s",), "size", int, "SIZE", "Bytes of ICMP data.", 56),
-    Opt(("-t",), "ttl", int, "TTL", "IP time to live / hop limit."),
+    Opt(("-s",), "size", int, "SIZE", "Bytes of ICMP data.", 56, high=I32_MAX),
+    Opt(("-t",), "ttl", int, "TTL", "IP time to live / hop limit.", high=I32_MAX),
     Opt(("-I",), "interface", str, "IFACE|ADDR", "Source interface or address.", interface=True),
     Opt(("-q",), "quiet", bool, None, "Only the summary.", False),
     Opt(("-D",), "timestamps", bool, None, "Print a UNIX timestamp before each line.", False),
@@ -40,7 +41,7 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(("-n",), "numeric", bool, None, "No reverse name lookups.", False),
     Opt(("-f",), "flood", bool, None, "Flood ping (root only).", False),
     Opt(("-p",), "pattern", str, "PATTERN", "Hex bytes to fill the data with."),
-    Opt(("-m",), "mark", int, "MARK", "Tag packets with this fwmark."),
+    Opt(("-m",), "mark", int, "MARK", "Tag packets with this fwmark.", low=0, high=U32_MAX),
     Opt(("--json",), "json", bool, None, "One JSON object per line.", False),
 )
 

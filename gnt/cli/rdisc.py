@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gnt.cli.numbers import I64_MAX, click_int
 from gnt.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -21,11 +22,13 @@ def register(app: typer.Typer) -> None:
                                     help="The interface to solicit on."),
         address: str | None = typer.Argument(None, metavar="[ADDRESS]",
                                              help="Solicit this router only (default: ff02::2)."),
-        retries: int = typer.Option(3, "-r", "--retry", metavar="RETRIES", help="Solicitations to send."),
-        wait_ms: int = typer.Option(1000, "-w", "--wait", metavar="WAIT_MS",
+        retries: int = typer.Option(3, "-r", "--retry", metavar="RETRIES", help="Solicitations to send.",
+                                    click_type=click_int(None, None)),
+        wait_ms: int = typer.Option(1000, "-w", "--wait", metavar="WAIT_MS", click_type=click_int(None, None),
                                     help="Milliseconds to wait after each (with --listen: in all)."),
         listen: bool = typer.Option(False, "--listen", help="Send nothing; show advertisements live."),
-        count: int | None = typer.Option(None, "-c", "--count", help="With --listen: stop after this many."),
+        count: int | None = typer.Option(None, "-c", "--count", help="With --listen: stop after this many.",
+                                         click_type=click_int(None, I64_MAX)),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only the advertised prefixes."),
         verbose: bool = typer.Option(False, "-v", "--verbose", help="Report rejected packets on stderr."),
         json: bool = typer.Option(False, "--json", help="One JSON object per line."),

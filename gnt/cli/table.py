@@ -28,6 +28,8 @@ class Opt:
     help: str
     default: object = None
     interface: bool = False  # completes to the node's interface names
+    low: int | float | None = None  # int/float options: the range the value must be in (gnt/cli/numbers.py)
+    high: int | float | None = None
 
 
 def fast_parse(options: Sequence[Opt], argv: Sequence[str], operands: int) -> dict[str, Any] | None:
@@ -56,11 +58,33 @@ def fast_parse(options: Sequence[Opt], argv: Sequence[str], operands: int) -> di
             values[option.dest] = True
             continue
         try:
-            values[option.dest] = option.kind(text)
+            values[option.dest] = number(option, text) if option.kind in (int, float) else option.kind(text)
         except ValueError:
-            return None
+            return None  # typer reports it, through the same parser
     values["operands"] = rest
     return values
+
+
+def number(option: Opt, text: str) -> int | float:
+    """An int or float option's value, by the one number parser; ValueError when it is not one."""
+    from gnt.cli.numbers import float_value, int_value
+
+    if option.kind is int:
+        return int_value(text, _int_or_none(option.low), _int_or_none(option.high))
+    return float_value(text, option.low, option.high)
+
+
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def click_type(option: Opt) -> Any:
+    """The click type of an int or float option: the number parser with the option's range."""
+    from gnt.cli.numbers import click_float, click_int
+
+    if option.kind is int:
+        return click_int(_int_or_none(option.low), _int_or_none(option.high))
+    return click_float(option.low, option.high)
 
 
 def parameters(options: Sequence[Opt]) -> list[inspect.Parameter]:
@@ -72,6 +96,8 @@ def parameters(options: Sequence[Opt]) -> list[inspect.Parameter]:
     out = []
     for o in options:
         extra: dict[str, Any] = {"autocompletion": complete_interface} if o.interface else {}
+        if o.kind in (int, float):
+            extra["click_type"] = click_type(o)
         annotation: Any = o.kind if o.kind is bool or o.default is not None else o.kind | None
         out.append(inspect.Parameter(
             o.dest, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,

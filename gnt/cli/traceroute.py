@@ -7,6 +7,7 @@ import typer
 
 from gnt.cli import current_env, parse_seconds
 from gnt.cli.complete import complete_interface
+from gnt.cli.numbers import I32_MAX, click_int, parse_int
 
 HELP = """Trace the route to HOST with UDP (default), ICMP (-I), UDP to one port (-U) or TCP SYN (-T) probes,
 without root. Paced against ICMP rate limits, so the hop count is the real one.
@@ -29,12 +30,16 @@ def traceroute(
     icmp: bool = typer.Option(False, "-I", "--icmp", help="ICMP echo probes."),
     udp_port: bool = typer.Option(False, "-U", "--udp", help="UDP probes to one port (default 53)."),
     tcp: bool = typer.Option(False, "-T", "--tcp", help="TCP SYN probes (default port 80)."),
-    port: int | None = typer.Option(None, "-p", "--port", metavar="PORT",
+    port: int | None = typer.Option(None, "-p", "--port", metavar="PORT", click_type=click_int(None, I32_MAX),
                                        help="Destination port (base port for default UDP)."),
-    first: int = typer.Option(1, "-f", "--first", metavar="FIRST", help="TTL to start with."),
-    max_ttl: int = typer.Option(30, "-m", "--max-hops", metavar="MAX", help="Largest TTL to probe."),
-    queries: int = typer.Option(3, "-q", "--queries", metavar="N", help="Probes per hop."),
-    sim: int = typer.Option(16, "-N", "--sim-queries", metavar="SIM", help="Probes in flight at once."),
+    first: int = typer.Option(1, "-f", "--first", metavar="FIRST",
+                              click_type=click_int(None, I32_MAX), help="TTL to start with."),
+    max_ttl: int = typer.Option(30, "-m", "--max-hops", metavar="MAX",
+                              click_type=click_int(None, I32_MAX), help="Largest TTL to probe."),
+    queries: int = typer.Option(3, "-q", "--queries", metavar="N",
+                              click_type=click_int(None, I32_MAX), help="Probes per hop."),
+    sim: int = typer.Option(16, "-N", "--sim-queries", metavar="SIM",
+                              click_type=click_int(None, I32_MAX), help="Probes in flight at once."),
     wait: str = typer.Option("5,3,10", "-w", "--wait", metavar="MAX[,HERE,NEAR]",
                              help="Wait MAX s, or HERE x RTT of the same hop, or NEAR x RTT of a later hop."),
     sendwait: str = typer.Option("0", "-z", "--sendwait", metavar="SENDWAIT",
@@ -44,7 +49,8 @@ def traceroute(
                                              autocompletion=complete_interface),
     numeric: bool = typer.Option(False, "-n", help="Print addresses only (no reverse lookups)."),
     paris: bool = typer.Option(False, "--paris", help="Keep the flow constant so ECMP routers use one path."),
-    paths: int = typer.Option(0, "--paths", metavar="N", help="Trace N flows and show every router of each hop."),
+    paths: int = typer.Option(0, "--paths", metavar="N", click_type=click_int(None, I32_MAX),
+                              help="Trace N flows and show every router of each hop."),
     json: bool = typer.Option(False, "--json", help="One JSON object per line (hop, summary)."),
 ) -> int:
     import socket
@@ -79,10 +85,7 @@ def traceroute(
     wait_max, wait_here, wait_near = _wait(wait)
     length: int | None = None
     if packetlen is not None:
-        try:
-            length = int(packetlen)
-        except ValueError:
-            raise UsageError(f"bad packet length: {packetlen!r} (a number of bytes)") from None
+        length = parse_int(packetlen, "packet length", None, I32_MAX)
         if not 0 <= length <= MAX_PACKET_LEN:
             raise UsageError(f"packet length out of range: {length} (0 to {MAX_PACKET_LEN})")
     options = TraceOptions(

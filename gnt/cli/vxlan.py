@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gnt.cli.numbers import I64_MAX, PORT_MAX, click_float, click_int, int_value, shown
 from gnt.errors import ExitCode, GntError, UsageError
 
 if TYPE_CHECKING:
@@ -14,10 +15,11 @@ def parse_ports(text: str) -> tuple[int, ...]:
     """"8472,4789" -> (8472, 4789); one UsageError line for anything else."""
     ports: list[int] = []
     for part in text.split(","):
-        part = part.strip()
-        if not part.isdigit() or not 1 <= int(part) <= 65535:
-            raise UsageError(f"invalid --port value {text!r}: give UDP ports 1-65535 separated by commas")
-        ports.append(int(part))
+        try:
+            ports.append(int_value(part.strip(), 1, PORT_MAX))
+        except ValueError:
+            raise UsageError(f"invalid --port value {shown(text)}: give UDP ports 1-65535 separated by commas"
+                             ) from None
     return tuple(dict.fromkeys(ports))
 
 
@@ -38,8 +40,10 @@ def register(app: typer.Typer) -> None:
         interface: str | None = typer.Option(None, "--interface", "-i", help="Capture live on this interface.",
                                                   autocompletion=complete_interface),
         port: str = typer.Option("8472,4789", "--port", "-p", help="VXLAN UDP destination ports, comma-separated."),
-        count: int | None = typer.Option(None, "--count", "-c", help="Stop after this many packets."),
-        duration: float | None = typer.Option(None, "--duration", "-d", help="Live: stop after this many seconds."),
+        count: int | None = typer.Option(None, "--count", "-c", help="Stop after this many packets.",
+                                         click_type=click_int(None, I64_MAX)),
+        duration: float | None = typer.Option(None, "--duration", "-d", help="Live: stop after this many seconds.",
+                                              click_type=click_float(None, None)),
         json: bool = typer.Option(False, "--json", help="One JSON object per line: flows, then a summary."),
     ) -> int:
         """Verify the outer UDP checksum of every VXLAN packet (and the inner checksums). Exit 1 if any is bad."""

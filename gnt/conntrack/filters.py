@@ -27,15 +27,13 @@ MATCH_CACHE_MAX = 1 << 14  # address -> matched, per network filter; cleared pas
 
 
 def _decimal(value: str, maximum: int) -> int | None:
-    """`value` as a number 0..maximum, or None (isdecimal, not isdigit: int() rejects "²")."""
-    text = value.strip()
-    if not text.isdecimal():
-        return None
+    """`value` as a number 0..maximum, or None (ASCII digits only: the command line's one parser)."""
+    from gnt.cli.numbers import int_value
+
     try:
-        number = int(text)
-    except ValueError:  # past int()'s limit of digits
+        return int_value(value.strip(), 0, maximum)
+    except ValueError:
         return None
-    return number if number <= maximum else None
 
 
 def parse_proto(value: str) -> int:
@@ -67,14 +65,16 @@ def parse_port(value: str, option: str) -> int:
 
 def parse_mark(value: str) -> tuple[int, int]:
     """VALUE[/MASK], decimal or 0x-hex, each 32 bits."""
+    from gnt.cli.numbers import int_value, shown
+
     text, _, mask_text = value.strip().partition("/")
     try:
-        mark = int(text, 0)
-        mask = int(mask_text, 0) if mask_text else 0xFFFFFFFF
+        mark = int_value(text, None, None, hex_ok=True)
+        mask = int_value(mask_text, None, None, hex_ok=True) if mask_text else 0xFFFFFFFF
     except ValueError:
-        raise UsageError(f"--mark: {value!r} is not VALUE[/MASK] (decimal or 0x hex)") from None
+        raise UsageError(f"--mark: {shown(value)} is not VALUE[/MASK] (decimal or 0x hex)") from None
     if not (0 <= mark <= 0xFFFFFFFF and 0 <= mask <= 0xFFFFFFFF):
-        raise UsageError(f"--mark: {value!r} does not fit in 32 bits")
+        raise UsageError(f"--mark: {shown(value)} does not fit in 32 bits")
     return mark & mask, mask
 
 

@@ -68,9 +68,9 @@ def normalize_proto(proto: str | None, family: int | None) -> str | None:
     name = PROTO_ALIASES.get(name, name)
     if name == "icmp" and family == 6:
         return "ipv6-icmp"
-    if name not in KNOWN_PROTOS and not name.isdigit():
+    if name not in KNOWN_PROTOS and not (name.isascii() and name.isdigit()):
         raise UsageError(f"unknown protocol {proto!r} (use {', '.join(KNOWN_PROTOS)} or a number)")
-    if name.isdigit() and not 0 <= int(name) <= 255:
+    if name.isascii() and name.isdigit() and not 0 <= int(name) <= 255:
         raise UsageError(f"protocol number {proto} is out of range 0-255")
     return name
 

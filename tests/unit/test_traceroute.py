@@ -183,10 +183,10 @@ def test_json_lines() -> None:
     (["-I", "-T", "127.0.0.1"], "only one of -I, -U and -T"),
     (["-4", "-6", "127.0.0.1"], "only one of -4 and -6"),
     (["-I", "-p", "80", "127.0.0.1"], "-p has no meaning with -I"),
-    (["127.0.0.1", "big"], "bad packet length"),
+    (["127.0.0.1", "big"], "invalid packet length value: 'big' is not a whole number"),
     (["127.0.0.1", "70000"], "packet length out of range"),
     (["--paths", "-1", "127.0.0.1"], "--paths must be between"),
-    (["-m", "x", "127.0.0.1"], "'x' is not a valid integer"),
+    (["-m", "x", "127.0.0.1"], "'x' is not a whole number"),
     (["-4", "::1"], "::1: not an IPv4 address"),
 ])
 def test_bad_options_are_one_line_and_exit_2(argv: list[str], message: str) -> None:
