@@ -22,6 +22,7 @@ from operator import itemgetter
 
 from gnt.conntrack import netlink as nl
 from gnt.core import netlink as core_nl
+from gnt.errors import DecodeError
 
 # The flat tuple of one entry, in this order. Addresses stay packed bytes (text comes later, cached).
 FIELDS = (
@@ -188,10 +189,17 @@ def _walk(buf: bytes, off: int, end: int, spec: Spec, out: list[object], rec: _R
 
 def decode_generic(buf: bytes, off: int, end: int) -> tuple[object, ...]:
     """The flat `FIELDS` tuple of the message whose nfgenmsg is at `buf[off]`, attribute by attribute."""
+    _check_header(buf, off, end)
     out: list[object] = [None] * N_FIELDS
     out[0] = buf[off]
     _walk(buf, off + core_nl.NFGENMSG.size, end, TOP, out, None)
     return tuple(out)
+
+
+def _check_header(buf: bytes, off: int, end: int) -> None:
+    """A message must hold its nfgenmsg header (the kernel never sends less; a decoder says so itself)."""
+    if end - off < core_nl.NFGENMSG.size or end > len(buf):
+        raise DecodeError("ctnetlink", off, f"{max(end - off, 0)} bytes, less than the nfgenmsg header")
 
 
 LAYOUTS_MAX = 256  # compiled layouts kept; cleared past this (a table has a few dozen at most)
@@ -216,6 +224,7 @@ class EntryDecoder:
         return self._learn(buf, off, end)
 
     def _learn(self, buf: bytes, off: int, end: int) -> tuple[object, ...]:
+        _check_header(buf, off, end)
         out: list[object] = [None] * N_FIELDS
         out[0] = buf[off]
         bucket = self.layouts.get(end - off, [])

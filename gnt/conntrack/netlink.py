@@ -33,6 +33,8 @@ from gnt.core.netlink import (
     NLMSG_OVERRUN,
     NLMSGERR,
     NLMSGHDR,
+    errno_text,
+    error_errno,
     iter_attrs,
     set_receive_buffer,
 )
@@ -167,7 +169,7 @@ def _open_error(exc: OSError, what: str) -> GntError:
             "load the modules: modprobe nf_conntrack_netlink (kernel CONFIG_NF_CT_NETLINK)",
             errno=exc.errno,
         )
-    return GntError(f"{what} failed: {os.strerror(exc.errno or 0)}", errno=exc.errno)
+    return GntError(f"{what} failed: {errno_text(exc.errno or 0)}", errno=exc.errno)
 
 
 class CtnetlinkSocket:
@@ -370,13 +372,13 @@ def split_datagram(buf: bytes) -> Iterator[tuple[bytes, int, int, int, int]]:
             if length >= NLMSGHDR.size + 4:
                 code = NLMSGERR.unpack_from(buf, off + NLMSGHDR.size)[0]
                 if code < 0:
-                    raise _open_error(OSError(-code, os.strerror(-code)), "the conntrack dump")
+                    raise _open_error(OSError(-code, errno_text(-code)), "the conntrack dump")
             yield buf, 0, 0, _END, 0
             return
         if kind == NLMSG_ERROR:
-            code = NLMSGERR.unpack_from(buf, off + NLMSGHDR.size)[0]
-            if code < 0:
-                raise _open_error(OSError(-code, os.strerror(-code)), "reading the conntrack table")
+            number = error_errno(buf, off, length)
+            if number:
+                raise _open_error(OSError(number, errno_text(number)), "reading the conntrack table")
             yield buf, 0, 0, _END, 0  # an ack
             return
         if kind == NLMSG_OVERRUN:

@@ -7,9 +7,12 @@ include/uapi/linux/netlink.h and netfilter/nfnetlink.h so they can be grepped th
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 from collections.abc import Iterator
+
+from gnt.errors import DecodeError
 
 NETLINK_NETFILTER = 12  # the nfnetlink protocol number
 SOL_NETLINK = 270  # socket level of netlink options
@@ -33,6 +36,23 @@ NLMSGHDR = struct.Struct("=IHHII")  # struct nlmsghdr: len, type, flags, seq, pi
 NLMSGERR = struct.Struct("=i")  # struct nlmsgerr starts with the (negative) errno
 NFGENMSG = struct.Struct("!BBH")  # struct nfgenmsg: family, version, res_id (big-endian res_id)
 NLA = struct.Struct("=HH")  # struct nlattr: nla_len, nla_type
+
+
+def error_errno(buf: bytes, off: int, length: int) -> int:
+    """The errno carried by the NLMSG_ERROR message at `off` (0: an ack); DecodeError when the
+    message is too short to carry one."""
+    if length < NLMSGHDR.size + NLMSGERR.size or off + NLMSGHDR.size + NLMSGERR.size > len(buf):
+        raise DecodeError("netlink", off, f"an error message of {length} bytes carries no errno")
+    code: int = NLMSGERR.unpack_from(buf, off + NLMSGHDR.size)[0]
+    return -code if code < 0 else 0
+
+
+def errno_text(number: int) -> str:
+    """os.strerror, for any number a message may carry (INT_MIN negated does not fit a C int)."""
+    try:
+        return os.strerror(number)
+    except (OverflowError, ValueError):
+        return f"unknown error {number}"
 
 
 def iter_attrs(buf: bytes, off: int, end: int) -> Iterator[tuple[int, int, int]]:
