@@ -17,14 +17,16 @@ write the output" line and exit 2, whoever writes (renderers, click's --help, --
 
 from __future__ import annotations
 
+# The C core of `signal`, loaded with the interpreter: `import signal` itself imports enum, which
+# takes milliseconds of start-up during which a Ctrl-C would still be a traceback.
+import _signal
 import os
-import signal
 import sys
 
 
 def _exit_at_once(signum: int, _frame: object) -> None:
     """A stop signal during start-up, before the error boundary runs: nothing to summarise yet."""
-    if signum == signal.SIGINT:
+    if signum == _signal.SIGINT:
         try:
             os.write(2, b"\n")  # closes the terminal's ^C echo, as the boundary does
         except OSError:
@@ -56,11 +58,12 @@ def _reopen_closed_fds() -> None:
 
 # First thing, before any other import: from here on a Ctrl-C during start-up is exit 130, no traceback.
 if _started_as_gnt():
-    for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(_signum) is not signal.SIG_IGN:  # `nohup` and `cmd &` keep theirs
-            signal.signal(_signum, _exit_at_once)
+    for _signum in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
+        if _signal.getsignal(_signum) is not _signal.SIG_IGN:  # `nohup` and `cmd &` keep theirs
+            _signal.signal(_signum, _exit_at_once)
     _reopen_closed_fds()
 
+import signal  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from gnt.errors import STOP_SIGNALS, ExitCode, GntError, Terminated, interrupted_exit_code  # noqa: E402
