@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from helpers.netns import Chain, Topology, remove_stale
+from helpers.scapy_quiet import silence_neighbour_resolution
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -24,6 +25,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_sessionstart(session: pytest.Session) -> None:
     if os.geteuid() == 0:
         remove_stale()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    silence_neighbour_resolution()  # test modules that import scapy are loaded by now
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    silence_neighbour_resolution()  # and for scapy imported inside a test (a dict lookup when done)
 
 
 @pytest.fixture
