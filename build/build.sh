@@ -1,23 +1,87 @@
 #!/usr/bin/env bash
-# Build dist/gnt: gnt as one file for x86_64 Linux, from a clean checkout.
+# Build gnt as one file that needs nothing from the host's libc: dist/gnt (x86_64) or
+# dist/gnt-arm64 (aarch64, built under qemu-user in an arm64 Debian root).
 #
-#   bash build/build.sh [--force]
+#   bash build/build.sh [--force] [--arch x86_64|arm64]
 #
-# Installs what it needs itself: a virtual environment under build/work/venv (or
-# $GNT_BUILD_VENV) on Debian's python3 (its libpython3.11 goes into the binary), with gnt's
-# dependencies and PyInstaller (the `build` extra of pyproject.toml) at the versions in
-# build/constraints.txt. gnt itself is frozen from this checkout's source, not installed.
+# Two steps, both in one virtual environment under build/work/venv (or $GNT_BUILD_VENV) on
+# Debian's python3, with gnt's dependencies and the `build` extra of pyproject.toml at the
+# versions in build/constraints.txt:
+# 1. PyInstaller freezes this checkout's source into a one-file binary
+#    (build/work/gnt-onefile: it still needs the build host's glibc, >= 2.36 here);
+# 2. staticx --no-compress wraps it with the glibc, libm, libz, libexpat... it loads, and a
+#    static bootloader that unpacks them and runs the binary with the bundled dynamic loader.
+#    staticx must live in the same venv as PyInstaller: it reads the PyInstaller archive to find
+#    the libraries inside it need (libpython's libm); from another venv it silently leaves them
+#    out. No compression: xz costs ~200 ms on every start.
 # A stamp of the inputs (sources, spec, constraints) lets a second run with nothing changed
-# return at once. Needs: python3, python3-venv, libpython3.11, binutils (strip, objdump) —
-# all in .ci/run's DEBS.
+# return at once. Needs: python3, python3-venv, libpython3.11, binutils, patchelf — in .ci/run's
+# DEBS. --arch arm64 also needs debootstrap, qemu-user-static and binfmt-support: the arm64
+# root lives in /var/cache/gnt-build-arm64 (kept across runs and clones; $GNT_ARM64_ROOT), is
+# made once by debootstrap and this script runs itself inside it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+FORCE=0
+ARCH=$(uname -m)
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --force) FORCE=1 ;;
+        --arch) ARCH="${2:?--arch needs x86_64 or arm64}"; shift ;;
+        *) echo "build.sh: unknown option $1 (use --force, --arch x86_64|arm64)" >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$ARCH" in
+    x86_64|amd64) ARCH=x86_64 ;;
+    arm64|aarch64) ARCH=aarch64 ;;
+    *) echo "build.sh: unknown architecture $ARCH (x86_64 or arm64)" >&2; exit 2 ;;
+esac
+
+if [ "$ARCH" != "$(uname -m)" ]; then
+    # aarch64 on an x86_64 host: the same script, run in an arm64 Debian root under qemu-user.
+    [ "$ARCH" = aarch64 ] || { echo "build.sh: cannot build $ARCH on $(uname -m)" >&2; exit 2; }
+    ARM_ROOT="${GNT_ARM64_ROOT:-/var/cache/gnt-build-arm64}/rootfs"
+    [ -d /proc/sys/fs/binfmt_misc ] && [ -e /proc/sys/fs/binfmt_misc/register ] || \
+        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+    if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+        echo "build.sh: qemu-aarch64 is not registered with binfmt_misc (apt-get install qemu-user-static binfmt-support)" >&2
+        exit 2
+    fi
+    if [ ! -x "$ARM_ROOT/usr/bin/python3" ]; then
+        mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
+        [ -n "$mirror" ] || mirror=$(sed -n 's/^deb[[:space:]]\+\(http[^[:space:]]*\/debian\)[[:space:]].*/\1/p' /etc/apt/sources.list 2>/dev/null | head -1)
+        rm -rf "$ARM_ROOT.partial"
+        mkdir -p "$(dirname "$ARM_ROOT")"
+        debootstrap --arch=arm64 --variant=minbase \
+            --include=python3,python3-venv,libpython3.11,binutils,patchelf,gcc,libc6-dev,scons \
+            bookworm "$ARM_ROOT.partial" "${mirror:-http://deb.debian.org/debian}"
+        mv "$ARM_ROOT.partial" "$ARM_ROOT"
+    fi
+    # the checkout is copied in (not bind-mounted: PyInstaller's work files stay in the root)
+    mkdir -p "$ARM_ROOT/src"
+    tar -C "$ROOT" --exclude=./build/work --exclude=./dist --exclude=./.git -cf - . | \
+        { rm -rf "$ARM_ROOT/src/gnt"; mkdir "$ARM_ROOT/src/gnt"; tar -C "$ARM_ROOT/src/gnt" -xf -; }
+    mkdir -p "$ARM_ROOT/src/work"
+    [ -d "$ARM_ROOT/src/work/build-work" ] && mv "$ARM_ROOT/src/work/build-work" "$ARM_ROOT/src/gnt/build/work"
+    args=()
+    [ "$FORCE" = 1 ] && args+=(--force)
+    unshare --mount --fork sh -c 'mount -t proc proc "$1/proc" && shift && exec chroot "$@"' sh \
+        "$ARM_ROOT" "$ARM_ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+        GNT_BUILD_VENV=/var/cache/gnt-build-venv bash /src/gnt/build/build.sh "${args[@]}"
+    mv "$ARM_ROOT/src/gnt/build/work" "$ARM_ROOT/src/work/build-work"  # the stamp, for the next run
+    mkdir -p "$ROOT/dist"
+    cp "$ARM_ROOT/src/gnt/dist/gnt" "$ROOT/dist/gnt-arm64.tmp"
+    mv "$ROOT/dist/gnt-arm64.tmp" "$ROOT/dist/gnt-arm64"
+    echo "build.sh: dist/gnt-arm64 $(($(stat -c %s "$ROOT/dist/gnt-arm64") / 1024)) KiB"
+    exit 0
+fi
+
 WORK="$ROOT/build/work"
 VENV="${GNT_BUILD_VENV:-$WORK/venv}"  # the tests keep theirs under /var/cache across clones
 PYTHON="${GNT_BUILD_PYTHON:-/usr/bin/python3}"
-FORCE=0
-[ "${1:-}" = "--force" ] && FORCE=1
+ONEFILE="$WORK/gnt-onefile"  # step 1's output; bench/bench_startup.py times it against dist/gnt
 
 cd "$ROOT"
 mkdir -p "$WORK" "$ROOT/dist"
@@ -29,11 +93,14 @@ inputs_hash() {
 }
 STAMP="$WORK/dist.stamp"
 HASH=$(inputs_hash)
-if [ "$FORCE" = 0 ] && [ -x dist/gnt ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
+if [ "$FORCE" = 0 ] && [ -x dist/gnt ] && [ -x "$ONEFILE" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
     echo "build.sh: dist/gnt is up to date"
     exit 0
 fi
 
+for tool in patchelf objcopy strip ldd; do
+    command -v "$tool" >/dev/null || { echo "build.sh: $tool is missing (apt-get install patchelf binutils)" >&2; exit 2; }
+done
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
@@ -48,9 +115,14 @@ for requirement in project["dependencies"] + project["optional-dependencies"]["b
 PY
 "$VENV/bin/pip" install -q --disable-pip-version-check -r "$WORK/requirements.txt" -c build/constraints.txt
 
-rm -f dist/gnt "$STAMP"
+rm -f dist/gnt "$ONEFILE" "$STAMP"
 GNT_BUILD_WORK="$WORK" "$VENV/bin/pyinstaller" --noconfirm --clean --log-level WARN \
-    --distpath "$ROOT/dist" --workpath "$WORK/pyinstaller" build/gnt.spec
+    --distpath "$WORK/onefile" --workpath "$WORK/pyinstaller" build/gnt.spec
+mv "$WORK/onefile/gnt" "$ONEFILE"
+# staticx runs from the venv (PATH too: it looks for PyInstaller's archive reader there)
+PATH="$VENV/bin:$PATH" "$VENV/bin/staticx" --no-compress "$ONEFILE" dist/gnt.tmp
+chmod 0755 dist/gnt.tmp  # staticx writes it 0700
+mv dist/gnt.tmp dist/gnt
 
 echo "$HASH" > "$STAMP"
 size=$(stat -c %s dist/gnt)
