@@ -14,9 +14,11 @@
 #    staticx must live in the same venv as PyInstaller: it reads the PyInstaller archive to find
 #    the libraries inside it need (libpython's libm); from another venv it silently leaves them
 #    out. No compression: xz costs ~200 ms on every start.
+# 3. build/launcher.c (static, musl) goes in front: it checks $TMPDIR (or /tmp) before anything
+#    unpacks there, names TMPDIR as the fix when it is read-only or noexec, then runs the bundle.
 # A stamp of the inputs (sources, spec, constraints) lets a second run with nothing changed
-# return at once. Needs: python3, python3-venv, libpython3.11, binutils, patchelf — in .ci/run's
-# DEBS. --arch arm64 also needs debootstrap, qemu-user-static and binfmt-support: the arm64
+# return at once. Needs: python3, python3-venv, libpython3.11, binutils, patchelf, musl-tools —
+# in .ci/run's DEBS. --arch arm64 also needs debootstrap, qemu-user-static and binfmt-support: the arm64
 # root lives in /var/cache/gnt-build-arm64 (kept across runs and clones; $GNT_ARM64_ROOT), is
 # made once by debootstrap and this script runs itself inside it.
 set -euo pipefail
@@ -55,7 +57,7 @@ if [ "$ARCH" != "$(uname -m)" ]; then
         rm -rf "$ARM_ROOT.partial"
         mkdir -p "$(dirname "$ARM_ROOT")"
         debootstrap --arch=arm64 --variant=minbase \
-            --include=python3,python3-venv,libpython3.11,binutils,patchelf,gcc,libc6-dev,scons \
+            --include=python3,python3-venv,libpython3.11,binutils,patchelf,gcc,libc6-dev,scons,musl-tools \
             bookworm "$ARM_ROOT.partial" "${mirror:-http://deb.debian.org/debian}"
         mv "$ARM_ROOT.partial" "$ARM_ROOT"
     fi
@@ -81,14 +83,14 @@ fi
 WORK="$ROOT/build/work"
 VENV="${GNT_BUILD_VENV:-$WORK/venv}"  # the tests keep theirs under /var/cache across clones
 PYTHON="${GNT_BUILD_PYTHON:-/usr/bin/python3}"
-ONEFILE="$WORK/gnt-onefile"  # step 1's output; bench/bench_startup.py times it against dist/gnt
+ONEFILE="$WORK/onefile/gnt"  # step 1's output (named gnt: ps shows it); bench/bench_startup.py times it
 
 cd "$ROOT"
 mkdir -p "$WORK" "$ROOT/dist"
 
 inputs_hash() {
     { find gnt -name '*.py' -print0 | sort -z | xargs -0 sha256sum
-      sha256sum pyproject.toml build/gnt.spec build/gnt_entry.py build/constraints.txt build/build.sh
+      sha256sum pyproject.toml build/gnt.spec build/gnt_entry.py build/constraints.txt build/build.sh build/launcher.c
     } | sha256sum | cut -d' ' -f1
 }
 STAMP="$WORK/dist.stamp"
@@ -98,8 +100,8 @@ if [ "$FORCE" = 0 ] && [ -x dist/gnt ] && [ -x "$ONEFILE" ] && [ -f "$STAMP" ] &
     exit 0
 fi
 
-for tool in patchelf objcopy strip ldd; do
-    command -v "$tool" >/dev/null || { echo "build.sh: $tool is missing (apt-get install patchelf binutils)" >&2; exit 2; }
+for tool in patchelf objcopy strip ldd musl-gcc; do
+    command -v "$tool" >/dev/null || { echo "build.sh: $tool is missing (apt-get install patchelf binutils musl-tools)" >&2; exit 2; }
 done
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
@@ -118,10 +120,21 @@ PY
 rm -f dist/gnt "$ONEFILE" "$STAMP"
 GNT_BUILD_WORK="$WORK" "$VENV/bin/pyinstaller" --noconfirm --clean --log-level WARN \
     --distpath "$WORK/onefile" --workpath "$WORK/pyinstaller" build/gnt.spec
-mv "$WORK/onefile/gnt" "$ONEFILE"
 # staticx runs from the venv (PATH too: it looks for PyInstaller's archive reader there)
-PATH="$VENV/bin:$PATH" "$VENV/bin/staticx" --no-compress "$ONEFILE" dist/gnt.tmp
-chmod 0755 dist/gnt.tmp  # staticx writes it 0700
+PATH="$VENV/bin:$PATH" "$VENV/bin/staticx" --no-compress "$ONEFILE" "$WORK/bundle"
+musl-gcc -static -Os -s -Wall -Wextra -Werror -o "$WORK/launcher" build/launcher.c
+# dist/gnt = launcher, bundle, then the bundle's offset (8 bytes, little-endian) and the magic
+"$VENV/bin/python" - "$WORK/launcher" "$WORK/bundle" dist/gnt.tmp <<'PY'
+import shutil, struct, sys
+launcher, bundle, out = sys.argv[1:]
+with open(out, "wb") as dest:
+    for part in (launcher, bundle):
+        with open(part, "rb") as src:
+            shutil.copyfileobj(src, dest)
+    with open(launcher, "rb") as src:
+        dest.write(struct.pack("<Q", len(src.read())) + b"GNTBNDL1")
+PY
+chmod 0755 dist/gnt.tmp
 mv dist/gnt.tmp dist/gnt
 
 echo "$HASH" > "$STAMP"
