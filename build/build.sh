@@ -44,6 +44,8 @@ if [ "$ARCH" != "$(uname -m)" ]; then
     # aarch64 on an x86_64 host: the same script, run in an arm64 Debian root under qemu-user.
     [ "$ARCH" = aarch64 ] || { echo "build.sh: cannot build $ARCH on $(uname -m)" >&2; exit 2; }
     ARM_ROOT="${GNT_ARM64_ROOT:-/var/cache/gnt-build-arm64}/rootfs"
+    # what build.sh needs inside it (staticx builds from its sdist there: gcc, scons)
+    ARM_DEBS=python3,python3-venv,libpython3.11,binutils,patchelf,gcc,libc6-dev,scons,musl-tools
     [ -d /proc/sys/fs/binfmt_misc ] && [ -e /proc/sys/fs/binfmt_misc/register ] || \
         mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
     update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
@@ -56,10 +58,14 @@ if [ "$ARCH" != "$(uname -m)" ]; then
         [ -n "$mirror" ] || mirror=$(sed -n 's/^deb[[:space:]]\+\(http[^[:space:]]*\/debian\)[[:space:]].*/\1/p' /etc/apt/sources.list 2>/dev/null | head -1)
         rm -rf "$ARM_ROOT.partial"
         mkdir -p "$(dirname "$ARM_ROOT")"
-        debootstrap --arch=arm64 --variant=minbase \
-            --include=python3,python3-venv,libpython3.11,binutils,patchelf,gcc,libc6-dev,scons,musl-tools \
+        debootstrap --arch=arm64 --variant=minbase --include="$ARM_DEBS" \
             bookworm "$ARM_ROOT.partial" "${mirror:-http://deb.debian.org/debian}"
         mv "$ARM_ROOT.partial" "$ARM_ROOT"
+    fi
+    # a root made by an older build.sh may lack a package added since
+    if ! chroot "$ARM_ROOT" dpkg-query -W ${ARM_DEBS//,/ } >/dev/null 2>&1; then
+        chroot "$ARM_ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c \
+            "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${ARM_DEBS//,/ }"
     fi
     # the checkout is copied in (not bind-mounted: PyInstaller's work files stay in the root)
     mkdir -p "$ARM_ROOT/src"
@@ -67,11 +73,18 @@ if [ "$ARCH" != "$(uname -m)" ]; then
         { rm -rf "$ARM_ROOT/src/gnt"; mkdir "$ARM_ROOT/src/gnt"; tar -C "$ARM_ROOT/src/gnt" -xf -; }
     mkdir -p "$ARM_ROOT/src/work"
     [ -d "$ARM_ROOT/src/work/build-work" ] && mv "$ARM_ROOT/src/work/build-work" "$ARM_ROOT/src/gnt/build/work"
+    # pip in the root trusts what pip here trusts (a TLS-inspecting proxy's CA, when there is one)
+    cert="${PIP_CERT:-$(sed -n 's/^cert[[:space:]]*=[[:space:]]*//p' /etc/pip.conf "$HOME/.config/pip/pip.conf" 2>/dev/null | head -1)}"
+    pip_env=()
+    if [ -n "$cert" ] && [ -f "$cert" ]; then
+        cp "$cert" "$ARM_ROOT/etc/gnt-build-pip-ca.crt"
+        pip_env+=(PIP_CERT=/etc/gnt-build-pip-ca.crt)
+    fi
     args=()
     [ "$FORCE" = 1 ] && args+=(--force)
     unshare --mount --fork sh -c 'mount -t proc proc "$1/proc" && shift && exec chroot "$@"' sh \
         "$ARM_ROOT" "$ARM_ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-        GNT_BUILD_VENV=/var/cache/gnt-build-venv bash /src/gnt/build/build.sh "${args[@]}"
+        "${pip_env[@]}" GNT_BUILD_VENV=/var/cache/gnt-build-venv bash /src/gnt/build/build.sh "${args[@]}"
     mv "$ARM_ROOT/src/gnt/build/work" "$ARM_ROOT/src/work/build-work"  # the stamp, for the next run
     mkdir -p "$ROOT/dist"
     cp "$ARM_ROOT/src/gnt/dist/gnt" "$ROOT/dist/gnt-arm64.tmp"
