@@ -53,17 +53,17 @@ HOSTS = "127.0.0.1 localhost\n"
 # Each run in a mount namespace of its own: /proc mounted for a root, the test's resolv.conf
 # (when it has one) bound over the root's or this machine's, then the binary with an empty
 # environment (plus PATH).
-CHROOT_RUN = """
+CHROOT_RUN = f"""
 root=$1; binary=$2; resolv=$3; shift 3
 mount -t proc proc "$root/proc"
 [ -n "$resolv" ] && mount --bind "$resolv" "$root/etc/resolv.conf"
-exec env -i PATH=%s chroot "$root" "$binary" "$@"
-""" % PATH
-HOST_RUN = """
+exec env -i PATH={PATH} chroot "$root" "$binary" "$@"
+"""
+HOST_RUN = f"""
 binary=$1; resolv=$2; shift 2
 [ -n "$resolv" ] && mount --bind "$resolv" /etc/resolv.conf
-exec env -i PATH=%s "$binary" "$@"
-""" % PATH
+exec env -i PATH={PATH} "$binary" "$@"
+"""
 DNS_SERVER = r"""
 import socket, struct, sys
 name = sys.argv[1].encode()
@@ -382,3 +382,52 @@ def test_an_unusable_tmp_gets_one_line_naming_tmpdir(binary: Path, mount_options
         assert not list(usable.iterdir()), "the bundle left files behind"
     finally:
         shutil.rmtree(usable)
+
+
+ARM64_BINARY = ROOT / "dist" / "gnt-arm64"
+
+
+@pytest.fixture(scope="module")
+def arm64_root(tmp_path_factory: pytest.TempPathFactory) -> Host:
+    """dist/gnt-arm64 (build/build.sh --arch arm64, under qemu-user in a cached arm64 Debian root)
+    alone in an otherwise empty root; it runs through the qemu-aarch64 binfmt_misc handler."""
+    result = subprocess.run(["bash", str(ROOT / "build" / "build.sh"), "--arch", "arm64"], capture_output=True,
+                            text=True, timeout=3600, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(), "build.sh registers qemu-aarch64"
+    root = tmp_path_factory.mktemp("arm64-root")
+    root.chmod(0o755)
+    for directory in ("proc", "tmp", "etc"):
+        (root / directory).mkdir()
+    (root / "tmp").chmod(0o1777)
+    (root / "etc" / "hosts").write_text(HOSTS)
+    shutil.copy2(ARM64_BINARY, root / "gnt")
+    with open(root / "gnt", "rb") as handle:
+        header = handle.read(20)
+    assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 183, "not an aarch64 ELF"
+    return Host("arm64-empty", root, "/gnt")
+
+
+@pytest.mark.timeout(3600)
+def test_arm64_binary_under_qemu_in_an_empty_root(arm64_root: Host, solo: Namespace) -> None:
+    version = arm64_root.run(solo, "--version", "--verbose")
+    assert version.returncode == 0, version.stderr
+    lines = version.stdout.splitlines()
+    assert lines[0] == f"gnt {__version__}" and "machine: aarch64" in lines, lines
+    assert any(line.startswith("libc: glibc") and line.endswith("carried in the binary") for line in lines), lines
+
+    ping = arm64_root.run(solo, "ping", "-c", "1", "-W", "5", "127.0.0.1")
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert "1 packets transmitted, 1 received" in ping.stdout
+
+    from helpers.vxlan_frames import vxlan_frame, write_pcap
+
+    pcap = arm64_root.tmp() / f"gnt-test-{uuid.uuid4().hex}.pcap"
+    try:
+        write_pcap(str(pcap), [vxlan_frame("ok"), vxlan_frame("bad")])
+        scan = arm64_root.run(solo, "vxlan-csum", "scan", "--json", "--pcap", f"/tmp/{pcap.name}")
+    finally:
+        pcap.unlink(missing_ok=True)
+    assert scan.returncode == 1, scan.stdout + scan.stderr  # the bad checksum is found
+    records = [json.loads(line) for line in scan.stdout.splitlines()]
+    assert records and all("type" in record for record in records)
