@@ -71,8 +71,10 @@ if [ "$ARCH" != "$(uname -m)" ]; then
     mkdir -p "$ARM_ROOT/src"
     tar -C "$ROOT" --exclude=./build/work --exclude=./dist --exclude=./.git -cf - . | \
         { rm -rf "$ARM_ROOT/src/gnt"; mkdir "$ARM_ROOT/src/gnt"; tar -C "$ARM_ROOT/src/gnt" -xf -; }
+    # the last build's work directory and output come back, so the stamp can spare a rebuild
     mkdir -p "$ARM_ROOT/src/work"
     [ -d "$ARM_ROOT/src/work/build-work" ] && mv "$ARM_ROOT/src/work/build-work" "$ARM_ROOT/src/gnt/build/work"
+    [ -d "$ARM_ROOT/src/work/dist" ] && mv "$ARM_ROOT/src/work/dist" "$ARM_ROOT/src/gnt/dist"
     # pip in the root trusts what pip here trusts (a TLS-inspecting proxy's CA, when there is one)
     cert="${PIP_CERT:-$(sed -n 's/^cert[[:space:]]*=[[:space:]]*//p' /etc/pip.conf "$HOME/.config/pip/pip.conf" 2>/dev/null | head -1)}"
     pip_env=()
@@ -85,9 +87,10 @@ if [ "$ARCH" != "$(uname -m)" ]; then
     unshare --mount --fork sh -c 'mount -t proc proc "$1/proc" && shift && exec chroot "$@"' sh \
         "$ARM_ROOT" "$ARM_ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
         "${pip_env[@]}" GNT_BUILD_VENV=/var/cache/gnt-build-venv bash /src/gnt/build/build.sh "${args[@]}"
-    mv "$ARM_ROOT/src/gnt/build/work" "$ARM_ROOT/src/work/build-work"  # the stamp, for the next run
     mkdir -p "$ROOT/dist"
     cp "$ARM_ROOT/src/gnt/dist/gnt" "$ROOT/dist/gnt-arm64.tmp"
+    mv "$ARM_ROOT/src/gnt/build/work" "$ARM_ROOT/src/work/build-work"
+    mv "$ARM_ROOT/src/gnt/dist" "$ARM_ROOT/src/work/dist"
     mv "$ROOT/dist/gnt-arm64.tmp" "$ROOT/dist/gnt-arm64"
     echo "build.sh: dist/gnt-arm64 $(($(stat -c %s "$ROOT/dist/gnt-arm64") / 1024)) KiB"
     exit 0
