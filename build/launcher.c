@@ -3,9 +3,12 @@
  * dist/gnt is this small static program followed by the staticx bundle and a 16-byte trailer
  * (the bundle's offset, then a magic). The bundle unpacks itself into $TMPDIR (or /tmp) and runs
  * from there, so a read-only or noexec /tmp would stop it before gnt could say why: this program
- * checks the directory first and names the fix in one line (exit 2). It then copies the bundle
- * into that directory, runs it, forwards SIGINT/SIGTERM/SIGHUP, removes the copy and returns the
- * bundle's exit status. Linked statically (musl): it needs nothing from the host.
+ * checks the directory first and names the fix in one line (exit 2). It then makes a private
+ * directory there, copies the bundle into it, runs it with TMPDIR pointing there (staticx and
+ * PyInstaller unpack inside it; the user's TMPDIR is kept in _GNT_TMPDIR for gnt to give back
+ * to the tools it runs), and removes the whole directory when the bundle exits, whatever became
+ * of it (a hang-up kills staticx's bootloader before it cleans up). It returns the bundle's
+ * exit status. Linked statically (musl): it needs nothing from the host.
  *
  * File capabilities (setcap) on dist/gnt stop here on purpose: the bundle runs from files the
  * user can write, so passing a capability on (as an ambient one) would hand it to any code the
@@ -14,6 +17,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,8 +43,20 @@ static void forward(int sig, siginfo_t *info, void *context) {
     (void)context;
     /* Ctrl-C and a hang-up reach the whole process group from the kernel already: pass on only
      * what was sent to this process alone (kill), so gnt sees each signal once. */
-    if (child > 0 && info->si_code != SI_KERNEL)
-        kill(child, sig);
+    if (child <= 0 || info->si_code == SI_KERNEL)
+        return;
+    /* staticx's bootloader passes on SIGINT and SIGTERM only; a SIGHUP would kill it and leave
+     * gnt running: ask gnt to stop with SIGTERM instead. */
+    kill(child, sig == SIGHUP ? SIGTERM : sig);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st; (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void remove_tree(const char *path) {
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 static void warn_about_file_capabilities(void) {
@@ -107,19 +123,31 @@ int main(int argc, char **argv) {
     for (int i = 7; i >= 0; i--)
         offset = (offset << 8) | trailer[i];
 
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/gnt-XXXXXX", dir) >= (int)sizeof path)
+    char work[4096], path[4096 + 8];
+    if (snprintf(work, sizeof work, "%s/gnt-XXXXXX", dir) >= (int)sizeof work)
         return fail("unpack into", dir, "path too long");
-    int out = mkostemp(path, O_CLOEXEC);
-    if (out < 0)
+    if (!mkdtemp(work))
         return fail("unpack into", dir, strerror(errno));
-    if (copy_bundle(self, (off_t)offset, size - 16 - (off_t)offset, out) != 0 || fchmod(out, 0700) != 0) {
+    snprintf(path, sizeof path, "%s/gnt", work);
+    int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    if (out < 0 || copy_bundle(self, (off_t)offset, size - 16 - (off_t)offset, out) != 0 || close(out) != 0) {
         int err = errno;
-        unlink(path);
+        remove_tree(work);
         return fail("unpack into", dir, strerror(err ? err : EIO));
     }
-    close(out);
     close(self);
+    const char *user_tmpdir = getenv("TMPDIR");
+    char *saved = malloc(strlen(user_tmpdir ? user_tmpdir : "") + 2);
+    if (!saved) {
+        remove_tree(work);
+        return fail("unpack into", dir, strerror(ENOMEM));
+    }
+    /* "+value" when the user set TMPDIR, "-" when not: gnt gives back exactly that */
+    sprintf(saved, "%s%s", user_tmpdir ? "+" : "-", user_tmpdir ? user_tmpdir : "");
+    if (setenv("_GNT_TMPDIR", saved, 1) != 0 || setenv("TMPDIR", work, 1) != 0) {
+        remove_tree(work);
+        return fail("unpack into", dir, strerror(errno));
+    }
 
     warn_about_file_capabilities();
     struct sigaction action = {.sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART};
@@ -139,7 +167,7 @@ int main(int argc, char **argv) {
     else
         while (waitpid(child, &status, 0) < 0 && errno == EINTR)
             continue;
-    unlink(path);
+    remove_tree(work);
     if (WIFSIGNALED(status)) {  /* die the same way, so the shell reports 128+signal */
         signal(WTERMSIG(status), SIG_DFL);
         raise(WTERMSIG(status));

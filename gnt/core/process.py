@@ -2,7 +2,9 @@
 
 The frozen binary runs Python from an unpack directory: PyInstaller's bootloader points
 `LD_LIBRARY_PATH` at it (keeping the user's value in `LD_LIBRARY_PATH_ORIG`) and, with the
-static bundle, staticx and PyInstaller add `STATICX_*` and `_PYI_*` variables. A child must not
+static bundle, staticx and PyInstaller add `STATICX_*` and `_PYI_*` variables; the launcher in
+front of them (build/launcher.c) points `TMPDIR` at its private directory and keeps the user's
+in `_GNT_TMPDIR` ("+value", or "-" when it was not set). A child must not
 load the bundle's libraries nor mistake itself for part of the bundle, so every tool gnt runs
 gets the environment the user started gnt with, rebuilt here.
 """
@@ -15,9 +17,10 @@ import sys
 
 from gnt.errors import UnavailableError
 
-BUNDLE_PREFIXES = ("_PYI_", "STATICX_")  # variables the PyInstaller and staticx bootloaders add
+BUNDLE_PREFIXES = ("_PYI_", "STATICX_", "_GNT_")  # variables the bootloaders and the launcher add
 LIBRARY_PATH = "LD_LIBRARY_PATH"
 LIBRARY_PATH_SAVED = "LD_LIBRARY_PATH_ORIG"  # where PyInstaller's bootloader keeps the user's value
+TMPDIR_SAVED = "_GNT_TMPDIR"  # where build/launcher.c keeps the user's TMPDIR
 
 
 def host_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -29,6 +32,11 @@ def host_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
             env.pop(LIBRARY_PATH, None)
         else:
             env[LIBRARY_PATH] = saved
+        tmpdir = env.get(TMPDIR_SAVED)
+        if tmpdir == "-":
+            env.pop("TMPDIR", None)
+        elif tmpdir is not None and tmpdir.startswith("+"):
+            env["TMPDIR"] = tmpdir[1:]
         for name in [name for name in env if name.startswith(BUNDLE_PREFIXES)]:
             del env[name]
     env.update(extra or {})

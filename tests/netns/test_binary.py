@@ -27,15 +27,17 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers.netns import NOBODY_GID, NOBODY_UID, Chain, Namespace, Topology
+from helpers.netns import NOBODY_GID, NOBODY_UID, Chain, Namespace, Topology, sh
 
 from gnt import __version__
 
@@ -161,10 +163,8 @@ def binary() -> Path:
     return BINARY
 
 
-@pytest.fixture(scope="module")
-def empty_root(binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Only the binary, /proc, /tmp, /etc/hosts and /etc/resolv.conf (nothing else at all)."""
-    root = tmp_path_factory.mktemp("empty-root")
+def make_empty_root(binary: Path, root: Path) -> Path:
+    """Only the binary (as /gnt), /proc, /tmp, /etc/hosts and /etc/resolv.conf: nothing else at all."""
     root.chmod(0o755)
     for directory in ("proc", "tmp", "etc"):
         (root / directory).mkdir()
@@ -173,6 +173,11 @@ def empty_root(binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "etc" / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     shutil.copy2(binary, root / "gnt")
     return root
+
+
+@pytest.fixture(scope="module")
+def empty_root(binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_empty_root(binary, tmp_path_factory.mktemp("empty-root"))
 
 
 @pytest.fixture(scope="module", params=[OLD_SUITE, "empty", "host"])
@@ -356,13 +361,15 @@ def test_a_child_process_gets_the_users_environment_not_the_bundles(binary: Path
     for inherited in (None, "/opt/gnt-test/lib"):
         out.unlink(missing_ok=True)
         env = ["env", "-i", f"PATH={tools}:{PATH}", "GNT_TEST_MARK=kept"]
-        env += [f"LD_LIBRARY_PATH={inherited}"] if inherited else []
+        env += [f"LD_LIBRARY_PATH={inherited}", f"TMPDIR={tmp_path}"] if inherited else []
         solo.run(*env, str(binary), "vxlan-csum", "audit", "--json", check=False)
         assert out.exists(), "the stand-in iptables-save was not run"
         seen = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
         assert seen.get("GNT_TEST_MARK") == "kept"
         assert seen.get("LD_LIBRARY_PATH") == inherited, seen
-        assert not [name for name in seen if name.startswith(("_PYI_", "STATICX_", "LD_LIBRARY_PATH_ORIG"))], seen
+        assert seen.get("TMPDIR") == (str(tmp_path) if inherited else None), seen
+        assert not [name for name in seen
+                    if name.startswith(("_PYI_", "STATICX_", "_GNT_", "LD_LIBRARY_PATH_ORIG"))], seen
 
 
 @pytest.mark.parametrize("mount_options", ["noexec", "ro"])
@@ -395,13 +402,7 @@ def arm64_root(tmp_path_factory: pytest.TempPathFactory) -> Host:
                             text=True, timeout=3600, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(), "build.sh registers qemu-aarch64"
-    root = tmp_path_factory.mktemp("arm64-root")
-    root.chmod(0o755)
-    for directory in ("proc", "tmp", "etc"):
-        (root / directory).mkdir()
-    (root / "tmp").chmod(0o1777)
-    (root / "etc" / "hosts").write_text(HOSTS)
-    shutil.copy2(ARM64_BINARY, root / "gnt")
+    root = make_empty_root(ARM64_BINARY, tmp_path_factory.mktemp("arm64-root"))
     with open(root / "gnt", "rb") as handle:
         header = handle.read(20)
     assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 183, "not an aarch64 ELF"
@@ -431,3 +432,26 @@ def test_arm64_binary_under_qemu_in_an_empty_root(arm64_root: Host, solo: Namesp
     assert scan.returncode == 1, scan.stdout + scan.stderr  # the bad checksum is found
     records = [json.loads(line) for line in scan.stdout.splitlines()]
     assert records and all("type" in record for record in records)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda sig: sig.name)
+def test_a_signal_to_the_binary_stops_gnt_and_leaves_nothing_behind(binary: Path, solo: Namespace,
+                                                                   sig: signal.Signals) -> None:
+    unpack = Path("/var/tmp") / f"gnt-test-{uuid.uuid4().hex}"  # its own TMPDIR, to see what is left
+    unpack.mkdir()
+    try:
+        proc = solo.popen("env", "-i", f"PATH={PATH}", f"TMPDIR={unpack}", str(binary), "ping", "-i", "0.2",
+                          "127.0.0.1")
+        deadline = time.monotonic() + 30
+        while not (proc.stdout and proc.stdout.readline().startswith("64 bytes")) and time.monotonic() < deadline:
+            pass
+        launcher = [pid for pid in map(int, sh("ip", "netns", "pids", solo.name).stdout.split())
+                    if os.path.realpath(f"/proc/{pid}/exe") == str(binary)]
+        assert len(launcher) == 1, launcher
+        os.kill(launcher[0], sig)  # to the binary alone, as `kill` does (a terminal signals every process)
+        proc.communicate(timeout=30)
+        assert proc.returncode != 0 or sig == signal.SIGINT
+        assert sh("ip", "netns", "pids", solo.name).stdout.split() == [], "gnt still runs"
+        assert not list(unpack.iterdir()), f"left behind: {list(unpack.iterdir())}"
+    finally:
+        shutil.rmtree(unpack)

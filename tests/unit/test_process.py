@@ -10,7 +10,8 @@ from gnt.core.process import host_environment, run_tool
 from gnt.errors import UnavailableError
 
 BUNDLE = {"LD_LIBRARY_PATH": "/tmp/_MEI123", "_PYI_APPLICATION_HOME_DIR": "/tmp/_MEI123",
-          "STATICX_BUNDLE_DIR": "/tmp/staticx-abc", "STATICX_PROG_PATH": "/usr/local/bin/gnt"}
+          "STATICX_BUNDLE_DIR": "/tmp/staticx-abc", "STATICX_PROG_PATH": "/usr/local/bin/gnt",
+          "TMPDIR": "/tmp/gnt-abc"}  # the launcher's private directory
 
 
 def test_a_pip_install_passes_its_environment_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,12 +28,16 @@ def test_the_frozen_binary_gives_back_the_users_library_path(monkeypatch: pytest
         monkeypatch.setenv(name, value)
     if user_value is None:
         monkeypatch.delenv("LD_LIBRARY_PATH_ORIG", raising=False)
+        monkeypatch.setenv("_GNT_TMPDIR", "-")  # the launcher's note: the user had no TMPDIR
     else:
         monkeypatch.setenv("LD_LIBRARY_PATH_ORIG", user_value)  # where PyInstaller keeps the user's value
+        monkeypatch.setenv("_GNT_TMPDIR", "+/var/tmp/user")
     monkeypatch.setenv("GNT_TEST_MARK", "kept")
     env = host_environment({"LC_ALL": "C"})
     assert env.get("LD_LIBRARY_PATH") == user_value
-    assert not [name for name in env if name.startswith(("_PYI_", "STATICX_")) or name == "LD_LIBRARY_PATH_ORIG"]
+    assert env.get("TMPDIR") == (None if user_value is None else "/var/tmp/user")
+    assert not [name for name in env
+                if name.startswith(("_PYI_", "STATICX_", "_GNT_")) or name == "LD_LIBRARY_PATH_ORIG"]
     assert (env["GNT_TEST_MARK"], env["LC_ALL"]) == ("kept", "C")
 
 
