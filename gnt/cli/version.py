@@ -1,9 +1,10 @@
 """`gnt --version [--verbose]`.
 
 `--verbose` adds what an operator needs to know about the copy they run: the Python inside
-it, whether it is the one-file binary (frozen) or a pip install, the glibc it runs on and, for
-the binary, the glibc it was built on and the oldest glibc it needs (recorded at build time
-by build/gnt.spec in gnt/_build_info.json inside the binary).
+it, the machine, how it is frozen (the static bundle build/build.sh makes, a plain PyInstaller
+one-file binary, or a pip install), the libc it runs on and whether that libc is carried inside
+the binary or taken from the host, and what it needs from the host. The binary's facts were
+recorded at build time by build/gnt.spec in gnt/_build_info.json inside it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gnt import __version__
 from gnt.output.env import Environment
 
 BUILD_INFO = "_build_info.json"  # written next to gnt/ inside the binary by build/gnt.spec
+STATICX_BUNDLE = "STATICX_BUNDLE_DIR"  # set by the staticx bootloader for the program it runs
 
 
 def running_glibc() -> str:
@@ -46,16 +48,30 @@ def build_info() -> dict[str, Any]:
     return info
 
 
+def describe_build() -> list[tuple[str, str]]:
+    """(label, value) lines for --verbose: frozen kind, libc, and what the host must provide."""
+    glibc = running_glibc()
+    if not getattr(sys, "frozen", False):
+        return [("frozen", "no (a Python install)"), ("libc", f"glibc {glibc}, the host's"),
+                ("needs from the host", f"Python {platform.python_version()} and gnt's Python packages")]
+    info = build_info()
+    if os.environ.get(STATICX_BUNDLE):
+        kernel = info.get("kernel", "unknown")
+        return [("frozen", f"static bundle, one file (PyInstaller one-file in staticx {info.get('staticx', '?')},"
+                           " with a static launcher)"),
+                ("libc", f"glibc {glibc}, carried in the binary"),
+                ("needs from the host", f"nothing: a Linux kernel >= {kernel} and a writable $TMPDIR"
+                                        " (default /tmp) that allows exec")]
+    return [("frozen", "one-file binary (PyInstaller), not in the static bundle"),
+            ("libc", f"glibc {glibc}, the host's"),
+            ("needs from the host", f"glibc >= {info.get('build_glibc', 'unknown')} (the build host's)")]
+
+
 def print_version(env: Environment, *, verbose: bool) -> None:
     env.stdout.write(f"gnt {__version__}\n")
     if verbose:
-        info = build_info()
-        frozen = bool(getattr(sys, "frozen", False))
         env.stdout.write(f"python: {platform.python_version()} ({sys.implementation.name})\n")
-        env.stdout.write(f"frozen: {'yes, one-file binary' if frozen else 'no'}\n")
         env.stdout.write(f"machine: {platform.machine()}\n")
-        env.stdout.write(f"glibc: {running_glibc()}\n")
-        if info:
-            env.stdout.write(f"build glibc: {info.get('build_glibc', 'unknown')}"
-                             f" (needs glibc >= {info.get('needs_glibc', 'unknown')})\n")
+        for label, value in describe_build():
+            env.stdout.write(f"{label}: {value}\n")
     env.stdout.flush()

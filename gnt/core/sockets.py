@@ -75,8 +75,8 @@ def ping_permission_hint() -> str:
     gid = os.getgid()
     return (
         f'allow unprivileged ICMP with `sysctl -w net.ipv4.ping_group_range="0 2147483647"` '
-        f'(or a range containing group {gid}), or grant CAP_NET_RAW '
-        "(`setcap cap_net_raw+ep` on the binary, or run as root)"
+        f'(or a range containing group {gid}), or run as root '
+        "(setcap on the one-file binary does not reach gnt: it runs unpacked)"
     )
 
 
@@ -468,7 +468,7 @@ IPV6_MREQ = struct.Struct("=16sI")  # struct ipv6_mreq: group, ifindex
 NDP_ANCILLARY_SPACE = 256  # room for the hop limit and pktinfo cmsgs
 NDP_RECV_SIZE = 65536  # largest ICMPv6 message we read
 
-RAW_HINT = "run as root, or grant the capability: setcap cap_net_raw+ep on the gnt binary"
+RAW_HINT = "run as root (or with CAP_NET_RAW in the process; setcap on the one-file binary does not reach gnt)"
 
 
 @dataclass

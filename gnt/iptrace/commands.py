@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 
-from gnt.errors import UnavailableError
+from gnt.core.process import run_tool
 
 SBIN_DIRS = ("/usr/sbin", "/sbin")  # where the firewall tools live when PATH lacks them (sudo, cron)
 
@@ -20,12 +20,8 @@ def find_binary(name: str) -> str | None:
 def run_command(argv: list[str], name: str, timeout: float,
                 script: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run a firewall command, output captured; a hang becomes an UnavailableError naming `name`."""
-    try:
-        # A session of its own: Ctrl-C on the terminal must not kill the tool halfway through a change.
-        return subprocess.run(argv, input=script, capture_output=True, text=True, timeout=timeout,
-                              check=False, start_new_session=True)
-    except subprocess.TimeoutExpired as exc:
-        raise UnavailableError(f"{name} did not answer in time") from exc
+    # A session of its own: Ctrl-C on the terminal must not kill the tool halfway through a change.
+    return run_tool(argv, name, timeout, script=script, new_session=True)
 
 
 def failure_text(done: subprocess.CompletedProcess[str]) -> str:

@@ -68,9 +68,8 @@ def legacy_in_use() -> bool:
         if not registered_tables(version):
             continue
         try:
-            save = subprocess.run([f"{tool(version)}-save"], capture_output=True, text=True,
-                                  timeout=CMD_TIMEOUT, check=False)
-        except (UnavailableError, OSError, subprocess.TimeoutExpired):
+            save = run_command([f"{tool(version)}-save"], f"{TOOLS[version]}-save", CMD_TIMEOUT)
+        except (UnavailableError, OSError):
             continue
         if any(line.startswith("-A ") and COMMENT_PREFIX not in line for line in save.stdout.splitlines()):
             return True

@@ -15,8 +15,10 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 from dataclasses import dataclass, field
+
+from gnt.core.process import run_tool
+from gnt.errors import UnavailableError
 
 SIOCETHTOOL = 0x8946  # linux/sockios.h
 ETHTOOL_GSSET_INFO = 0x37  # get string set sizes
@@ -134,9 +136,8 @@ def _run(argv: list[str]) -> str | None:
     if shutil.which(argv[0]) is None:
         return None
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT,
-                              env={**os.environ, "LC_ALL": "C"})
-    except (OSError, subprocess.TimeoutExpired):
+        proc = run_tool(argv, argv[0], TOOL_TIMEOUT, extra_env={"LC_ALL": "C"})
+    except (OSError, UnavailableError):
         return None
     return proc.stdout if proc.returncode == 0 else None
 

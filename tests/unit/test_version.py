@@ -20,9 +20,9 @@ def test_verbose_version_of_a_pip_install() -> None:
     lines = out.splitlines()
     assert lines[0] == f"gnt {__version__}"
     assert f"python: {platform.python_version()} (cpython)" in lines
-    assert "frozen: no" in lines
-    assert f"glibc: {os.confstr('CS_GNU_LIBC_VERSION').split()[-1]}" in lines
-    assert not any(line.startswith("build glibc") for line in lines)
+    assert "frozen: no (a Python install)" in lines
+    assert f"libc: glibc {os.confstr('CS_GNU_LIBC_VERSION').split()[-1]}, the host's" in lines
+    assert f"needs from the host: Python {platform.python_version()} and gnt's Python packages" in lines
 
 
 def test_short_flag_and_order_do_not_matter() -> None:
@@ -30,15 +30,33 @@ def test_short_flag_and_order_do_not_matter() -> None:
     assert run("--verbose", "-V")[1].startswith(f"gnt {__version__}\npython: ")
 
 
-def test_verbose_version_of_the_binary_reads_the_build_record(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    # what PyInstaller's bootloader sets up, with the record build/gnt.spec writes
+@pytest.fixture
+def frozen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What PyInstaller's bootloader sets up, with the record build/gnt.spec writes."""
     (tmp_path / "gnt").mkdir()
-    record = {"build_glibc": "2.36", "needs_glibc": "2.35", "python": "3.11.2", "machine": "x86_64"}
+    record = {"build_glibc": "2.36", "python": "3.11.2", "machine": "x86_64", "staticx": "0.14.2", "kernel": "3.2"}
     (tmp_path / "gnt" / "_build_info.json").write_text(json.dumps(record))
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    monkeypatch.delenv("STATICX_BUNDLE_DIR", raising=False)
+
+
+def test_verbose_version_of_the_one_file_binary_names_the_glibc_it_needs(frozen: None) -> None:
     code, out, _ = run("--version", "--verbose")
     assert code == 0
-    assert "frozen: yes, one-file binary" in out.splitlines()
-    assert "build glibc: 2.36 (needs glibc >= 2.35)" in out.splitlines()
+    lines = out.splitlines()
+    assert "frozen: one-file binary (PyInstaller), not in the static bundle" in lines
+    assert f"libc: glibc {os.confstr('CS_GNU_LIBC_VERSION').split()[-1]}, the host's" in lines
+    assert "needs from the host: glibc >= 2.36 (the build host's)" in lines
+
+
+def test_verbose_version_of_the_static_bundle_says_it_needs_nothing(frozen: None,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATICX_BUNDLE_DIR", "/tmp/staticx-test")  # what the staticx bootloader sets
+    code, out, _ = run("--version", "--verbose")
+    assert code == 0
+    lines = out.splitlines()
+    assert "frozen: static bundle, one file (PyInstaller one-file in staticx 0.14.2, with a static launcher)" in lines
+    assert f"libc: glibc {os.confstr('CS_GNU_LIBC_VERSION').split()[-1]}, carried in the binary" in lines
+    assert ("needs from the host: nothing: a Linux kernel >= 3.2 and a writable $TMPDIR (default /tmp)"
+            " that allows exec") in lines
