@@ -137,16 +137,17 @@ def _terminating_signals_interrupt() -> Iterator[None]:
 
     Installed only where nothing else handles them (the program's error boundary may already).
     """
-    previous: dict[int, object] = {}
+    installed: list[signal.Signals] = []
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(signum) == signal.SIG_DFL:
-                previous[signum] = signal.signal(signum, _raise_interrupt)
+                signal.signal(signum, _raise_interrupt)
+                installed.append(signum)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
+        for signum in installed:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 def cleanup(root: str | None = None) -> list[str]:
