@@ -81,10 +81,9 @@ def drops(
 
     interrupted: KeyboardInterrupt | None = None
     with tracing(flt, on_cleanup=cleaned) as session:
-        if not json:
-            shown = f" (kernel filter: {session.expression})" if session.expression else ""
-            env.stderr.write(f"gnt drops: tracing skb:kfree_skb{shown}; Ctrl-C to stop\n")
-            env.stderr.flush()
+        shown = f" (kernel filter: {session.expression})" if session.expression else ""
+        env.stderr.write(f"gnt drops: tracing skb:kfree_skb{shown}; Ctrl-C to stop\n")
+        env.stderr.flush()
         try:
             for part in session.intervals(seconds, duration=limit, count=count):
                 _emit(renderer, part, json)

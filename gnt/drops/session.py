@@ -150,13 +150,11 @@ def _terminating_signals_interrupt() -> Iterator[None]:
             signal.signal(signum, signal.SIG_DFL)
 
 
-def cleanup(root: str | None = None) -> list[str]:
+def cleanup() -> list[str]:
     """Remove the instances of gnt drops runs that are gone; returns their names."""
     require_privilege()
-    if root is not None:
-        return tracefs.remove_stale(root, INSTANCE_PREFIX)
-    path = tracefs.find_mount()
-    return [] if path is None else tracefs.remove_stale(path, INSTANCE_PREFIX)
+    with _tracefs_errors(), tracefs.mounted() as mount:
+        return tracefs.remove_stale(mount.path, INSTANCE_PREFIX)
 
 
 def reason_table() -> dict[int, str]:
