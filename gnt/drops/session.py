@@ -256,20 +256,21 @@ class DropSession:
 
     def intervals(self, interval: float = 1.0, *, duration: float | None = None, count: int | None = None,
                   clock: Callable[[], float] = time.monotonic,
-                  sleep: Callable[[float], None] = time.sleep) -> Iterator[Interval]:
+                  sleep: Callable[[float], None] = time.sleep, read_period: float = READ_PERIOD) -> Iterator[Interval]:
         """An `Interval` every `interval` seconds until `duration` seconds or `count` drops (the last one
-        may be shorter); reads the buffers every READ_PERIOD in between so they do not overflow."""
+        may be shorter); reads the buffers every `read_period` in between so they do not overflow."""
         start = clock()
         deadline = None if duration is None else start + duration
         boundary = start + interval
+        base = self.seen  # --count counts the drops of this call
         while True:
             now = clock()
-            wake = min(boundary, now + READ_PERIOD, deadline if deadline is not None else boundary)
+            wake = min(boundary, now + read_period, deadline if deadline is not None else boundary)
             if wake > now:
                 sleep(wake - now)
             self.poll()
             now = clock()
-            done = (deadline is not None and now >= deadline) or (count is not None and self.seen >= count)
+            done = (deadline is not None and now >= deadline) or (count is not None and self.seen - base >= count)
             if now >= boundary or done:
                 yield self.collect()
                 while boundary <= now:
