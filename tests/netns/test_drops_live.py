@@ -330,6 +330,16 @@ def test_tracefs_left_mounted_or_unmounted_as_found() -> None:
     )
     out = sh("unshare", "-m", "--propagation", "private", "sh", "-c", script).stdout.split()
     assert out == ["1"], out
+    # Mounted by a run killed with SIGKILL: left mounted, and `--cleanup` unmounts it (the mount record).
+    script = (
+        f"umount {TRACEFS} 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; "
+        f"{sys.executable} -m gnt drops >/dev/null 2>&1 & sleep 1; kill -9 $!; wait; "
+        "grep -c ' tracefs ' /proc/mounts; "
+        f"{sys.executable} -m gnt drops --cleanup 2>&1 | grep -c 'removed tracing instance'; "
+        "grep -c ' tracefs ' /proc/mounts; true"
+    )
+    out = sh("unshare", "-m", "--propagation", "private", "sh", "-c", script).stdout.split()
+    assert out == ["1", "1", "0"], out
 
 
 def test_not_root_is_exit_2_with_a_hint(pair: tuple[Namespace, Namespace]) -> None:
