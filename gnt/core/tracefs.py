@@ -552,7 +552,7 @@ class RawReader:
             raise TracefsError(f"cannot open the per-CPU buffers of {instance.path}: {exc.strerror}",
                                exc.errno) from exc
 
-    def pages(self, limit: int = 256) -> Iterator[bytes]:
+    def pages(self, limit: int = 1024) -> Iterator[bytes]:
         """Every sub-buffer waiting now on every CPU (up to `limit` per CPU per call)."""
         for fd in self.fds.values():
             for _ in range(limit):
