@@ -101,7 +101,7 @@ def next_size(lo: int | None, hi: int, min_size: int, tested: set[int], hint: in
         return hint
     candidates = [m for m in PLATEAUS if low < m < hi and m >= min_size and m not in tested]
     if candidates:
-        return candidates[len(candidates) // 2]
+        return candidates[(len(candidates) - 1) // 2]  # the lower median: a pass costs 1 probe, a loss 3
     if lo is not None and lo in PLATEAUS and lo + 1 < hi and lo + 1 not in tested:
         return lo + 1  # the edge is most likely right above a plateau
     return (low + hi) // 2
