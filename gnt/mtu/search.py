@@ -9,8 +9,7 @@ Rules (each one is there because a real kernel made it necessary):
   tried next, and sizes above it count as refused by that hop (no search above it).
 - Otherwise a binary search over the MTUs links really have (PLATEAUS), then bytes: when the
   largest size that passed is a plateau, one byte more is tried at once (1400 passes, 1401?).
-- The largest size goes out first with the smallest (--min) right behind it: when the largest
-  passes, the answer is "ok"; when it is silent, the control's answer ends the wait.
+- The largest size goes out first, alone: when it passes, one probe is the answer ("ok").
 - Nothing comes back: not yet a loss. Routers and hosts rate-limit ICMP errors per peer
   (a bucket of about 6, one more a second; UDP's "port unreachable" from the destination too),
   so a silence may be an empty bucket. The size goes out again at once, followed right away by
@@ -50,6 +49,7 @@ UNREACHABLE = "unreachable"  # an unreachable other than "too big" (!H, !N, !X .
 PLATEAUS = (68, 296, 508, 576, 1006, 1200, 1280, 1300, 1350, 1380, 1400, 1420, 1440, 1450, 1460,
             1472, 1480, 1492, 1500, 4352, 8950, 9000, 9001, 9216)
 MIN_WAIT = 0.1  # seconds: the shortest wait for an answer, however fast the path
+FIRST_WAIT = 0.25  # seconds the first probe waits (no RTT known yet; a silence is retried in a pair)
 RTT_FACTOR = 5.0  # wait this many times the slowest RTT seen (when that is longer)
 GRACE = 0.005  # seconds to wait for earlier probes' answers once the last probe of a burst is answered
 CONFIRM_ROUNDS = 3  # paced pairs tried before a size is declared unanswerable
@@ -128,8 +128,8 @@ class Search:
             return self.wait
         return min(self.wait, max(MIN_WAIT, RTT_FACTOR * self.max_rtt))
 
-    def _exchange(self, requests: Sequence[tuple[int, int | None]]) -> list[Outcome]:
-        outcomes = self.prober.exchange(requests, self.timeout())
+    def _exchange(self, requests: Sequence[tuple[int, int | None]], timeout: float | None = None) -> list[Outcome]:
+        outcomes = self.prober.exchange(requests, self.timeout() if timeout is None else timeout)
         self.last_send = self.clock()
         for out in outcomes:
             if out.rtt is not None and out.kind != SILENT:
@@ -142,15 +142,16 @@ class Search:
         if due > now:
             self.sleep(due - now)
 
-    def test(self, size: int, ttl: int | None = None, *, paced: bool = False,
+    def test(self, size: int, ttl: int | None = None, *, paced: bool = False, resend: bool = False,
              rounds: int = CONFIRM_ROUNDS) -> Outcome:
         """One size: its outcome; SILENT only with the control right behind it answered (else NoAnswer).
 
         Unpaced, a silence is followed at once by the pair (size, control): that tells a lost probe
         from an empty bucket at the destination. Paced (the boundary's confirmation), the pair waits
         until a router's bucket has refilled, so a hop that would report "too big" has a token.
+        `resend`: the size was just sent and went unanswered; go straight to the pair.
         """
-        if not paced:
+        if not paced and not resend:
             out = self._exchange([(size, ttl)])[0]
             if out.kind != SILENT:
                 return out
@@ -194,14 +195,12 @@ class Search:
         first = True
         while True:
             try:
-                if first and size > self.min_size:
-                    # The largest size first, with the smallest behind it: one probe decides "ok", and
-                    # a silence does not cost a full wait (the control's answer ends it).
-                    out, check = self._exchange([(size, None), (self.min_size, None)])
-                    if check.kind == PASSED:
-                        self.lo = self.min_size
+                if first:
+                    # The largest size alone: one probe decides "ok" (or names the hop's MTU). Its
+                    # wait is short, the RTT being unknown: a silence costs a pair, not a long wait.
+                    out = self._exchange([(size, None)], min(self.wait, FIRST_WAIT))[0]
                     if out.kind == SILENT:
-                        out = self.test(size) if check.kind != PASSED else out
+                        out = self.test(size, resend=True)
                 else:
                     out = self.test(size)
             except NoAnswer:
