@@ -12,16 +12,16 @@ Rules (each one is there because a real kernel made it necessary):
 - The largest size goes out first, alone: when it passes, one probe is the answer ("ok").
 - Nothing comes back: not yet a loss. Routers and hosts rate-limit ICMP errors per peer
   (a bucket of about 6, one more a second; UDP's "port unreachable" from the destination too),
-  so a silence may be an empty bucket. The size goes out again at once, followed right away by
-  a size known to pass (the control). The large probe travels first: had it arrived, it would
-  have had the token the control got. So "large probe silent, control answered" is a loss;
-  both silent means no token (or no path), and the pair is retried after `RATE_GAP` (then
-  doubled), as `gnt traceroute` paces its re-probes.
-- Such a loss is provisional while the search goes on: a hop that would have said "too big"
-  may have had an empty bucket. Once it bounds the answer (the size right above the largest
-  that passed) it is confirmed by the same pair, paced: sent once a token has refilled. A
-  confirmed boundary covers the provisional losses above it (a path that loses N bytes loses
-  N+1); a confirmation that passes reopens the search above it.
+  so a silence may be an empty bucket. A size known to pass (the control) goes out right
+  after the silence: answered, the silence is a provisional loss; unanswered, the bucket is
+  empty (or the path is gone) and the size is tried again after `RATE_GAP` (then doubled
+  gaps), as `gnt traceroute` paces its re-probes, followed at once by the control.
+- A provisional loss bounds the answer once it is the size right above the largest that
+  passed: then it is confirmed, paced (sent once a router's bucket has refilled, so a hop that
+  would say "too big" has a token) and paired: the large probe travels first, so had it
+  arrived it would have had the token the control got. "Large probe silent, control answered"
+  is the loss. A confirmed boundary covers the provisional losses above it (a path that loses
+  N bytes loses N+1); a confirmation that passes reopens the search above it.
 - The hop: the failing size is sent with TTL 1, 2, ... Routers answer time-exceeded (the TTL is
   checked before the MTU); the first TTL where the large probe vanishes while the control at
   the same TTL is answered is past the hop that drops it.
@@ -144,20 +144,31 @@ class Search:
 
     def test(self, size: int, ttl: int | None = None, *, paced: bool = False, resend: bool = False,
              rounds: int = CONFIRM_ROUNDS) -> Outcome:
-        """One size: its outcome; SILENT only with the control right behind it answered (else NoAnswer).
+        """One size: its outcome; SILENT only when a control sent right after it was answered (else NoAnswer).
 
-        Unpaced, a silence is followed at once by the pair (size, control): that tells a lost probe
-        from an empty bucket at the destination. Paced (the boundary's confirmation), the pair waits
-        until a router's bucket has refilled, so a hop that would report "too big" has a token.
-        `resend`: the size was just sent and went unanswered; go straight to the pair.
+        Unpaced, in the search, a silence is followed at once by the control alone: enough for a
+        provisional loss (its boundary is confirmed later). In the TTL walk, by the pair (size,
+        control): the large probe travels first, so it would have had the token the control got.
+        Paced (the boundary's confirmation), the pair waits until a router's bucket has refilled,
+        so a hop that would report "too big" has a token. Both silent: no token (or no path); the
+        pair is tried again after RATE_GAP, then doubled gaps. `resend`: the size was just sent
+        and went unanswered.
         """
+        out = Outcome(size, ttl, SILENT)
         if not paced and not resend:
             out = self._exchange([(size, ttl)])[0]
             if out.kind != SILENT:
                 return out
         control = self.lo if self.lo is not None else self.min_size
         gaps = [RATE_GAP * (1 << n) for n in range(rounds)]
-        for gap in gaps if paced else [0.0, *gaps]:
+        if not paced and ttl is None and control < size:
+            (check,) = self._exchange([(control, None)])
+            if check.kind == PASSED:
+                self.lo = max(self.lo or 0, control)
+                return out
+        elif not paced:
+            gaps = [0.0, *gaps]  # the walk: the pair at once
+        for gap in gaps:
             self._pace(gap)
             if control >= size:
                 (out,) = self._exchange([(size, ttl)])
