@@ -77,7 +77,7 @@ class MtuText:
         if isinstance(obj, MtuResult):
             lines = [format_verdict(obj)]
             figures = f"path MTU {obj.path_mtu}, " if obj.path_mtu is not None else ""
-            lines.append(f"{figures}{obj.probes} probes, {obj.elapsed_ms / 1000:.1f} s")
+            lines.append(f"{figures}{obj.probes} probes, {obj.elapsed_ms / 1000:.2f} s")
             lines += [format_overlay(f) for f in obj.overlay]
             return "\n".join(lines)
         return None
