@@ -161,6 +161,7 @@ def watch(query: Query, *, duration: float) -> Iterator[Check | Verdict]:
     ipr = route.open_netlink()
     try:
         facts = _prepare(ipr, query)
+        facts.passive = True
         for check in _static_checks(ipr, facts):
             facts.checks.append(check)
             yield check

@@ -104,3 +104,4 @@ class Facts:
     counters: dict[str, int] = field(default_factory=dict)  # node counters that rose while probing
     checks: list[Check] = field(default_factory=list)
     watch_seconds: float | None = None  # passive mode: how long it watched
+    passive: bool = False  # --watch: send nothing, not even a neighbour solicitation

@@ -42,8 +42,17 @@ def read_sysctl(path: str) -> int | None:
 
 def check_forwarding(facts: Facts) -> Check:
     q = facts.query
-    if not q.forwarded:
+    if not q.forwarded and not (facts.passive and facts.route.kind == "unicast"):
         return Check("forwarding", SKIPPED, "traffic this node sends itself (give -i/--iif for forwarded traffic)")
+    if q.iif is None:  # passive, sender unknown: the switch every interface inherits
+        key = "ipv6/conf/all/forwarding" if q.family == 6 else "ipv4/conf/all/forwarding"
+        value = read_sysctl(key)
+        facts.forwarding = bool(value)
+        facts.forwarding_key = key.replace("/", ".")
+        if value == 0:
+            return Check("forwarding", FAIL, "forwarding is off on this node", [f"net.{facts.forwarding_key}=0"],
+                         f"sysctl -w net.{facts.forwarding_key}=1")
+        return Check("forwarding", OK, "forwarding is on", [f"net.{facts.forwarding_key}={value}"])
     if q.family == 4:
         key = f"ipv4/conf/{q.iif}/forwarding"
         value = read_sysctl(key)
@@ -210,7 +219,9 @@ def _legacy_policies(family: int) -> list[tuple[str, str, str, int]]:
 
 
 def path_kind(facts: Facts) -> str:
-    if facts.query.forwarded:
+    if facts.route.kind == "local":
+        return "input"
+    if facts.query.forwarded or facts.passive:
         return "forward"
     if facts.route.kind == "local":
         return "input"
@@ -331,7 +342,7 @@ def check_dnat_target(ipr: Any, facts: Facts) -> Check | None:
 
     r = lookup(ipr, facts, dest=reply.src)
     if r.oif and r.kind == "unicast" and r.oif != "lo":
-        facts.dnat_neighbour = neighbour(ipr, r.gateway or reply.src, r.oif, facts.query.family)
+        facts.dnat_neighbour = neighbour(ipr, r.gateway or reply.src, r.oif, facts.query.family, wait=0.6)
         n = neighbour_check(facts.dnat_neighbour, "DNAT target" if not r.gateway else "gateway to the DNAT target",
                             facts.query.family)
         evidence += n.evidence

@@ -75,6 +75,8 @@ def _rule_tables(ipr: Any, family: int) -> list[str]:
         number = rule.get_attr("FRA_TABLE") or rule["table"]
         name = table_name(number)
         if name and name not in tables and name != "local":
+            if name == "default" and not ipr.get_routes(family=af, table=253):
+                continue  # the empty table every node's last rule looks up
             tables.append(name)
     return tables
 
@@ -180,11 +182,13 @@ def _solicit(address: str, ifname: str, family: int) -> None:
 
 
 def neighbour(ipr: Any, address: str, ifname: str, family: int, *, wait: float = NEIGH_PROBE_SECONDS,
-              clock: Any = time.monotonic) -> NeighbourFacts:
+              clock: Any = time.monotonic, solicit: bool = True) -> NeighbourFacts:
     """The neighbour entry of `address`; probed (and waited for) when it is not usable as it stands."""
     ifindex = ifindex_of(ipr, ifname)
     state, lladdr = _neighbour_state(ipr, address, ifindex, family)
     facts = NeighbourFacts(address, ifname, state, lladdr)
+    if not solicit:
+        return facts
     if state in ("REACHABLE", "PERMANENT", "NOARP", "STALE", "DELAY", "PROBE"):
         return facts  # usable: the probe confirms it (STALE/DELAY/PROBE are re-confirmed by traffic)
     _solicit(address, ifname, family)
@@ -221,7 +225,9 @@ def check_neighbour(ipr: Any, facts: Facts) -> Check:
     role = "gateway" if r.gateway else "destination"
     if not _resolves(ipr, r.oif):
         return Check("neighbour", SKIPPED, f"{r.oif} resolves no neighbours (point-to-point or NOARP)")
-    facts.neighbour = neighbour(ipr, address, r.oif, facts.query.family)
+    facts.neighbour = neighbour(ipr, address, r.oif, facts.query.family, solicit=not facts.passive)
+    if facts.passive and facts.neighbour.state == "NONE":
+        return Check("neighbour", OK, f"{role} {address} on {r.oif}: no entry (passive: not probed)")
     return neighbour_check(facts.neighbour, role, facts.query.family)
 
 

@@ -26,13 +26,13 @@ def _v(rule: str, line: str, where: str | None, fix: str | None, confidence: str
 
 
 def forwarding_off(f: Facts) -> Verdict | None:
-    if not f.query.forwarded or f.forwarding is not False:
+    if not (f.query.forwarded or f.passive) or f.forwarding is not False:
         return None
     confidence = HIGH if f.route.kind == "unreachable-input" else MEDIUM
     key = f.forwarding_key or "forwarding"
-    fix = f"sysctl -w net.{key}=1" if f.query.family == 4 else "sysctl -w net.ipv6.conf.all.forwarding=1"
-    return _v("forwarding-off", f"forwarding is off on this node: {f.query.flow()} arriving on {f.query.iif} "
-              f"is not routed (net.{key}=0)", f.query.iif, fix, confidence)
+    arriving = f" arriving on {f.query.iif}" if f.query.iif else ""
+    return _v("forwarding-off", f"forwarding is off on this node: {f.query.flow()}{arriving} is not routed "
+              f"(net.{key}=0)", f.query.iif or "this node", f"sysctl -w net.{key}=1", confidence)
 
 
 def rp_filter_forwarded(f: Facts) -> Verdict | None:
@@ -127,7 +127,9 @@ def vxlan_checksums(f: Facts) -> Verdict | None:
     if not seen:
         return None
     sender = f.overlay_peer or "the sending node"
-    return _v("vxlan-udp-csum", f"VXLAN packets from {sender} arrive with bad outer UDP checksums (UDP_CSUM drops): "
+    counted = sum(n for k, n in f.counters.items() if k.endswith("InCsumErrors"))
+    seen_as = "UDP_CSUM drops" if f.drop_reasons.get("UDP_CSUM") else f"UDP_CSUM drops: InCsumErrors +{counted}"
+    return _v("vxlan-udp-csum", f"VXLAN packets from {sender} arrive with bad outer UDP checksums ({seen_as}): "
               f"run 'gnt vxlan-csum audit' on {sender}", sender, f"gnt vxlan-csum audit   # on {sender}", HIGH)
 
 
