@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "vxlan-csum": "gnt.cli.vxlan",
     "conntrack": "gnt.cli.conntrack",
     "iptrace": "gnt.cli.iptrace",
+    "drops": "gnt.cli.drops",
     "ndisc": "gnt.cli.ndisc",
     "rdisc": "gnt.cli.rdisc",
     "ip6": "gnt.cli.ip6",

@@ -27,6 +27,51 @@ ETH_P_8021AD = 0x88A8  # IEEE 802.1ad service VLAN tag (S-tag, QinQ outer)
 ETH_P_QINQ1 = 0x9100  # pre-standard QinQ outer tag, still sent by some switches
 ETH_P_802_3_MAX = 1500  # a type field at or below this is an IEEE 802.3 length, not an EtherType
 
+# EtherType -> the short name tools print (as the kernel's skb->protocol, host order). 0 is an skb
+# that never had one (a unix, netlink or locally built socket buffer).
+ETHERTYPE_NAMES: dict[int, str] = {
+    0x0000: "none",  # no EtherType set on the socket buffer
+    0x0004: "802.2",  # ETH_P_802_2: LLC frames
+    0x000C: "can",  # ETH_P_CAN
+    0x000D: "canfd",  # ETH_P_CANFD
+    ETH_P_IP: "ipv4",
+    0x0806: "arp",  # ETH_P_ARP, RFC 826
+    0x8035: "rarp",  # ETH_P_RARP, RFC 903
+    ETH_P_TEB: "teb",
+    ETH_P_8021Q: "vlan",
+    0x8809: "slow",  # ETH_P_SLOW: LACP, marker
+    0x8847: "mpls",  # ETH_P_MPLS_UC
+    0x8848: "mpls-mc",  # ETH_P_MPLS_MC
+    0x8863: "pppoe-disc",  # ETH_P_PPP_DISC
+    0x8864: "pppoe",  # ETH_P_PPP_SES
+    ETH_P_IPV6: "ipv6",
+    0x888E: "eapol",  # ETH_P_PAE, 802.1X
+    ETH_P_8021AD: "qinq",
+    0x88CC: "lldp",  # ETH_P_LLDP
+    0x88F7: "ptp",  # ETH_P_1588
+    0x8906: "fcoe",  # ETH_P_FCOE
+    0x894F: "nsh",  # ETH_P_NSH
+}
+
+
+def ethertype_name(value: int) -> str:
+    """`ipv4`, `arp`, ... or `0x88b5` for an EtherType without a name here."""
+    return ETHERTYPE_NAMES.get(value) or f"{value:#06x}"
+
+
+def ethertype_value(text: str) -> int | None:
+    """The EtherType for a name of `ethertype_name` or a number (0x86dd, 2048); None if neither."""
+    wanted = text.strip().lower()
+    for value, name in ETHERTYPE_NAMES.items():
+        if name == wanted:
+            return value
+    try:
+        value = int(wanted, 0)
+    except ValueError:
+        return None
+    return value if 0 <= value <= 0xFFFF else None
+
+
 VLAN_TPIDS = frozenset({ETH_P_8021Q, ETH_P_8021AD, ETH_P_QINQ1})  # TPIDs that introduce a tag
 
 VID_MASK = 0x0FFF  # VLAN identifier, low 12 bits of the TCI
