@@ -101,6 +101,7 @@ class Facts:
     trace: TraceFacts = field(default_factory=TraceFacts)
     drop_reasons: Counter[str] = field(default_factory=Counter)  # kernel drop reason -> count while probing
     drops_available: bool = False
+    drops_lost: int = 0  # drop events the kernel's trace buffers lost while watching
     counters: dict[str, int] = field(default_factory=dict)  # node counters that rose while probing
     checks: list[Check] = field(default_factory=list)
     watch_seconds: float | None = None  # passive mode: how long it watched

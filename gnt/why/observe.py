@@ -72,20 +72,29 @@ class _UntilDone(StopRequest):
 
 @contextlib.contextmanager
 def drop_watch(facts: Facts, checks: list[Check]) -> Iterator[Callable[[], Counter[str]]]:
-    """Kernel drop reasons while the block runs; yields a function that reads the counts so far."""
-    from gnt.why import kdrops
+    """Kernel drop reasons (`gnt drops`' tracing session) while the block runs; yields a function that
+    reads the counts so far. The tracing instance is removed when the block ends, however it ends."""
+    from gnt.drops import DropFilter, tracing
 
-    try:
-        watcher = kdrops.start()
-    except GntError as exc:
-        checks.append(Check("drops", SKIPPED, f"kernel drop reasons not watched: {exc.message}"))
-        yield Counter
-        return
-    facts.drops_available = True
-    try:
-        yield watcher.read
-    finally:
-        watcher.close()
+    totals: Counter[str] = Counter()
+    with contextlib.ExitStack() as stack:
+        try:
+            session = stack.enter_context(tracing(DropFilter()))
+        except GntError as exc:
+            checks.append(Check("drops", SKIPPED, f"kernel drop reasons not watched: {exc.message}",
+                                [exc.hint] if exc.hint else []))
+            yield lambda: totals
+            return
+
+        def read() -> Counter[str]:
+            session.poll()
+            for drop in session.collect().drops:
+                totals[drop.reason] += drop.count
+            facts.drops_lost = session.lost
+            return totals
+
+        facts.drops_available = True
+        yield read
 
 
 def trace(flt: Filter, *, duration: float, on_ready: Callable[[], None] | None = None,
@@ -141,13 +150,19 @@ def trace_check(t: TraceFacts, what: str) -> Check:
 
 
 def drops_check(facts: Facts) -> Check:
+    from gnt.drops import hint_for
+
     if not facts.drops_available:
         return Check("drops", SKIPPED, "kernel drop reasons not watched")
     shown = {r: n for r, n in facts.drop_reasons.most_common() if r not in NOISE_REASONS}
     if not shown:
         return Check("drops", OK, "no kernel drops while watching")
     text = ", ".join(f"{r} x{n}" for r, n in shown.items())
-    return Check("drops", WARN, f"kernel drops while watching: {text}", [f"{r}: {n}" for r, n in shown.items()])
+    evidence = [f"{r}: {n}" + (f"  ({hint_for(r)})" if hint_for(r) else "") for r, n in shown.items()]
+    evidence.append("drop reasons are node-wide: every network namespace's drops are counted")
+    if facts.drops_lost:
+        evidence.append(f"{facts.drops_lost} drop events lost by the kernel's buffers")
+    return Check("drops", WARN, f"kernel drops while watching: {text}", evidence)
 
 
 def counters_check(facts: Facts) -> Check:

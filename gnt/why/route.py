@@ -225,10 +225,11 @@ def check_neighbour(ipr: Any, facts: Facts) -> Check:
     role = "gateway" if r.gateway else "destination"
     if not _resolves(ipr, r.oif):
         return Check("neighbour", SKIPPED, f"{r.oif} resolves no neighbours (point-to-point or NOARP)")
-    facts.neighbour = neighbour(ipr, address, r.oif, facts.query.family, solicit=not facts.passive)
-    if facts.passive and facts.neighbour.state == "NONE":
-        return Check("neighbour", OK, f"{role} {address} on {r.oif}: no entry (passive: not probed)")
-    return neighbour_check(facts.neighbour, role, facts.query.family)
+    found = neighbour(ipr, address, r.oif, facts.query.family, solicit=not facts.passive)
+    if facts.passive and found.state in ("NONE", "INCOMPLETE"):
+        return Check("neighbour", OK, f"{role} {address} on {r.oif}: {found.state} (passive: not probed)")
+    facts.neighbour = found
+    return neighbour_check(found, role, facts.query.family)
 
 
 IFF_NOARP = 0x80  # <linux/if.h>

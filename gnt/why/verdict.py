@@ -109,8 +109,8 @@ def local_refusal(f: Facts) -> Verdict | None:
 def rp_filter_replies(f: Facts) -> Verdict | None:
     if f.query.forwarded or f.probe.answered or not f.rp_filter_drops:
         return None
-    seen = f.drop_reasons.get("IP_RPFILTER", 0) or f.counters.get("IPReversePathFilter", 0)
-    if not seen:
+    # The namespace's own counter decides; drop reasons are node-wide (any namespace's drops count).
+    if not f.counters.get("IPReversePathFilter", 0):
         return None
     where = f.rp_filter_drops[0] if len(f.rp_filter_drops) == 1 else " or ".join(f.rp_filter_drops)
     return _v("rp-filter", f"dropped by rp_filter on {where}: replies arrive on another interface than the route "
@@ -122,12 +122,10 @@ def rp_filter_replies(f: Facts) -> Verdict | None:
 def vxlan_checksums(f: Facts) -> Verdict | None:
     if f.probe.answered or f.overlay_kind != "vxlan":
         return None
-    seen = f.drop_reasons.get("UDP_CSUM", 0) or f.counters.get("UdpInCsumErrors", 0) \
-        or f.counters.get("Udp6InCsumErrors", 0)
-    if not seen:
+    counted = sum(n for k, n in f.counters.items() if k.endswith("InCsumErrors"))  # this namespace's
+    if not counted:
         return None
     sender = f.overlay_peer or "the sending node"
-    counted = sum(n for k, n in f.counters.items() if k.endswith("InCsumErrors"))
     seen_as = "UDP_CSUM drops" if f.drop_reasons.get("UDP_CSUM") else f"UDP_CSUM drops: InCsumErrors +{counted}"
     return _v("vxlan-udp-csum", f"VXLAN packets from {sender} arrive with bad outer UDP checksums ({seen_as}): "
               f"run 'gnt vxlan-csum audit' on {sender}", sender, f"gnt vxlan-csum audit   # on {sender}", HIGH)
@@ -184,16 +182,6 @@ def passive_passes(f: Facts) -> Verdict | None:
               f"in {f.watch_seconds:g} s: they do not die here", None, None, MEDIUM, reachable=True)
 
 
-def kernel_drops(f: Facts) -> Verdict | None:
-    from gnt.why.observe import NOISE_REASONS
-
-    reasons = [r for r, _ in f.drop_reasons.most_common() if r not in NOISE_REASONS]
-    if not reasons or f.probe.answered:
-        return None
-    return _v("kernel-drops", f"{f.query.flow()} does not answer; the kernel dropped packets while probing "
-              f"(reason {', '.join(reasons)})", "kernel", f"gnt drops --reason {reasons[0]}", MEDIUM)
-
-
 def nothing_seen(f: Facts) -> Verdict | None:
     if f.watch_seconds is None or f.trace.packets:
         return None
@@ -205,15 +193,19 @@ def cannot_tell(f: Facts) -> Verdict:
     if f.watch_seconds is None and not f.probe.sent:
         return _v("not-probed", f"gnt could not tell why: {f.query.flow()} was not probed from here and no check "
                   "failed (run on the sending node, or --watch here while the traffic flows)", None, None, LOW)
+    from gnt.why.observe import NOISE_REASONS
+
     outcome = f.probe.outcome or "no answer"
+    reasons = [r for r, _ in f.drop_reasons.most_common() if r not in NOISE_REASONS]
+    meanwhile = f"; node-wide kernel drops meanwhile: {', '.join(reasons)}" if reasons else ""
     return _v("cannot-tell", f"{f.query.flow()} does not answer ({outcome}) and gnt could not tell why: "
-              "no check failed", None, None, LOW)
+              f"no check failed{meanwhile}", None, None, LOW)
 
 
 RULES: tuple[Rule, ...] = (
     forwarding_off, rp_filter_forwarded, route_refused, conntrack_full, neighbour_failed, netfilter_drop,
     local_refusal, rp_filter_replies, vxlan_checksums, dnat_target_gone, router_error, mtu_black_hole,
-    port_closed, answered, passive_passes, kernel_drops, nothing_seen,
+    port_closed, answered, passive_passes, nothing_seen,
 )
 
 
