@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 COMMANDS: dict[str, str] = {
     "ping": "gnt.cli.ping",
     "traceroute": "gnt.cli.traceroute",
+    "mtu": "gnt.cli.mtu",
     "vxlan-csum": "gnt.cli.vxlan",
     "conntrack": "gnt.cli.conntrack",
     "iptrace": "gnt.cli.iptrace",

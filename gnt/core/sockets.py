@@ -36,13 +36,17 @@ IP_RECVERR = 11  # queue extended errors (ICMP errors, local errors, TX timestam
 IP_RECVTTL = 12  # deliver the TTL of received packets as ancillary data
 IP_TTL_CMSG = 2  # cmsg type carrying the received TTL (same value as IP_TTL)
 IP_MTU_DISCOVER = 10  # path MTU discovery mode
-IP_PMTUDISC_DO = 2  # always set DF
+IP_MTU = 14  # getsockopt on a connected socket: the path MTU the kernel knows (route, device, cached PMTU)
 IP_PMTUDISC_DONT = 0  # never set DF
+IP_PMTUDISC_WANT = 1  # DF while the path MTU allows, fragment locally above the cached PMTU
+IP_PMTUDISC_DO = 2  # always set DF; sends above the cached PMTU fail with EMSGSIZE
+IP_PMTUDISC_PROBE = 3  # set DF, ignore the cached PMTU: only the device MTU limits what is sent
 IPV6_UNICAST_HOPS = 16  # unicast hop limit of outgoing packets
 IPV6_RECVERR = 25  # IPv6 counterpart of IP_RECVERR
 IPV6_RECVHOPLIMIT = 51  # deliver the hop limit of received packets
 IPV6_HOPLIMIT = 52  # cmsg type carrying the received hop limit
-IPV6_MTU_DISCOVER = 23  # IPv6 path MTU discovery mode
+IPV6_MTU_DISCOVER = 23  # IPv6 path MTU discovery mode (IPV6_PMTUDISC_* have the IPv4 values)
+IPV6_MTU = 24  # getsockopt on a connected IPv6 socket: the path MTU the kernel knows
 ICMP6_FILTER = 1  # raw ICMPv6 socket type filter (level IPPROTO_ICMPV6)
 SO_BINDTODEVICE = 25  # bind to an interface by name
 SO_MARK = 36  # fwmark on outgoing packets (needs CAP_NET_ADMIN)
@@ -61,6 +65,7 @@ SO_EE_ORIGIN_ICMP = 2  # an ICMPv4 error received from the network
 SO_EE_ORIGIN_ICMP6 = 3  # an ICMPv6 error received from the network
 SO_EE_ORIGIN_TIMESTAMPING = 4  # a TX timestamp report
 SCM_TSTAMP_SND = 0  # ee_info of a TX timestamp: the packet was sent
+OVERSIZED_DATAGRAM = 65000  # bytes of UDP payload: more than any device MTU (the local stack refuses it)
 
 _EXT_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err, <linux/errqueue.h>
 _TIMESPEC3 = struct.Struct("=qqqqqq")  # struct scm_timestamping: 3 x struct timespec
@@ -199,13 +204,64 @@ def enable_recv_ttl(sock: socket.socket, family: int) -> None:
         sock.setsockopt(SOL_IP, IP_RECVTTL, 1)
 
 
-def set_pmtu_discovery(sock: socket.socket, family: int, *, dont_fragment: bool) -> None:
-    """Set (or clear) DF on what the socket sends."""
-    mode = IP_PMTUDISC_DO if dont_fragment else IP_PMTUDISC_DONT
+PMTUDISC_MODES = {  # iputils' -M words (plus the kernel's "probe") -> IP_PMTUDISC_* / IPV6_PMTUDISC_*
+    "dont": IP_PMTUDISC_DONT, "want": IP_PMTUDISC_WANT, "do": IP_PMTUDISC_DO, "probe": IP_PMTUDISC_PROBE,
+}
+
+
+def set_pmtu_discovery(sock: socket.socket, family: int, mode: str) -> None:
+    """DF and path MTU handling of what the socket sends: "dont", "want", "do" or "probe" (PMTUDISC_MODES).
+
+    "probe" sets DF and ignores the PMTU the kernel has cached for the route, so a size test is
+    decided by the path, not by what an earlier test taught the kernel (only the device MTU caps it).
+    """
+    value = PMTUDISC_MODES[mode]
     if family == socket.AF_INET6:
-        sock.setsockopt(SOL_IPV6, IPV6_MTU_DISCOVER, mode)
+        sock.setsockopt(SOL_IPV6, IPV6_MTU_DISCOVER, value)
     else:
-        sock.setsockopt(SOL_IP, IP_MTU_DISCOVER, mode)
+        sock.setsockopt(SOL_IP, IP_MTU_DISCOVER, value)
+
+
+def known_path_mtu(sock: socket.socket, family: int) -> int | None:
+    """IP_MTU / IPV6_MTU of a connected socket: the PMTU the kernel holds for its route (None: unknown)."""
+    try:
+        if family == socket.AF_INET6:
+            return int(sock.getsockopt(SOL_IPV6, IPV6_MTU))
+        return int(sock.getsockopt(SOL_IP, IP_MTU))
+    except OSError:
+        return None
+
+
+def device_mtu_toward(family: int, address: str, *, source: str | None = None,
+                      device: str | None = None) -> int:
+    """The MTU of the device the route to `address` leaves through, as a DF sender sees it.
+
+    A UDP socket in "probe" mode sends one oversized datagram, which the local stack refuses with
+    EMSGSIZE before anything goes on the wire; the local error queued for it carries the device MTU.
+    Nothing is sent, nothing needs privilege, and the kernel's cached PMTU does not enter into it.
+    """
+    sock = open_udp_probe(family, source=source, device=device)
+    try:
+        set_pmtu_discovery(sock, family, "probe")
+        try:
+            sock.connect((address, 9))  # the discard port; nothing is sent to it
+        except OSError as exc:
+            raise GntError(f"no route to {address}: {exc.strerror}",
+                           f"check the route with `ip route get {address}`", errno=exc.errno) from exc
+        try:
+            sock.send(bytes(OVERSIZED_DATAGRAM))
+        except OSError as exc:
+            if exc.errno != errno.EMSGSIZE:
+                raise GntError(f"cannot send toward {address}: {exc.strerror}", errno=exc.errno) from exc
+        for entry in read_error_queue(sock):
+            if isinstance(entry, QueuedError) and entry.errno == errno.EMSGSIZE and entry.info:
+                return entry.info
+        mtu = known_path_mtu(sock, family)
+        if mtu is None:
+            raise GntError(f"cannot learn the MTU of the route to {address}")
+        return mtu
+    finally:
+        sock.close()
 
 
 def bind_device(sock: socket.socket, ifname: str) -> None:
@@ -400,6 +456,39 @@ def syn_retransmitted(sock: socket.socket) -> bool:
     return bool(retransmissions)
 
 
+TCPI_SND_MSS_OFFSET = 16  # struct tcp_info: tcpi_snd_mss (u32) after 8 u8 fields and rto, ato
+TCPI_UNACKED_OFFSET = 24  # tcpi_unacked: segments sent and not yet acknowledged
+TCPI_PMTU_OFFSET = 60  # tcpi_pmtu: the path MTU the connection uses (lowered by frag-needed / too-big)
+TCPI_OPTIONS_OFFSET = 5  # tcpi_options (u8): TCPI_OPT_* negotiated on the connection
+TCPI_OPT_TIMESTAMPS = 1  # timestamps on: every segment carries 12 bytes of TCP options
+_U32 = struct.Struct("=I")
+
+
+@dataclass(slots=True)
+class TcpState:
+    """The TCP_INFO fields a path MTU test reads."""
+
+    snd_mss: int  # payload bytes of a full segment (options excluded)
+    unacked: int  # segments in flight
+    pmtu: int  # path MTU of the connection
+    timestamps: bool  # 12 bytes of options on every segment
+    retransmissions: int
+
+
+def tcp_state(sock: socket.socket) -> TcpState:
+    """TCP_INFO of a connected socket, the fields a size test needs."""
+    size = TCPI_TOTAL_RETRANS_OFFSET + TCPI_TOTAL_RETRANS.size
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, size)
+    if len(info) < size:
+        raise GntError("the kernel returned a short TCP_INFO")
+
+    def u32(offset: int) -> int:
+        return int(_U32.unpack_from(info, offset)[0])
+
+    return TcpState(u32(TCPI_SND_MSS_OFFSET), u32(TCPI_UNACKED_OFFSET), u32(TCPI_PMTU_OFFSET),
+                    bool(info[TCPI_OPTIONS_OFFSET] & TCPI_OPT_TIMESTAMPS), u32(TCPI_TOTAL_RETRANS_OFFSET))
+
+
 def wildcard_address(family: int) -> str:
     """The any-address of a family, to bind to a port (or learn an id) without choosing a source."""
     return "::" if family == socket.AF_INET6 else "0.0.0.0"
@@ -413,12 +502,17 @@ def _bind_probe(sock: socket.socket, family: int, source: str | None, device: st
 
 
 def open_udp_probe(family: int, *, source: str | None = None, device: str | None = None,
-                   port: int = 0) -> socket.socket:
-    """A non-blocking UDP socket whose errors are queued (IP_RECVERR) and RX-timestamped."""
+                   port: int = 0, pmtudisc: str | None = None) -> socket.socket:
+    """A non-blocking UDP socket whose errors are queued (IP_RECVERR) and RX-timestamped.
+
+    `pmtudisc` (a PMTUDISC_MODES word) sets its DF handling; None leaves the kernel default.
+    """
     sock = socket.socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     try:
         sock.setblocking(False)
         enable_recverr(sock, family)
+        if pmtudisc:
+            set_pmtu_discovery(sock, family, pmtudisc)
         enable_timestamping(sock)
         _bind_probe(sock, family, source, device, port)
     except BaseException:
@@ -428,12 +522,14 @@ def open_udp_probe(family: int, *, source: str | None = None, device: str | None
 
 
 def open_tcp_probe(family: int, *, source: str | None = None, device: str | None = None,
-                   port: int = 0) -> socket.socket:
+                   port: int = 0, pmtudisc: str | None = None) -> socket.socket:
     """A non-blocking TCP socket for one SYN probe: errors queued, closed with a RST (no TIME_WAIT)."""
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setblocking(False)
         enable_recverr(sock, family)
+        if pmtudisc:
+            set_pmtu_discovery(sock, family, pmtudisc)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET.pack(1, 0))
         if port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -160,6 +160,7 @@ class Method:
     name = "udp"
     max_inflight_per_flow: int | None = None  # None: no limit
     oldest_inflight: Callable[[int], int | None] | None = None  # set by the engine (paris UDP replies)
+    pmtudisc: str | None = None  # DF handling of the probe sockets (-F, --mtu, gnt mtu); None: kernel default
 
     def __init__(self, family: int, destination: str, port: int, flows: int, payload_size: int,
                  selector: selectors.BaseSelector, *, source: str | None, interface: str | None,
@@ -244,7 +245,8 @@ class UdpMethod(Method):
         if self.per_probe:
             return
         for flow in range(self.flows):
-            sock = sockets.open_udp_probe(self.family, source=self.source, device=self.interface)
+            sock = sockets.open_udp_probe(self.family, source=self.source, device=self.interface,
+                                          pmtudisc=self.pmtudisc)
             if self.paris:
                 sock.connect((self.destination, self.port))
                 self.flow_sums.append(self._fixed_sum(sock))
@@ -261,7 +263,8 @@ class UdpMethod(Method):
 
     def send(self, seq: int, ttl: int, flow: int) -> int:
         if self.per_probe:
-            sock = sockets.open_udp_probe(self.family, source=self.source, device=self.interface)
+            sock = sockets.open_udp_probe(self.family, source=self.source, device=self.interface,
+                                          pmtudisc=self.pmtudisc)
             try:
                 sock.connect((self.destination, self.port))
             except OSError as exc:
@@ -359,6 +362,8 @@ class IcmpMethod(Method):
             try:
                 if self.interface:
                     sockets.bind_device(es.sock, self.interface)
+                if self.pmtudisc:
+                    sockets.set_pmtu_discovery(es.sock, self.family, self.pmtudisc)
                 es.sock.setblocking(False)
                 if es.is_dgram:
                     sockets.enable_recverr(es.sock, self.family)
@@ -474,7 +479,8 @@ class TcpMethod(Method):
 
     def send(self, seq: int, ttl: int, flow: int) -> int:
         port = self.flow_ports.get(flow, 0) if self.paris else 0
-        sock = sockets.open_tcp_probe(self.family, source=self.source, device=self.interface, port=port)
+        sock = sockets.open_tcp_probe(self.family, source=self.source, device=self.interface, port=port,
+                                      pmtudisc=self.pmtudisc)
         sockets.enable_timestamping(sock)  # RX timestamps on the queued ICMP errors
         sockets.set_ttl(sock, self.family, ttl)
         sent = time.time_ns()
