@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from gnt.errors import GntError
+from gnt.iptrace.live import StopRequest
 from gnt.why.facts import Facts
 from gnt.why.models import SKIPPED, Check, Query, Verdict
 
@@ -61,18 +62,21 @@ def _explained(checks: list[Check]) -> Check | None:
 
 def diagnose(query: Query, *, timeout: float = DEFAULT_TIMEOUT) -> Iterator[Check | Verdict]:
     """Active mode: the checks, the probe and what was seen of it, then the verdict."""
-    from gnt.why import route
+    from gnt.why import observe, route
     from gnt.why.verdict import decide
 
     ipr = route.open_netlink()
     try:
         facts = _prepare(ipr, query)
+        before = observe.read_counters()  # over the whole run: the neighbour solicitation counts too
         for check in _static_checks(ipr, facts):
             facts.checks.append(check)
             yield check
         for check in _probe(ipr, facts, timeout):
             facts.checks.append(check)
             yield check
+        facts.counters = observe.counter_rises(before, observe.read_counters())
+        yield observe.counters_check(facts)
         if facts.probe.answered:
             check = _mtu(facts)
             if check is not None:
@@ -96,12 +100,15 @@ def _probe(ipr: object, facts: Facts, timeout: float) -> Iterator[Check]:
         yield Check("probe", SKIPPED, f"{q.source} is not this node's address: forwarded traffic cannot be sent "
                     "from here (use --watch while it flows)")
         return
-    probe = Probe(q.family, q.proto, q.dest, q.port, source=q.source or facts.route.prefsrc, mark=q.mark)
+    try:
+        probe = Probe(q.family, q.proto, q.dest, q.port, source=q.source or facts.route.prefsrc, mark=q.mark)
+    except GntError as exc:
+        yield Check("probe", SKIPPED, f"not sent: {exc.message}", [exc.hint] if exc.hint else [])
+        return
     facts.probe = probe.facts
     probe.facts.source = q.source or facts.route.prefsrc
     extra: list[Check] = []
     try:
-        before = observe.read_counters()
         with observe.drop_watch(facts, extra) as drops:
             flt = Filter(family=q.family, proto=q.proto, src=probe.facts.source, dst=q.dest,
                          sport=probe.facts.sport, dport=q.port if q.proto != "icmp" else None)
@@ -118,7 +125,6 @@ def _probe(ipr: object, facts: Facts, timeout: float) -> Iterator[Check]:
 
                 time.sleep(0.01)
             facts.drop_reasons.update(drops())
-        facts.counters = observe.counter_rises(before, observe.read_counters())
         if not probe.done:
             probe.facts.outcome = f"no answer in {timeout:g} s"
             probe.facts.seconds = timeout
@@ -133,7 +139,6 @@ def _probe(ipr: object, facts: Facts, timeout: float) -> Iterator[Check]:
     yield from extra
     if facts.drops_available:
         yield observe.drops_check(facts)
-    yield observe.counters_check(facts)
     dnat = node.check_dnat_target(ipr, facts)
     if dnat is not None:
         yield dnat
@@ -152,8 +157,11 @@ def _mtu(facts: Facts) -> Check | None:
     return pmtu.check(facts)
 
 
-def watch(query: Query, *, duration: float) -> Iterator[Check | Verdict]:
-    """Passive mode: trace the matching traffic crossing this node for `duration` seconds, then the verdict."""
+def watch(query: Query, *, duration: float, stop: StopRequest | None = None) -> Iterator[Check | Verdict]:
+    """Passive mode: trace the matching traffic crossing this node for `duration` seconds (or until `stop`
+    is requested: the verdict then covers what was seen so far), then the verdict."""
+    import time
+
     from gnt.iptrace.models import Filter
     from gnt.why import observe, route
     from gnt.why.verdict import decide
@@ -170,11 +178,12 @@ def watch(query: Query, *, duration: float) -> Iterator[Check | Verdict]:
                      dport=q.port if q.proto != "icmp" else None)
         extra: list[Check] = []
         before = observe.read_counters()
+        started = time.monotonic()
         with observe.drop_watch(facts, extra) as drops:
-            packets = observe.trace(flt, duration=duration)
+            packets = observe.trace(flt, duration=duration, stop=stop)
             facts.drop_reasons.update(drops())
         facts.counters = observe.counter_rises(before, observe.read_counters())
-        facts.watch_seconds = duration
+        facts.watch_seconds = round(min(duration, time.monotonic() - started), 1)
         observe.summarize(packets, facts.trace)
         yield observe.trace_check(facts.trace, "traffic")
         yield from extra

@@ -26,7 +26,7 @@ PATH_HOOKS = {  # the netfilter hooks a packet passes, by where it comes from an
     "forward": ("prerouting", "forward", "postrouting"),
     "input": ("prerouting", "input"),
 }
-OVERLAY_KINDS = {"vxlan": 50, "geneve": 50, "wireguard": 60}  # device kind -> IPv4 encapsulation overhead
+OVERLAY_KINDS = ("vxlan", "geneve", "wireguard")  # overlay device kinds (gnt.mtu judges their MTU)
 MAX_CT_LINES = 5  # conntrack entries shown per check
 
 
@@ -386,20 +386,19 @@ def check_mtu_overlay(ipr: Any, facts: Facts) -> Check:
     if r.mtu:
         evidence.append(f"route mtu {r.mtu}")
     if kind in OVERLAY_KINDS:
+        from gnt.mtu import check_overlays
+
         facts.overlay, facts.overlay_kind = r.oif, kind
         lladdr = facts.neighbour.lladdr if facts.neighbour else None
         if kind == "vxlan":
             facts.overlay_peer = _vxlan_peer(ipr, link, lladdr)
         if facts.overlay_peer:
             evidence.append(f"{r.oif} sends to the underlay peer {facts.overlay_peer}")
-            under = _route_back(ipr, facts.overlay_peer, 6 if ":" in facts.overlay_peer else 4)
-            if under:
-                under_mtu = _link(ipr, under).get_attr("IFLA_MTU")
-                overhead = OVERLAY_KINDS[kind] + (20 if ":" in facts.overlay_peer else 0)
-                evidence.append(f"underlay {under}: mtu {under_mtu} (overhead {overhead})")
-                if mtu + overhead > under_mtu:
-                    return Check("mtu", WARN, f"{r.oif} mtu {mtu} is too large for its underlay {under} "
-                                 f"(mtu {under_mtu} - {overhead} = {under_mtu - overhead})", evidence,
-                                 f"ip link set {r.oif} mtu {under_mtu - overhead}")
+        finding = next((f for f in check_overlays() if f.device == r.oif), None)
+        if finding is not None and finding.underlay_mtu is not None:
+            evidence.append(f"underlay {finding.underlay}: mtu {finding.underlay_mtu} (overhead {finding.overhead})")
+            if finding.too_large:
+                return Check("mtu", WARN, f"{r.oif} mtu {mtu} is too large for its underlay {finding.underlay} "
+                             f"(carries {finding.max_mtu})", evidence, f"ip link set {r.oif} mtu {finding.max_mtu}")
         return Check("mtu", OK, f"out device {r.oif} ({kind}) mtu {mtu}", evidence)
     return Check("mtu", OK, f"out device {r.oif} mtu {facts.out_mtu}", evidence)

@@ -1,10 +1,11 @@
 """The verdict: chosen from the facts by explicit rules, tried in this order, first match wins.
 
 Kernel answers come first (forwarding off, reverse-path, a refused route lookup, a full
-conntrack table, a next hop that does not resolve): they hold whatever a probe would show.
-Then what the probe itself met (a netfilter drop on its path, a refusal to send, replies lost
-to rp_filter, bad VXLAN checksums, a DNAT target that does not answer, an ICMP error from a
-router), then the large-packet black hole (small probes pass), then the answer itself. When
+conntrack table): they hold whatever a probe would show. Bad VXLAN checksums counted while
+gnt ran come before a next hop that does not resolve (over a VXLAN device, the ARP replies are
+the packets being dropped). Then what the probe itself met (a netfilter drop on its path, a
+refusal to send, replies lost to rp_filter, a DNAT target that does not answer, an ICMP error
+from a router), then the large-packet black hole (small probes pass), then the answer itself. When
 the destination does not answer and no rule explains it, the verdict says gnt could not tell
 why — it never guesses.
 """
@@ -164,7 +165,8 @@ def port_closed(f: Facts) -> Verdict | None:
     p = f.probe
     if not p.answered or "closed" not in p.outcome:
         return None
-    return _v("port-closed", f"{f.query.dest} answers but port {f.query.port} is closed ({p.outcome.split(':')[0]})",
+    by = "RST" if f.query.proto == "tcp" else "ICMP port unreachable"
+    return _v("port-closed", f"{f.query.dest} answers but port {f.query.port} is closed ({by})",
               f.query.dest, None, HIGH)
 
 
@@ -203,8 +205,8 @@ def cannot_tell(f: Facts) -> Verdict:
 
 
 RULES: tuple[Rule, ...] = (
-    forwarding_off, rp_filter_forwarded, route_refused, conntrack_full, neighbour_failed, netfilter_drop,
-    local_refusal, rp_filter_replies, vxlan_checksums, dnat_target_gone, router_error, mtu_black_hole,
+    forwarding_off, rp_filter_forwarded, route_refused, conntrack_full, vxlan_checksums, neighbour_failed,
+    netfilter_drop, local_refusal, rp_filter_replies, dnat_target_gone, router_error, mtu_black_hole,
     port_closed, answered, passive_passes, nothing_seen,
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -272,6 +273,62 @@ def test_vxlan_bad_outer_checksum(topology: Topology) -> None:
     assert run.first.startswith("VXLAN packets from 198.18.1.1 arrive with bad outer UDP checksums (UDP_CSUM drops"), \
         run.first
     assert run.first.endswith("run 'gnt vxlan-csum audit' on 198.18.1.1"), run.first
+    # Once the overlay neighbour has expired, its ARP replies are what the receiver drops: same verdict,
+    # not "does not answer ARP".
+    b.ip("neigh", "flush", "dev", "vxlan0")
+    again = why(b, "198.19.0.1")
+    assert again.rc == 1
+    assert again.first.startswith("VXLAN packets from 198.18.1.1 arrive with bad outer UDP checksums"), again.first
+
+
+# --- (8) an MTU black hole behind the node -------------------------------------------------------------
+
+def test_mtu_black_hole(topology: Topology) -> None:
+    h1, r1, h2 = three(topology)
+    r1.ip("link", "set", "eth1", "mtu", "1400")
+    h2.ip("link", "set", "eth0", "mtu", "1400")
+    assert why(h1, "198.18.2.2").rc == 0  # PMTU discovery works while r1 says "fragmentation needed"
+    h1.ip("route", "flush", "cache")
+    r1.run("nft", "add", "table", "ip", "blackhole")
+    r1.run("nft", "add", "chain", "ip", "blackhole", "out", "{ type filter hook output priority 0; }")
+    r1.run("nft", "add", "rule", "ip", "blackhole", "out", "icmp", "type", "destination-unreachable", "icmp", "code",
+           "frag-needed", "drop")
+    run = why(h1, "198.18.2.2")
+    assert run.rc == 1
+    assert run.first.startswith("path MTU 1400 but eth0 sends 1500 and large packets vanish"), run.first
+
+
+# --- without privileges, and signals -------------------------------------------------------------------
+
+def test_unprivileged_skips_what_needs_root(topology: Topology) -> None:
+    h1, _r1, _h2 = three(topology)
+    proc = h1.gnt_popen("why", "198.18.2.2", "--json", user="nobody")
+    out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 0, out + err
+    checks = {o["name"]: o for o in map(json.loads, out.splitlines()) if o.get("type") == "check"}
+    assert checks["probe"]["status"] == "ok"
+    assert checks["conntrack"]["status"] == "skipped"
+    assert checks["netfilter-trace"]["status"] == "skipped"
+    assert checks["drops"]["status"] == "skipped"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_watch_cleans_up(topology: Topology, signum: int) -> None:
+    _h1, r1, _h2 = three(topology)
+    proc = r1.gnt_popen("why", "198.18.2.2:80", "--watch", "--duration", "30")
+    end = time.monotonic() + 15
+    while "gnt_iptrace" not in r1.run("nft", "list", "tables").stdout:
+        assert time.monotonic() < end, "the trace table never appeared"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 128 + signum
+    assert_clean(r1, proc.pid)
+    # the verdict still comes, for what was seen before the signal
+    assert out.splitlines()[0].startswith("no traffic matching 198.18.2.2:80 crossed this node in"), out
 
 
 # --- exit codes and bad input --------------------------------------------------------------------------
