@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 
 import pytest
+from helpers import incidents
+from helpers.incidents import Incident, listen, three
 from helpers.netns import Namespace, Topology
 
 pytestmark = pytest.mark.netns
@@ -39,6 +40,17 @@ class Run:
         return [o for o in found if o.get("type") == kind]
 
 
+def diagnose(incident: Incident) -> Run:
+    """Run `gnt why` where the incident says, check the exit code and the first line, stop its helpers."""
+    try:
+        run = why(incident.node, *incident.args)
+    finally:
+        incident.stop()
+    assert run.rc == incident.exit_code, run.out + run.err
+    assert run.first.startswith(incident.expect), run.first
+    return run
+
+
 def why(ns: Namespace, *args: str, timeout: float = 60) -> Run:
     proc = ns.gnt_popen("why", *args)
     out, err = proc.communicate(timeout=timeout)
@@ -54,40 +66,6 @@ def assert_clean(ns: Namespace, pid: int) -> None:
     for root in TRACEFS_DIRS:
         path = f"{root}/instances/gnt_drops_{pid}"
         assert not os.path.exists(path), f"{path} left behind"
-
-
-def link(topo: Topology, a: Namespace, a_if: str, a_addr: str, b: Namespace, b_if: str, b_addr: str) -> None:
-    topo.veth(a, a_if, b, b_if)
-    a.ip("addr", "add", a_addr, "dev", a_if)
-    b.ip("addr", "add", b_addr, "dev", b_if)
-
-
-def three(topo: Topology) -> tuple[Namespace, Namespace, Namespace]:
-    """h1 (198.18.1.1) ── r1 ── h2 (198.18.2.2), forwarding on in r1, default routes on the hosts."""
-    h1, r1, h2 = topo.add("h1"), topo.add("r1"), topo.add("h2")
-    link(topo, h1, "eth0", "198.18.1.1/24", r1, "eth0", "198.18.1.2/24")
-    link(topo, r1, "eth1", "198.18.2.1/24", h2, "eth0", "198.18.2.2/24")
-    h1.ip("route", "add", "default", "via", "198.18.1.2")
-    h2.ip("route", "add", "default", "via", "198.18.2.1")
-    r1.sysctl("net.ipv4.ip_forward", "1")
-    return h1, r1, h2
-
-
-def listen(ns: Namespace, port: int, *, seconds: float = 60) -> subprocess.Popen[str]:
-    """A TCP listener that accepts and holds connections."""
-    code = ("import socket,time\n"
-            "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            f"s.bind(('0.0.0.0', {port})); s.listen(64); print('ready', flush=True)\n"
-            "held=[]\n"
-            f"end=time.time()+{seconds}\n"
-            "s.settimeout(0.2)\n"
-            "while time.time() < end:\n"
-            "    try: held.append(s.accept()[0])\n"
-            "    except OSError: pass\n")
-    proc = ns.popen("python3", "-c", code)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    return proc
 
 
 # --- the healthy path ---------------------------------------------------------------------------------
@@ -123,11 +101,8 @@ def test_closed_port_is_a_cause(topology: Topology) -> None:
 # --- (1) route missing -------------------------------------------------------------------------------
 
 def test_route_missing(topology: Topology) -> None:
-    h1, _r1, _h2 = three(topology)
-    h1.ip("route", "del", "default")
-    run = why(h1, "198.18.2.2:80")
-    assert run.rc == 1
-    assert run.first == "no route to 198.18.2.2 in table main (default route missing)", run.first
+    run = diagnose(incidents.route_missing(topology))
+    assert run.first == "no route to 198.18.2.2 in table main (default route missing)"
     assert "ENETUNREACH" in run.out
 
 
@@ -142,11 +117,8 @@ def test_unreachable_route_type(topology: Topology) -> None:
 # --- (2) default gateway absent -----------------------------------------------------------------------
 
 def test_gateway_does_not_answer_arp(topology: Topology) -> None:
-    h1, _r1, _h2 = three(topology)
-    h1.ip("route", "replace", "default", "via", "198.18.1.99")
     started = time.monotonic()
-    run = why(h1, "198.18.2.2:80")
-    assert run.rc == 1
+    run = diagnose(incidents.gateway_absent(topology))
     assert run.first.startswith("gateway 198.18.1.99 does not answer ARP on eth0 (neighbour "), run.first
     assert run.first.endswith(("FAILED)", "INCOMPLETE)"))
     assert time.monotonic() - started < 10
@@ -155,12 +127,7 @@ def test_gateway_does_not_answer_arp(topology: Topology) -> None:
 # --- (3) router with forwarding off -------------------------------------------------------------------
 
 def test_router_forwarding_off(topology: Topology) -> None:
-    _h1, r1, _h2 = three(topology)
-    r1.sysctl("net.ipv4.ip_forward", "0")
-    run = why(r1, "198.18.2.2:80", "--from", "198.18.1.1")
-    assert run.rc == 1
-    assert run.first.startswith("forwarding is off on this node: 198.18.1.1 → 198.18.2.2:80 arriving on eth0"), \
-        run.first
+    run = diagnose(incidents.forwarding_off(topology))
     assert "net.ipv4.conf.eth0.forwarding=0" in run.first
     assert "sysctl -w net.ipv4.conf.eth0.forwarding=1" in run.out
 
@@ -168,27 +135,18 @@ def test_router_forwarding_off(topology: Topology) -> None:
 # --- (4) FORWARD policy DROP, docker style, passive on the router -------------------------------------
 
 def test_forward_policy_drop_passive(topology: Topology) -> None:
-    h1, r1, h2 = three(topology)
-    r1.run("iptables", "-P", "FORWARD", "DROP")
-    r1.run("iptables", "-A", "FORWARD", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
-    r1.run("iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
-    server = listen(h2, 80)
+    incident = incidents.forward_policy_drop(topology)
     try:
-        watcher = r1.gnt_popen("why", "198.18.2.2:80", "--watch", "--duration", "4")
+        watcher = incident.node.gnt_popen("why", *incident.args)
         time.sleep(1.5)  # the trace table is in place well before this
-        client = h1.run("python3", "-c", "import socket\nfor _ in range(3):\n    s=socket.socket(); s.settimeout(0.3)\n"
-                        "    try: s.connect(('198.18.2.2', 80))\n    except OSError: pass\n", check=False)
-        assert client.returncode == 0
+        incidents.send_forward_traffic(topology["h1"])
         out, err = watcher.communicate(timeout=30)
     finally:
-        server.kill()
+        incident.stop()
     assert "Traceback" not in err, err
-    assert_clean(r1, watcher.pid)
+    assert_clean(incident.node, watcher.pid)
     assert watcher.returncode == 1
-    first = out.splitlines()[0]
-    assert first == "dropped: filter FORWARD policy DROP (no rule accepted 198.18.1.1 → 198.18.2.2:80)", first
-    # the flows the rules do accept are not blamed
-    assert "ACCEPT" not in first
+    assert out.splitlines()[0] == incident.expect, out
 
 
 def test_passive_nothing_seen_says_so(topology: Topology) -> None:
@@ -201,51 +159,21 @@ def test_passive_nothing_seen_says_so(topology: Topology) -> None:
 # --- (5) asymmetric routing with rp_filter=1 ----------------------------------------------------------
 
 def test_rp_filter_asymmetric(topology: Topology) -> None:
-    n, r, h = topology.add("n"), topology.add("r"), topology.add("h")
-    link(topology, n, "eth0", "198.18.1.1/24", r, "eth0", "198.18.1.2/24")
-    link(topology, n, "eth1", "198.18.2.1/24", r, "eth1", "198.18.2.2/24")
-    link(topology, r, "eth2", "198.18.3.1/24", h, "eth0", "198.18.3.2/24")
-    h.ip("route", "add", "default", "via", "198.18.3.1")
-    n.ip("route", "add", "198.18.3.0/24", "via", "198.18.1.2")
-    r.sysctl("net.ipv4.ip_forward", "1")
-    # r sends the replies to n by the other link: n's route back to h is eth0, the replies arrive on eth1
-    r.ip("rule", "add", "from", "198.18.3.2", "to", "198.18.1.1", "table", "10")
-    r.ip("route", "add", "198.18.1.1", "via", "198.18.2.1", "dev", "eth1", "table", "10")
-    n.sysctl("net.ipv4.conf.all.rp_filter", "1")
-    run = why(n, "198.18.3.2")
-    assert run.rc == 1
+    run = diagnose(incidents.rp_filter_asymmetric(topology))
     assert run.first == ("dropped by rp_filter on eth1: replies arrive on another interface than the route back "
-                         "(eth0)"), run.first
-    # with loose rp_filter the same path works: no false cause
-    n.sysctl("net.ipv4.conf.all.rp_filter", "2")
-    healthy = why(n, "198.18.3.2")
-    assert healthy.rc == 0, healthy.out
+                         "(eth0)")
+
+
+def test_rp_filter_loose_is_healthy(topology: Topology) -> None:
+    incident = incidents.rp_filter_asymmetric(topology, strict=False)
+    run = why(incident.node, *incident.args)
+    assert run.rc == 0, run.out
 
 
 # --- (6) DNAT (NodePort) to a backend that is gone ---------------------------------------------------
 
 def test_dnat_backend_gone(topology: Topology) -> None:
-    client, node, backend = topology.add("c"), topology.add("n"), topology.add("b")
-    link(topology, client, "eth0", "198.18.1.1/24", node, "eth0", "198.18.1.2/24")
-    link(topology, node, "eth1", "198.18.2.1/24", backend, "eth0", "198.18.2.2/24")
-    client.ip("route", "add", "default", "via", "198.18.1.2")
-    backend.ip("route", "add", "default", "via", "198.18.2.1")
-    node.sysctl("net.ipv4.ip_forward", "1")
-    for chain in ("PREROUTING", "OUTPUT"):  # kube-proxy's NodePort: both the node's own and others' traffic
-        node.run("iptables", "-t", "nat", "-A", chain, "-d", "198.18.1.2", "-p", "tcp", "--dport", "30080",
-                 "-j", "DNAT", "--to-destination", "198.18.2.2:80")
-    server = listen(backend, 80)
-    holder = client.popen("python3", "-c", "import socket,time\ns=socket.create_connection(('198.18.1.2', 30080))\n"
-                          "print('up', flush=True)\ntime.sleep(60)")
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
-        backend.ip("addr", "flush", "dev", "eth0")  # the pod is gone; its conntrack entry is not
-        run = why(node, "198.18.1.2:30080")
-    finally:
-        holder.kill()
-        server.kill()
-    assert run.rc == 1
-    assert run.first.startswith("DNAT sends 198.18.1.2:30080 to 198.18.2.2:80, which does not answer"), run.first
+    run = diagnose(incidents.dnat_backend_gone(topology))
     assert "1 older conntrack entries still point at it" in run.first
     assert "ESTABLISHED 198.18.1.1:" in run.out and "DNAT to 198.18.2.2:80" in run.out
 
@@ -253,21 +181,9 @@ def test_dnat_backend_gone(topology: Topology) -> None:
 # --- (7) VXLAN with bad outer UDP checksums from the sender ---------------------------------------------
 
 def test_vxlan_bad_outer_checksum(topology: Topology) -> None:
-    a, b = topology.add("a"), topology.add("b")
-    link(topology, a, "eth0", "198.18.1.1/24", b, "eth0", "198.18.1.2/24")
-    for ns, local, remote, overlay in ((a, "198.18.1.1", "198.18.1.2", "198.19.0.1/24"),
-                                       (b, "198.18.1.2", "198.18.1.1", "198.19.0.2/24")):
-        ns.ip("link", "add", "vxlan0", "type", "vxlan", "id", "42", "remote", remote, "local", local,
-              "dstport", "4789", "dev", "eth0")
-        ns.ip("link", "set", "vxlan0", "up")
-        ns.ip("addr", "add", overlay, "dev", "vxlan0")
+    a, b = incidents.vxlan_pair(topology)
     assert why(b, "198.19.0.1").rc == 0  # healthy first
-    # The sender's bug, made real: a postrouting rewrite of the outer UDP checksum field (as NAT's
-    # "incremental update" of a checksum does), finished in software (tx offload off) so it goes out wrong.
-    a.run("nft", "add", "table", "ip", "csumbug")
-    a.run("nft", "add", "chain", "ip", "csumbug", "post", "{ type filter hook postrouting priority 0; }")
-    a.run("nft", "add", "rule", "ip", "csumbug", "post", "udp", "dport", "4789", "@th,48,16", "set", "0x1234")
-    a.run("ethtool", "-K", "eth0", "tx", "off")
+    incidents.break_vxlan_checksums(a)
     run = why(b, "198.19.0.1")
     assert run.rc == 1
     assert run.first.startswith("VXLAN packets from 198.18.1.1 arrive with bad outer UDP checksums (UDP_CSUM drops"), \
@@ -284,15 +200,10 @@ def test_vxlan_bad_outer_checksum(topology: Topology) -> None:
 # --- (8) an MTU black hole behind the node -------------------------------------------------------------
 
 def test_mtu_black_hole(topology: Topology) -> None:
-    h1, r1, h2 = three(topology)
-    r1.ip("link", "set", "eth1", "mtu", "1400")
-    h2.ip("link", "set", "eth0", "mtu", "1400")
+    h1, r1, _h2 = incidents.mtu_chain(topology)
     assert why(h1, "198.18.2.2").rc == 0  # PMTU discovery works while r1 says "fragmentation needed"
     h1.ip("route", "flush", "cache")
-    r1.run("nft", "add", "table", "ip", "blackhole")
-    r1.run("nft", "add", "chain", "ip", "blackhole", "out", "{ type filter hook output priority 0; }")
-    r1.run("nft", "add", "rule", "ip", "blackhole", "out", "icmp", "type", "destination-unreachable", "icmp", "code",
-           "frag-needed", "drop")
+    incidents.drop_frag_needed(r1)
     run = why(h1, "198.18.2.2")
     assert run.rc == 1
     assert run.first.startswith("path MTU 1400 but eth0 sends 1500 and large packets vanish"), run.first
