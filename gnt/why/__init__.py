@@ -124,7 +124,8 @@ def _probe(ipr: object, facts: Facts, timeout: float) -> Iterator[Check]:
                 import time
 
                 time.sleep(0.01)
-            facts.drop_reasons.update(drops())
+            if not probe.facts.answered:  # reasons explain failures only (reading them costs a kallsyms load)
+                facts.drop_reasons.update(drops())
         if not probe.done:
             probe.facts.outcome = f"no answer in {timeout:g} s"
             probe.facts.seconds = timeout
