@@ -343,8 +343,9 @@ def check_dnat_target(ipr: Any, facts: Facts) -> Check | None:
     r = lookup(ipr, facts, dest=reply.src)
     if r.oif and r.kind == "unicast" and r.oif != "lo":
         facts.dnat_neighbour = neighbour(ipr, r.gateway or reply.src, r.oif, facts.query.family, wait=0.6)
-        n = neighbour_check(facts.dnat_neighbour, "DNAT target" if not r.gateway else "gateway to the DNAT target",
-                            facts.query.family)
+        role = "DNAT target" if not r.gateway else "gateway to the DNAT target"
+        n = neighbour_check(facts.dnat_neighbour, role, facts.query.family)
+        evidence.append(f"{role} {facts.dnat_neighbour.address} on {r.oif}: neighbour {facts.dnat_neighbour.state}")
         evidence += n.evidence
     status = OK if p.answered else WARN
     return Check("dnat", status, f"DNAT sends {facts.query.flow()} to {facts.dnat_target}", evidence)
