@@ -72,8 +72,9 @@ def why(
     from gnt.iptrace.live import StopRequest
     from gnt.output import make_renderer
     from gnt.output.text.why import WhyText
-    from gnt.why import Query, Verdict, diagnose
-    from gnt.why import watch as watch_traffic
+    from gnt.why.diagnose import diagnose
+    from gnt.why.diagnose import watch as watch_traffic
+    from gnt.why.models import Query, Verdict
 
     env = current_env()
     if ipv4 and ipv6:

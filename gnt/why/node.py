@@ -249,11 +249,11 @@ def check_firewall(facts: Facts) -> Check:
                             f"policy {policy}, {count} rules")
             if policy == "drop":
                 drops.append(f"{chain['table']} {chain['name']}")
-    for table, chain, policy, count in _legacy_policies(facts.query.family):
-        if chain.lower() in hooks:
-            evidence.append(f"iptables-legacy {table} {chain}: policy {policy}, {count} rules")
+    for table, name, policy, count in _legacy_policies(facts.query.family):
+        if name.lower() in hooks:
+            evidence.append(f"iptables-legacy {table} {name}: policy {policy}, {count} rules")
             if policy == "drop":
-                drops.append(f"{table} {chain}")
+                drops.append(f"{table} {name}")
     facts.policy_drops = drops
     if nft is None and not evidence:
         return Check("firewall", SKIPPED, "nft is not installed and no legacy tables hold rules")

@@ -57,7 +57,7 @@ class _UntilDone(StopRequest):
         self._done = done
         self._seen = False
 
-    @property  # type: ignore[override]
+    @property
     def signum(self) -> int | None:
         if self._signum is None and self._done():
             if self._seen:

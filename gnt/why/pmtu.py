@@ -24,8 +24,9 @@ def _protocol(facts: Facts) -> tuple[str, int | None]:
 
 def check(facts: Facts) -> Check:
     """Whether packets of the out device's full MTU reach the destination."""
-    from gnt.mtu import BLACK_HOLE, LOCAL_MISMATCH, PMTU, discover
-    from gnt.mtu import OK as MTU_OK
+    from gnt.mtu import discover
+    from gnt.mtu.models import BLACK_HOLE, LOCAL_MISMATCH, PMTU
+    from gnt.mtu.models import OK as MTU_OK
 
     q = facts.query
     protocol, port = _protocol(facts)
