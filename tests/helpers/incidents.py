@@ -127,12 +127,7 @@ def rp_filter_asymmetric(topo: Topology, *, strict: bool = True) -> Incident:
 def dnat_backend_gone(topo: Topology) -> Incident:
     """kube-proxy NodePort: DNAT 198.18.1.2:30080 -> 198.18.2.2:80 in PREROUTING and OUTPUT; a client holds
     a connection through it, then the backend's address goes away (its conntrack entry stays)."""
-    client, node, backend = topo.add("c"), topo.add("n"), topo.add("b")
-    link(topo, client, "eth0", "198.18.1.1/24", node, "eth0", "198.18.1.2/24")
-    link(topo, node, "eth1", "198.18.2.1/24", backend, "eth0", "198.18.2.2/24")
-    client.ip("route", "add", "default", "via", "198.18.1.2")
-    backend.ip("route", "add", "default", "via", "198.18.2.1")
-    node.sysctl("net.ipv4.ip_forward", "1")
+    client, node, backend = three(topo)  # the client, the node, the backend pod
     for chain in ("PREROUTING", "OUTPUT"):
         node.run("iptables", "-t", "nat", "-A", chain, "-d", "198.18.1.2", "-p", "tcp", "--dport", "30080",
                  "-j", "DNAT", "--to-destination", "198.18.2.2:80")
