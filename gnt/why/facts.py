@@ -52,6 +52,7 @@ class ProbeFacts:
     answered: bool = False  # the destination (or its port) answered
     outcome: str = ""  # "connected", "reset", "echo reply", "port unreachable", "timeout", "icmp ...", ...
     error_from: str | None = None  # the address an ICMP error came from
+    error_text: str | None = None  # what it said, as iputils words it ("Destination Net Unreachable")
     local_error: str | None = None  # the kernel refused to send (errno text)
     source: str | None = None
     sport: int | None = None

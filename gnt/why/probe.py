@@ -160,8 +160,13 @@ class Probe:
                 self.facts.outcome = "port unreachable: the host answers, the port is closed"
                 self._finish(answered=True)
                 return
-            text = icmp.describe(entry.icmp_type, entry.icmp_code, entry.info) if self.af == socket.AF_INET \
-                else f"ICMPv6 type {entry.icmp_type} code {entry.icmp_code}"
+            if self.af == socket.AF_INET6:
+                from gnt.core.packets import icmpv6
+
+                text = icmpv6.describe(entry.icmp_type, entry.icmp_code, entry.info)
+            else:
+                text = icmp.describe(entry.icmp_type, entry.icmp_code, entry.info)
+            self.facts.error_text = text
             self.facts.outcome = f"{text} from {entry.offender}"
             self._finish()
         elif entry.errno:

@@ -148,7 +148,8 @@ def router_error(f: Facts) -> Verdict | None:
     p = f.probe
     if p.answered or not p.error_from:
         return None
-    return _v("icmp-error", f"{p.outcome} (for {f.query.flow()})", p.error_from, None, HIGH)
+    return _v("icmp-error", f"{p.error_from} answers {p.error_text} for {f.query.flow()}: the traffic dies "
+              f"at or behind {p.error_from}", p.error_from, f"gnt traceroute {f.query.dest}", HIGH)
 
 
 def mtu_black_hole(f: Facts) -> Verdict | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 from helpers import incidents
 from helpers.incidents import Incident, listen, three
-from helpers.netns import Namespace, Topology
+from helpers.netns import Chain, Namespace, Topology
 
 pytestmark = pytest.mark.netns
 
@@ -207,6 +207,21 @@ def test_mtu_black_hole(topology: Topology) -> None:
     run = why(h1, "198.18.2.2")
     assert run.rc == 1
     assert run.first.startswith("path MTU 1400 but eth0 sends 1500 and large packets vanish"), run.first
+
+
+# --- IPv6, and a router's ICMP error ------------------------------------------------------------------
+
+def test_ipv6_healthy_closed_and_router_error(chain: Chain) -> None:
+    h1 = chain["h1"]
+    healthy = why(h1, "-6", "2001:db8:4::2")
+    assert healthy.rc == 0 and healthy.first.startswith("2001:db8:4::2 answers: echo reply"), healthy.out
+    closed = why(h1, "[2001:db8:4::2]:80")
+    assert closed.rc == 1 and closed.first == "2001:db8:4::2 answers but port 80 is closed (RST)", closed.first
+    # r1 has no route to 2001:db8:9::/64 and says so with an ICMPv6 error
+    unreachable = why(h1, "2001:db8:9::1")
+    assert unreachable.rc == 1
+    assert unreachable.first.startswith("2001:db8:1::2 answers "), unreachable.first
+    assert unreachable.first.endswith("the traffic dies at or behind 2001:db8:1::2"), unreachable.first
 
 
 # --- without privileges, and signals -------------------------------------------------------------------
