@@ -56,7 +56,10 @@ def route_refused(f: Facts) -> Verdict | None:
         return _v("no-route", f"no route to {q.dest} in {tables}{missing}", tables,
                   "ip route add default via <gateway>" if missing else f"ip route add {q.dest} via <gateway>", HIGH)
     if r.kind in ("unreachable", "blackhole", "prohibit"):
-        return _v("route-type", f"the route to {q.dest} is a {r.kind} route: the kernel discards the traffic",
+        article = "an" if r.kind == "unreachable" else "a"
+        marked = f" for mark {q.mark:#x}" if q.mark is not None else ""
+        return _v("route-type", f"the route to {q.dest}{marked} is {article} {r.kind} route: the kernel discards "
+                  "the traffic",
                   "routing table", f"ip route show table all type {r.kind}", HIGH)
     if r.kind == "martian-input":
         return _v("route-refused", f"the kernel refuses to route {q.flow()} arriving on {q.iif} (martian source)",

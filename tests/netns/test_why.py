@@ -111,7 +111,15 @@ def test_unreachable_route_type(topology: Topology) -> None:
     h1.ip("route", "add", "unreachable", "198.18.2.0/24")
     run = why(h1, "198.18.2.2")
     assert run.rc == 1
-    assert run.first.startswith("the route to 198.18.2.2 is a unreachable route"), run.first
+    assert run.first.startswith("the route to 198.18.2.2 is an unreachable route"), run.first
+    # a policy rule for marked traffic: only -m shows it
+    h1.ip("route", "del", "unreachable", "198.18.2.0/24")
+    h1.ip("rule", "add", "fwmark", "0x10", "table", "100")
+    h1.ip("route", "add", "prohibit", "default", "table", "100")
+    assert why(h1, "198.18.2.2").rc == 0
+    marked = why(h1, "198.18.2.2", "-m", "0x10")
+    assert marked.rc == 1
+    assert marked.first.startswith("the route to 198.18.2.2 for mark 0x10 is a prohibit route"), marked.first
 
 
 # --- (2) default gateway absent -----------------------------------------------------------------------
