@@ -100,7 +100,7 @@ def _probe(ipr: object, facts: Facts, timeout: float) -> Iterator[Check]:
             flt = Filter(family=q.family, proto=q.proto, src=probe.facts.source, dst=q.dest,
                          sport=probe.facts.sport, dport=q.port if q.proto != "icmp" else None)
             try:
-                packets = observe.trace(flt, duration=timeout + TRACE_MARGIN, on_ready=probe.start,
+                packets = observe.trace(flt, facts.trace, duration=timeout + TRACE_MARGIN, on_ready=probe.start,
                                         done=lambda: probe.poll() or (probe.started > 0 and _expired(probe, timeout)))
                 observe.summarize(packets, facts.trace)
             except GntError as exc:
@@ -168,7 +168,7 @@ def watch(query: Query, *, duration: float, stop: StopRequest | None = None) -> 
         before = observe.read_counters()
         started = time.monotonic()
         with observe.drop_watch(facts, extra) as drops:
-            packets = observe.trace(flt, duration=duration, stop=stop)
+            packets = observe.trace(flt, facts.trace, duration=duration, stop=stop)
             facts.drop_reasons.update(drops())
         facts.counters = observe.counter_rises(before, observe.read_counters())
         facts.watch_seconds = round(min(duration, time.monotonic() - started), 1)

@@ -73,6 +73,9 @@ class TraceFacts:
     drop_rule: str | None = None
     drop_flow: str | None = None  # "198.18.1.1 → 198.18.2.2:80"
     oifs: list[str] = field(default_factory=list)
+    backend: str = ""  # "nft" or "legacy"
+    notices: list[str] = field(default_factory=list)  # what the tracer said about what it can see
+    blind: bool = False  # nothing traced and the tracer warned it may not see anything here
 
 
 @dataclass

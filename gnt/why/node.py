@@ -188,34 +188,22 @@ def _nft_chains() -> tuple[list[dict[str, Any]], dict[tuple[str, str, str], int]
     return chains, rules
 
 
-def _legacy_policies(family: int) -> list[tuple[str, str, str, int]]:
-    """(table, chain, policy, rules) of the legacy x_tables base chains, when they hold rules."""
+def _legacy_policies(family: int, hooks: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(table, chain, policy) of the legacy x_tables base chains on `hooks`, in the tables registered here
+    (read with `gnt iptrace`'s legacy rule reader)."""
     from gnt.iptrace import legacy
-    from gnt.iptrace.commands import find_binary, run_command
 
-    if not legacy.registered_tables(family):
+    tables = legacy.registered_tables(family)
+    if not tables or not legacy.available():
         return []
-    tool = find_binary(f"{legacy.TOOLS[family]}-save")
-    if tool is None:
-        return []
-    done = run_command([tool], "iptables-legacy-save", legacy.CMD_TIMEOUT)
-    out: list[tuple[str, str, str, int]] = []
-    table = ""
-    counts: dict[tuple[str, str], int] = {}
-    policies: list[tuple[str, str, str]] = []
-    for line in done.stdout.splitlines():
-        if line.startswith("*"):
-            table = line[1:].strip()
-        elif line.startswith(":"):
-            name, policy = line[1:].split()[:2]
-            if policy != "-":
-                policies.append((table, name, policy.lower()))
-        elif line.startswith("-A "):
-            chain = line.split()[1]
-            counts[(table, chain)] = counts.get((table, chain), 0) + 1
-    for table, chain, policy in policies:
-        out.append((table, chain, policy, counts.get((table, chain), 0)))
-    return out
+    reader = legacy.LegacyRules()
+    found = []
+    for table in tables:
+        for hook in hooks:
+            policy = reader.policy("ipv6" if family == 6 else "ipv4", table, hook.upper())
+            if policy is not None:
+                found.append((table, hook.upper(), policy))
+    return found
 
 
 def path_kind(facts: Facts) -> str:
@@ -249,11 +237,10 @@ def check_firewall(facts: Facts) -> Check:
                             f"policy {policy}, {count} rules")
             if policy == "drop":
                 drops.append(f"{chain['table']} {chain['name']}")
-    for table, name, policy, count in _legacy_policies(facts.query.family):
-        if name.lower() in hooks:
-            evidence.append(f"iptables-legacy {table} {name}: policy {policy}, {count} rules")
-            if policy == "drop":
-                drops.append(f"{table} {name}")
+    for table, name, policy in _legacy_policies(facts.query.family, hooks):
+        evidence.append(f"iptables-legacy {table} {name}: policy {policy}")
+        if policy == "drop":
+            drops.append(f"{table} {name}")
     facts.policy_drops = drops
     if nft is None and not evidence:
         return Check("firewall", SKIPPED, "nft is not installed and no legacy tables hold rules")

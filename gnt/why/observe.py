@@ -97,15 +97,21 @@ def drop_watch(facts: Facts, checks: list[Check]) -> Iterator[Callable[[], Count
         yield read
 
 
-def trace(flt: Filter, *, duration: float, on_ready: Callable[[], None] | None = None,
+def trace(flt: Filter, out: TraceFacts, *, duration: float, on_ready: Callable[[], None] | None = None,
           done: Callable[[], bool] | None = None, stop: StopRequest | None = None) -> list[Packet]:
-    """The traced packets of `flt` for at most `duration` seconds (less once `done()` holds)."""
-    from gnt.iptrace.live import trace_live
+    """The traced packets of `flt` for at most `duration` seconds (less once `done()` holds); the backend
+    and its notices (e.g. a legacy TRACE that cannot be seen from this namespace) go into `out`."""
+    from gnt.iptrace.live import RunStats, trace_live
 
     request = stop if stop is not None else (_UntilDone(done) if done is not None else StopRequest())
-    packets = trace_live(flt, duration=duration, on_ready=on_ready, stop=request)
+    stats = RunStats()
+    packets = trace_live(flt, duration=duration, on_ready=on_ready, stop=request, stats=stats)
     with contextlib.closing(packets):
-        return list(packets)
+        found = list(packets)
+    out.backend = stats.backend
+    out.notices = list(stats.notices)
+    out.blind = bool(stats.notices) and not found  # the backend said it may not see anything here
+    return found
 
 
 def summarize(packets: list[Packet], out: TraceFacts) -> None:
@@ -138,6 +144,9 @@ def summarize(packets: list[Packet], out: TraceFacts) -> None:
 def trace_check(t: TraceFacts, what: str) -> Check:
     if not t.available:
         return Check("netfilter-trace", SKIPPED, "not traced")
+    if t.blind:
+        return Check("netfilter-trace", SKIPPED, f"nothing traced, and the {t.backend} trace may not see this "
+                     "namespace's packets", t.notices)
     if t.dropped:
         evidence = [f"{t.dropped} of {t.packets} packets dropped at {t.drop_step}"]
         if t.drop_rule:

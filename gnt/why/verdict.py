@@ -189,14 +189,19 @@ def passive_passes(f: Facts) -> Verdict | None:
 
 
 def nothing_seen(f: Facts) -> Verdict | None:
-    if f.watch_seconds is None or f.trace.packets:
+    if f.watch_seconds is None or f.trace.packets or f.trace.blind:
         return None
     return _v("nothing-seen", f"no traffic matching {f.query.flow()} crossed this node in {f.watch_seconds:g} s: "
               "gnt cannot tell where it dies from here", None, None, LOW)
 
 
 def cannot_tell(f: Facts) -> Verdict:
-    if f.watch_seconds is None and not f.probe.sent:
+    warned = [c.summary for c in f.checks if c.status == "warn"]
+    if f.watch_seconds is not None:
+        seen = "the trace cannot see this namespace's packets" if f.trace.blind else "no rule dropped it"
+        also = f"; look at: {'; '.join(warned)}" if warned else ""
+        return _v("cannot-tell", f"gnt could not tell where {f.query.flow()} dies: {seen}{also}", None, None, LOW)
+    if not f.probe.sent:
         return _v("not-probed", f"gnt could not tell why: {f.query.flow()} was not probed from here and no check "
                   "failed (run on the sending node, or --watch here while the traffic flows)", None, None, LOW)
     from gnt.why.observe import NOISE_REASONS
