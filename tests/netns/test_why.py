@@ -265,6 +265,23 @@ def test_signal_during_watch_cleans_up(topology: Topology, signum: int) -> None:
     assert out.splitlines()[0].startswith("no traffic matching 198.18.2.2:80 crossed this node in"), out
 
 
+def test_sigint_during_the_probe_cleans_up(topology: Topology) -> None:
+    h1, _r1, h2 = three(topology)
+    h2.run("nft", "add", "table", "ip", "quiet")
+    h2.run("nft", "add", "chain", "ip", "quiet", "in", "{ type filter hook input priority 0; policy drop; }")
+    proc = h1.gnt_popen("why", "198.18.2.2", "--timeout", "20")
+    end = time.monotonic() + 15
+    while "gnt_iptrace" not in h1.run("nft", "list", "tables").stdout:
+        assert time.monotonic() < end, "the trace table never appeared"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 130
+    assert_clean(h1, proc.pid)
+
+
 # --- exit codes and bad input --------------------------------------------------------------------------
 
 def test_cannot_tell_is_exit_1_and_says_so(topology: Topology) -> None:
