@@ -168,14 +168,14 @@ def _kind(link: Any) -> str | None:
 # --- firewall ---------------------------------------------------------------------------------------
 
 def _nft_chains() -> tuple[list[dict[str, Any]], dict[tuple[str, str, str], int]] | None:
-    from gnt.iptrace.commands import find_binary
+    from gnt.iptrace.commands import failure_text, find_binary
     from gnt.iptrace.nftrules import TABLE_PREFIX, run_nft
 
     if find_binary("nft") is None:
         return None
     done = run_nft("-j", "list", "ruleset", check=False)
     if done.returncode != 0:
-        return None
+        raise GntError(failure_text(done))
     chains: list[dict[str, Any]] = []
     rules: dict[tuple[str, str, str], int] = {}
     for item in json.loads(done.stdout or "{}").get("nftables", []):
