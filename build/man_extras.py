@@ -24,6 +24,7 @@ NEGATIVE: dict[str, str] = {
     "ip6": "Nothing matched.",
     "conntrack": "No connection matched.",
     "iptrace": "No packet was traced.",
+    "drops": "Drops matched the filter (0: none did).",
     "vxlan-csum": "Packets with bad checksums were found.",
 }
 
@@ -47,6 +48,12 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "iptrace": [
         ("gnt iptrace -p tcp --dport 443 -c 5", "Follow the next five packets to TCP port 443 through the rules."),
         ("gnt iptrace --cleanup", "Remove the trace rules a killed run left behind."),
+    ],
+    "drops": [
+        ("gnt drops", "Packets the kernel drops, per second, by reason, kernel location and protocol."),
+        ("gnt drops --reason UDP_CSUM --duration 10", "A health check: exit 1 if a UDP checksum drop "
+         "happened in ten seconds."),
+        ("gnt drops --cleanup", "Remove the tracing instance a killed run left behind."),
     ],
     "ndisc": [
         ("gnt ndisc 2001:db8::1 eth0", "Who has this address on eth0: its link-layer address, or exit 1."),
@@ -87,5 +94,6 @@ SEE_ALSO: dict[str, list[str]] = {
     "ip6": ["ip(8)"],
     "conntrack": ["conntrack(8)"],
     "iptrace": ["iptables(8)", "nft(8)"],
+    "drops": ["perf(1)", "dropwatch(1)"],
     "vxlan-csum": ["tcpdump(8)", "ethtool(8)"],
 }

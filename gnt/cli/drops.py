@@ -29,7 +29,8 @@ def _split(value: str | None) -> tuple[str, ...]:
 
 
 def drops(
-    interval: str = typer.Option("1", "-I", "--interval", metavar="SECONDS", help="Seconds per report line group."),
+    interval: str = typer.Option("1", "-I", "--interval", metavar="SECONDS",
+                                 help="Seconds per report block (quiet intervals print nothing)."),
     duration: str | None = typer.Option(None, "--duration", metavar="SECONDS", help="Stop after SECONDS."),
     count: int | None = typer.Option(None, "-c", "--count", metavar="N", help="Stop after N matching drops."),
     reason: str | None = typer.Option(None, "--reason", metavar="R[,R...]",

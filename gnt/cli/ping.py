@@ -41,6 +41,8 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(("-f",), "flood", bool, None, "Flood ping (root only).", False),
     Opt(("-p",), "pattern", str, "PATTERN", "Hex bytes to fill the data with."),
     Opt(("-m",), "mark", int, "MARK", "Tag packets with this fwmark."),
+    Opt(("-M",), "pmtudisc", str, "PMTUDISC", "Path MTU discovery: do (set DF, never fragment), want "
+        "(DF until a hop reports a smaller MTU, then fragment locally), dont (no DF)."),
     Opt(("--json",), "json", bool, None, "One JSON object per line.", False),
 )
 
@@ -81,7 +83,7 @@ def run(values: dict[str, Any], env: Environment) -> int:
         size=values["size"], ttl=values["ttl"], interface=values["interface"], quiet=values["quiet"],
         timestamps=values["timestamps"], report_outstanding=values["outstanding"], numeric=values["numeric"],
         flood=flood, pattern=parse_pattern(values["pattern"]) if values["pattern"] is not None else None,
-        mark=values["mark"],
+        mark=values["mark"], pmtudisc=values["pmtudisc"],
     )
     if flood and interval is None:
         options.interval = 0.0

@@ -11,6 +11,9 @@ from gnt.cli.complete import complete_interface
 HELP = """Trace the route to HOST with UDP (default), ICMP (-I), UDP to one port (-U) or TCP SYN (-T) probes,
 without root. Paced against ICMP rate limits, so the hop count is the real one.
 
+-F sets DF; --mtu finds the MTU along the path (see also `gnt mtu`). A PMTU a hop reports stays
+in the kernel's route cache for about 600 s after gnt exits (`ip route flush cache` forgets it).
+
 Exit status: 0 when the destination answered; 1 when it never did; 2 on error or bad usage."""
 
 MAX_TTL_LIMIT = 255  # the TTL field is 8 bits
@@ -45,6 +48,11 @@ def traceroute(
     numeric: bool = typer.Option(False, "-n", help="Print addresses only (no reverse lookups)."),
     paris: bool = typer.Option(False, "--paris", help="Keep the flow constant so ECMP routers use one path."),
     paths: int = typer.Option(0, "--paths", metavar="N", help="Trace N flows and show every router of each hop."),
+    dont_fragment: bool = typer.Option(False, "-F", "--dont-fragment",
+                                       help="Set DF on probes (the kernel's cached PMTU ignored): a hop "
+                                       "that cannot forward them answers !F-<mtu>."),
+    mtu: bool = typer.Option(False, "--mtu", help="Discover the MTU along the path: probes shrink as hops "
+                             "report, the first at a new size is noted F=<mtu> (implies -F -N 1)."),
     json: bool = typer.Option(False, "--json", help="One JSON object per line (hop, summary)."),
 ) -> int:
     import socket
@@ -74,6 +82,8 @@ def traceroute(
         raise UsageError(f"port out of range: {port} (must be between 1 and 65535)")
     if port is not None and method == "icmp":
         raise UsageError("-p has no meaning with -I (ICMP probes have no port)")
+    if mtu and method == "tcp":
+        raise UsageError("--mtu needs probes whose size can change: UDP or ICMP (a SYN is always small)")
     if not 0 <= paths <= MAX_PATHS:
         raise UsageError(f"--paths must be between 1 and {MAX_PATHS} (got {paths})")
     wait_max, wait_here, wait_near = _wait(wait)
@@ -90,6 +100,7 @@ def traceroute(
         method=method, port=port, first_ttl=first, max_ttl=max_ttl, queries=queries, simultaneous=sim,
         wait_max=wait_max, wait_here=wait_here, wait_near=wait_near, send_wait=_sendwait(sendwait),
         source=source, interface=interface, numeric=numeric, paris=paris, paths=paths, packet_len=length,
+        dont_fragment=dont_fragment or mtu, mtu=mtu,
     )
     renderer = make_renderer(env, json=json, formatter=TracerouteText(numeric=numeric))
     code = 1

@@ -3,8 +3,8 @@
 Standard library only. The one module that opens tracefs files (`gnt drops` and `gnt why` use it).
 
 - `mounted()` finds tracefs (or mounts it at /sys/kernel/tracing when it is nowhere) and unmounts
-  on exit only what it mounted itself, and only when no other gnt instance is alive in it and
-  nothing holds it busy.
+  on exit only what a gnt process mounted, once no live gnt instance remains in it (a mount record
+  in /run names the process that mounted it, so a mount a killed run left is undone later).
 - `Instance` is a private tracing instance (`instances/<prefix>_<pid>`): events enabled in it
   write to its own ring buffers, so the node's top-level trace and other tools are untouched.
   The owner is the pid in the name *and* the instance's creation time (the ctime the kernel gives
@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import glob
 import os
 import re
 import struct
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 DEFAULT_MOUNTPOINT = "/sys/kernel/tracing"  # where tracefs lives since 4.1
 DEBUGFS_TRACING = "/sys/kernel/debug/tracing"  # the older place, under a mounted debugfs
 LOCK_PATH = "/run/gnt-tracefs.lock"  # serialises mount/unmount decisions between gnt processes
+MOUNT_RECORDS = "/run/gnt-tracefs.{namespace}.mount"  # who mounted tracefs in a mount namespace
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8  # mount flags (linux/mount.h), as systemd mounts tracefs
 MOUNT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
 OWNER_SLACK = 0.05  # seconds: start-time tick (10 ms) plus the realtime->boottime conversion error
@@ -118,13 +120,98 @@ class Mount:
 
     path: str
     mounted_here: bool = False
-    unmount_errno: int = 0  # set when an unmount this process owed could not be done (EBUSY: in use)
+    unmounted: bool = False  # set at exit when this call unmounted it (its own mount, or a dead run's)
+
+
+def _mount_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return "?"
+
+
+def _mount_id(path: str) -> int | None:
+    """The id of the tracefs mount on `path` in this mount namespace (/proc/self/mountinfo), if any."""
+    found = None
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields = left.split()
+                if len(fields) > 4 and fields[4] == path and right.split()[:1] == ["tracefs"]:
+                    found = int(fields[0])  # the last one listed is the one on top
+    except OSError:
+        return None
+    return found
+
+
+def _record_path(namespace: str) -> str:
+    return MOUNT_RECORDS.format(namespace=re.sub(r"\D", "", namespace) or "0")
+
+
+def _write_mount_record(path: str) -> None:
+    """Say who mounted tracefs (pid, start time, mount id) in this mount namespace, so that the next gnt
+    there can unmount it if this process dies without doing so (SIGKILL) or leaves while others use it."""
+    started = process_start(os.getpid())
+    with contextlib.suppress(OSError), open(_record_path(_mount_namespace()), "w") as f:
+        f.write(f"{os.getpid()} {started!r} {_mount_id(path)} {path}\n")
+
+
+def _release_stale_mounts(owner_prefix: str) -> bool:
+    """Unmount a tracefs that a gnt process mounted in this mount namespace and did not unmount, once
+    that process is gone and no live gnt instance of this namespace remains; only that very mount.
+    Records of dead owners in other namespaces are dropped (their mounts went with them or are not
+    ours to reach). Call with the mount lock held."""
+    here = _record_path(_mount_namespace())
+    done = False
+    for record in glob.glob(MOUNT_RECORDS.format(namespace="*")):
+        try:
+            with open(record) as f:
+                pid_text, started_text, mount_id, path = f.read().split()
+        except (OSError, ValueError):
+            continue
+        started = process_start(int(pid_text))
+        if started is not None and repr(started) == started_text:
+            continue  # its owner still runs and will unmount it
+        if record == here and str(_mount_id(path)) == mount_id:
+            if _live_instances(path, owner_prefix):
+                continue  # someone here still traces: the last of them unmounts it
+            done = unmount_tracefs(path) == 0
+        with contextlib.suppress(OSError):
+            os.unlink(record)
+    return done
+
+
+def _live_instances(root: str, owner_prefix: str) -> list[str]:
+    """gnt instances whose owner is alive and uses this mount namespace."""
+    pattern = re.compile(re.escape(owner_prefix) + r"\w*?(\d+)$")
+    namespace = _mount_namespace()
+    try:
+        names = os.listdir(os.path.join(root, "instances"))
+    except OSError:
+        return []
+    live = []
+    for name in names:
+        m = pattern.match(name)
+        if not m or _is_stale(root, name):
+            continue
+        try:
+            if os.readlink(f"/proc/{m.group(1)}/ns/mnt") != namespace:
+                continue
+        except OSError:
+            continue
+        live.append(name)
+    return live
 
 
 @contextlib.contextmanager
 def mounted(*, owner_prefix: str = "gnt_") -> Iterator[Mount]:
-    """tracefs, mounted for the duration when it was not; unmounted after only if this call mounted it,
-    no live gnt instance (`owner_prefix`) remains in it, and the kernel does not call it busy."""
+    """tracefs, mounted for the duration when it was not found mounted.
+
+    At exit it is unmounted when this call mounted it and no live gnt instance (`owner_prefix`)
+    remains in it; when one does, the last gnt run to leave unmounts it (the mount record). A mount
+    left by a gnt process that died (SIGKILL) is unmounted by the next one that leaves.
+    """
     with _mount_lock():
         path = find_mount()
         if path is not None:
@@ -132,17 +219,18 @@ def mounted(*, owner_prefix: str = "gnt_") -> Iterator[Mount]:
         else:
             mount_tracefs(DEFAULT_MOUNTPOINT)
             mount = Mount(DEFAULT_MOUNTPOINT, mounted_here=True)
+            _write_mount_record(mount.path)
     try:
         yield mount
     finally:
-        if mount.mounted_here:
-            with _mount_lock():
-                others = [name for name, _ in list_instances(mount.path, owner_prefix) if not _is_stale(
-                    mount.path, name)]
-                if others:
-                    mount.unmount_errno = errno.EBUSY
-                else:
-                    mount.unmount_errno = unmount_tracefs(mount.path)
+        with _mount_lock():
+            if mount.mounted_here and not _live_instances(mount.path, owner_prefix):
+                mount.unmounted = unmount_tracefs(mount.path) == 0
+                if mount.unmounted:
+                    with contextlib.suppress(OSError):
+                        os.unlink(_record_path(_mount_namespace()))
+            elif not mount.mounted_here:
+                mount.unmounted = _release_stale_mounts(owner_prefix)
 
 
 # --- instances and their owners --------------------------------------------------------------
@@ -464,7 +552,7 @@ class RawReader:
             raise TracefsError(f"cannot open the per-CPU buffers of {instance.path}: {exc.strerror}",
                                exc.errno) from exc
 
-    def pages(self, limit: int = 256) -> Iterator[bytes]:
+    def pages(self, limit: int = 1024) -> Iterator[bytes]:
         """Every sub-buffer waiting now on every CPU (up to `limit` per CPU per call)."""
         for fd in self.fds.values():
             for _ in range(limit):

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 from gnt.core import tracefs
+from gnt.core.caps import CAP_SYS_ADMIN, has_capability
 from gnt.core.packets.ethernet import ethertype_name, ethertype_value
 from gnt.drops.models import Drop, DropFilter, DropSummary, Interval, ReasonTotal
 from gnt.drops.reasons import DEFAULT_HIDDEN, hint_for
@@ -30,25 +31,13 @@ INSTANCE_PREFIX = "gnt_drops_"  # instances/gnt_drops_<pid>
 KERNEL_NEEDED = "5.17"  # first kernel whose kfree_skb carries the drop reason
 BUFFER_KB = 2048  # per-CPU ring of our instance: ~45k events at 44 bytes each
 READ_PERIOD = 0.1  # seconds between reads of the buffers: a 2 MiB ring holds ~0.4 s of a 100k/s flood
-CAP_SYS_ADMIN = 21  # capability bit (linux/capability.h): tracefs mount and tracing control
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # blocked while kernel state is undone
 
 Key = tuple[int, int, int, int]  # (event id, location, protocol, reason) as read from the buffer
 
 
-def has_sys_admin() -> bool:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
-    except OSError:
-        pass
-    return os.geteuid() == 0
-
-
 def require_privilege() -> None:
-    if not has_sys_admin():
+    if not has_capability(CAP_SYS_ADMIN):
         raise PermissionDenied(
             "reading the kernel's drop events needs root (CAP_SYS_ADMIN) to use tracefs",
             "run as root (sudo gnt drops), or give the container CAP_SYS_ADMIN",
@@ -256,20 +245,21 @@ class DropSession:
 
     def intervals(self, interval: float = 1.0, *, duration: float | None = None, count: int | None = None,
                   clock: Callable[[], float] = time.monotonic,
-                  sleep: Callable[[float], None] = time.sleep) -> Iterator[Interval]:
+                  sleep: Callable[[float], None] = time.sleep, read_period: float = READ_PERIOD) -> Iterator[Interval]:
         """An `Interval` every `interval` seconds until `duration` seconds or `count` drops (the last one
-        may be shorter); reads the buffers every READ_PERIOD in between so they do not overflow."""
+        may be shorter); reads the buffers every `read_period` in between so they do not overflow."""
         start = clock()
         deadline = None if duration is None else start + duration
         boundary = start + interval
+        base = self.seen  # --count counts the drops of this call
         while True:
             now = clock()
-            wake = min(boundary, now + READ_PERIOD, deadline if deadline is not None else boundary)
+            wake = min(boundary, now + read_period, deadline if deadline is not None else boundary)
             if wake > now:
                 sleep(wake - now)
             self.poll()
             now = clock()
-            done = (deadline is not None and now >= deadline) or (count is not None and self.seen >= count)
+            done = (deadline is not None and now >= deadline) or (count is not None and self.seen - base >= count)
             if now >= boundary or done:
                 yield self.collect()
                 while boundary <= now:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
+from gnt.core.caps import CAP_NET_ADMIN, has_capability
 from gnt.errors import PermissionDenied, UnavailableError
 from gnt.iptrace import legacy, nftrules
 from gnt.iptrace.logparse import LEGACY_PROTOS, LegacyGrouper, Malformed, parse_legacy
@@ -25,7 +26,6 @@ from gnt.iptrace.models import Filter, Packet
 from gnt.iptrace.nftevents import decode_trace, open_trace_socket, split_messages
 from gnt.iptrace.paths import IDLE_SECONDS, NftTracker
 
-CAP_NET_ADMIN = 12  # capability bit (linux/capability.h)
 POLL_SECONDS = 0.1  # longest wait between checks of the stop request and the clock
 BLOCKED_DURING_CLEANUP = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # cannot interrupt cleanup
 RECV_SIZE = 65536  # one netlink datagram
@@ -54,14 +54,7 @@ class RunStats:
 
 def has_net_admin() -> bool:
     """CAP_NET_ADMIN in the effective set of this process."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> CAP_NET_ADMIN & 1)
-    except OSError:
-        pass
-    return os.geteuid() == 0
+    return has_capability(CAP_NET_ADMIN)
 
 
 def require_net_admin() -> None:

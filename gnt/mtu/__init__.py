@@ -9,7 +9,8 @@ Public API (other tools, e.g. `gnt why`, call these; they never print):
   "ok" (the local MTU reaches), "pmtu" (a hop reported a smaller MTU: `hop`, `reported_mtu`),
   "black-hole" (sizes above `largest_ok` vanish with no ICMP: `smallest_lost`, and `hop`, the
   last hop the large size reached), "local-mismatch" (the device the route leaves through is an
-  overlay set larger than its underlay carries: `mismatch`), "unreachable" (nothing answered).
+  overlay set larger than its underlay carries: `mismatch`; given even when the sizes pass
+  because the underlay fragments the encapsulated packets), "unreachable" (nothing answered).
   Sizes are whole IP packets. Raises GntError (resolution, permission, closed TCP port).
 - `run(MtuOptions) -> Iterator[MtuStart | MtuResult]`: the same, with the header first (the CLI).
 - `check_overlays(measured=None) -> list[OverlayFinding]`: every vxlan/geneve/wireguard device
@@ -144,7 +145,9 @@ def run(options: MtuOptions) -> Iterator[MtuStart | MtuResult]:
                 hop = HopRef(None, reporter)
         elif verdict == PMTU and report is not None:
             hop = HopRef(None, report.address)
-        if verdict in (PMTU, BLACK_HOLE) and mismatch is not None and mismatch.too_large:
+        if verdict != UNREACHABLE and mismatch is not None and mismatch.too_large:
+            # Even when the sizes pass (the underlay fragments the encapsulated packets), the
+            # kernel caps DF traffic through the device at what the underlay carries.
             verdict = LOCAL_MISMATCH
         probes = prober.probes + (walker.probes if walker is not None else 0)
     finally:

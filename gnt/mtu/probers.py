@@ -11,7 +11,7 @@ clamps to it), sends one full segment after the handshake and waits for it to be
 Acknowledged: SIZE passed. A hop's frag-needed / packet-too-big lowers the connection's PMTU
 (TCP_INFO tcpi_pmtu; the kernel does not queue it on the error queue of a connected TCP socket,
 so the reporting hop's address is not known): too big. Unacknowledged after the kernel's own
-retransmissions and the wait: lost. The peer's MSS caps what can be tested (reported as the
+retransmissions (at least one) and the wait: lost. The peer's MSS caps what can be tested (reported as the
 local limit).
 """
 
@@ -40,8 +40,8 @@ from gnt.traceroute.methods import (
 )
 
 TCP_TIMESTAMP_OPTIONS = 12  # bytes of TCP options on every segment when timestamps are on (10 + 2 NOP)
+TCP_CONNECT_WAIT = 3.0  # seconds a handshake may take (a lost SYN is resent after 1 s)
 TCP_POLL = 0.002  # seconds between TCP_INFO reads while waiting for an acknowledgement
-TCP_MIN_LOSS_WAIT = 1.0  # seconds: let the kernel retransmit a lost segment at least once
 
 
 def ip_header(family: int) -> int:
@@ -156,7 +156,7 @@ class TcpProber:
         if err not in (0, errno.EINPROGRESS):
             raise GntError(f"cannot connect to {self.address} port {self.port}: {errno.errorcode.get(err, err)}",
                            errno=err)
-        _r, writable, _x = select.select([], [sock], [], max(timeout, TCP_MIN_LOSS_WAIT) * 3)
+        _r, writable, _x = select.select([], [sock], [], max(timeout, TCP_CONNECT_WAIT))
         status = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if writable else errno.ETIMEDOUT
         if status:
             raise GntError(
@@ -166,7 +166,9 @@ class TcpProber:
 
     def _one(self, size: int, timeout: float) -> Outcome:
         headers = ip_header(self.family) + TCP_HEADER
-        sock = sockets.open_tcp_probe(self.family, source=self.source, device=self.interface, pmtudisc="probe")
+        # "do", not "probe": the kernel sends TCP over IPv4 without DF in "probe" mode (only "do" and
+        # "want" set it on TCP segments); the PMTU the kernel has cached is read back instead.
+        sock = sockets.open_tcp_probe(self.family, source=self.source, device=self.interface, pmtudisc="do")
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, max(size - headers, 88))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -185,7 +187,7 @@ class TcpProber:
             sent_at = time.monotonic()
             sock.send(bytes(state.snd_mss))
             self.probes += 1
-            deadline = sent_at + max(timeout, TCP_MIN_LOSS_WAIT)
+            deadline = sent_at + timeout
             while True:
                 state = sockets.tcp_state(sock)
                 if state.pmtu < size:

@@ -9,19 +9,19 @@ Rules (each one is there because a real kernel made it necessary):
   tried next, and sizes above it count as refused by that hop (no search above it).
 - Otherwise a binary search over the MTUs links really have (PLATEAUS), then bytes: when the
   largest size that passed is a plateau, one byte more is tried at once (1400 passes, 1401?).
-- The largest size goes out first with the smallest (--min) right behind it: when the largest
-  passes, the answer is "ok"; when it is silent, the control's answer ends the wait.
+- The largest size goes out first, alone: when it passes, one probe is the answer ("ok").
 - Nothing comes back: not yet a loss. Routers and hosts rate-limit ICMP errors per peer
-  (a bucket of about 6, one more a second), so the silence may be an empty bucket. A silence
-  is provisional while the search goes on; once it bounds the answer (the size right above
-  the largest that passed), it is confirmed: the size is tried again once a token has
-  refilled (`RATE_GAP` after the last probe that could have spent one, as `gnt traceroute`
-  paces its re-probes), followed at once by a size known to pass (the control). The large
-  probe travels first: had it arrived, it would have had the token the control got. So
-  "control answered, large probe silent, twice" is a loss; both silent means no token or no
-  path, and the pair is retried with doubled gaps. A confirmed boundary covers the
-  provisional losses above it (a path that loses N bytes loses N+1); a confirmation that
-  passes reopens the search above it.
+  (a bucket of about 6, one more a second; UDP's "port unreachable" from the destination too),
+  so a silence may be an empty bucket. A size known to pass (the control) goes out right
+  after the silence: answered, the silence is a provisional loss; unanswered, the bucket is
+  empty (or the path is gone) and the size is tried again after `RATE_GAP` (then doubled
+  gaps), as `gnt traceroute` paces its re-probes, followed at once by the control.
+- A provisional loss bounds the answer once it is the size right above the largest that
+  passed: then it is confirmed, paced (sent once a router's bucket has refilled, so a hop that
+  would say "too big" has a token) and paired: the large probe travels first, so had it
+  arrived it would have had the token the control got. "Large probe silent, control answered"
+  is the loss. A confirmed boundary covers the provisional losses above it (a path that loses
+  N bytes loses N+1); a confirmation that passes reopens the search above it.
 - The hop: the failing size is sent with TTL 1, 2, ... Routers answer time-exceeded (the TTL is
   checked before the MTU); the first TTL where the large probe vanishes while the control at
   the same TTL is answered is past the hop that drops it.
@@ -49,10 +49,11 @@ UNREACHABLE = "unreachable"  # an unreachable other than "too big" (!H, !N, !X .
 PLATEAUS = (68, 296, 508, 576, 1006, 1200, 1280, 1300, 1350, 1380, 1400, 1420, 1440, 1450, 1460,
             1472, 1480, 1492, 1500, 4352, 8950, 9000, 9001, 9216)
 MIN_WAIT = 0.1  # seconds: the shortest wait for an answer, however fast the path
+FIRST_WAIT = 0.25  # seconds the first probe waits (no RTT known yet; a silence is retried in a pair)
 RTT_FACTOR = 5.0  # wait this many times the slowest RTT seen (when that is longer)
 GRACE = 0.005  # seconds to wait for earlier probes' answers once the last probe of a burst is answered
-CONFIRM_ROUNDS = 3  # pairs tried before a size is declared unanswerable
-WALK_CONFIRM_ROUNDS = 1  # in the TTL walk a silent router is normal: one pair decides
+CONFIRM_ROUNDS = 3  # paced pairs tried before a size is declared unanswerable
+WALK_ROUNDS = 1  # paced pairs per TTL in the walk (a router that never answers is normal there)
 MAX_WALK = 30  # TTLs walked at most
 DEFAULT_TTL = 64  # TTL / hop limit of size probes
 
@@ -66,7 +67,7 @@ class Outcome:
     address: str | None = None  # who answered; None for the local stack
     rtt: float | None = None  # seconds
     note: str | None = None  # UNREACHABLE: the traceroute-style annotation (!H, !N, ...)
-    confirmed: bool = False  # SILENT after a paced retry whose control probe was answered
+    confirmed: bool = False  # SILENT in a paced pair whose control was answered
 
 
 class Prober(Protocol):
@@ -100,7 +101,7 @@ def next_size(lo: int | None, hi: int, min_size: int, tested: set[int], hint: in
         return hint
     candidates = [m for m in PLATEAUS if low < m < hi and m >= min_size and m not in tested]
     if candidates:
-        return candidates[len(candidates) // 2]
+        return candidates[(len(candidates) - 1) // 2]  # the lower median: a pass costs 1 probe, a loss 3
     if lo is not None and lo in PLATEAUS and lo + 1 < hi and lo + 1 not in tested:
         return lo + 1  # the edge is most likely right above a plateau
     return (low + hi) // 2
@@ -127,8 +128,8 @@ class Search:
             return self.wait
         return min(self.wait, max(MIN_WAIT, RTT_FACTOR * self.max_rtt))
 
-    def _exchange(self, requests: Sequence[tuple[int, int | None]]) -> list[Outcome]:
-        outcomes = self.prober.exchange(requests, self.timeout())
+    def _exchange(self, requests: Sequence[tuple[int, int | None]], timeout: float | None = None) -> list[Outcome]:
+        outcomes = self.prober.exchange(requests, self.timeout() if timeout is None else timeout)
         self.last_send = self.clock()
         for out in outcomes:
             if out.rtt is not None and out.kind != SILENT:
@@ -141,18 +142,34 @@ class Search:
         if due > now:
             self.sleep(due - now)
 
-    def test(self, size: int, ttl: int | None = None, *, rounds: int = CONFIRM_ROUNDS) -> Outcome:
-        """One size: its outcome, a silence confirmed at once (or NoAnswer)."""
-        out = self._exchange([(size, ttl)])[0]
-        if out.kind != SILENT:
-            return out
-        return self.confirm(size, ttl, rounds=rounds)
+    def test(self, size: int, ttl: int | None = None, *, paced: bool = False, resend: bool = False,
+             rounds: int = CONFIRM_ROUNDS) -> Outcome:
+        """One size: its outcome; SILENT only when a control sent right after it was answered (else NoAnswer).
 
-    def confirm(self, size: int, ttl: int | None = None, *, rounds: int = CONFIRM_ROUNDS) -> Outcome:
-        """A size that went unanswered, tried again once a token has refilled, with a control behind it."""
+        Unpaced, in the search, a silence is followed at once by the control alone: enough for a
+        provisional loss (its boundary is confirmed later). In the TTL walk, by the pair (size,
+        control): the large probe travels first, so it would have had the token the control got.
+        Paced (the boundary's confirmation), the pair waits until a router's bucket has refilled,
+        so a hop that would report "too big" has a token. Both silent: no token (or no path); the
+        pair is tried again after RATE_GAP, then doubled gaps. `resend`: the size was just sent
+        and went unanswered.
+        """
+        out = Outcome(size, ttl, SILENT)
+        if not paced and not resend:
+            out = self._exchange([(size, ttl)])[0]
+            if out.kind != SILENT:
+                return out
         control = self.lo if self.lo is not None else self.min_size
-        for attempt in range(rounds):
-            self._pace(RATE_GAP * (1 << attempt))
+        gaps = [RATE_GAP * (1 << n) for n in range(rounds)]
+        if not paced and ttl is None and control < size:
+            (check,) = self._exchange([(control, None)])
+            if check.kind == PASSED:
+                self.lo = max(self.lo or 0, control)
+                return out
+        elif not paced:
+            gaps = [0.0, *gaps]  # the walk: the pair at once
+        for gap in gaps:
+            self._pace(gap)
             if control >= size:
                 (out,) = self._exchange([(size, ttl)])
                 if out.kind != SILENT:
@@ -164,83 +181,83 @@ class Search:
             if check.kind == PASSED and ttl is None:
                 self.lo = max(self.lo or 0, control)
             if check.kind != SILENT:
-                out.confirmed = True
+                out.confirmed = paced
                 return out
         raise NoAnswer
 
+    def _refused(self, out: Outcome, size: int) -> tuple[int, int | None]:
+        """The smallest size a too-big answer rules out, and the size to try next (the MTU it named)."""
+        if out.mtu is not None and out.mtu < size:
+            return min(size, out.mtu + 1), out.mtu  # the hop forwards nothing above its MTU
+        return size, None
+
     def search(self) -> SearchResult:
-        """The size search. A silence is provisional until it bounds the answer: then it is confirmed
-        (a larger size cannot pass where a smaller one is lost, so the boundary's confirmation
-        covers the losses above it); a confirmation that passes reopens the search above it."""
+        """The size search. A silence (with its control answered) is provisional until it bounds the
+        answer: then it is confirmed, paced (a larger size cannot pass where a smaller one is lost,
+        so the boundary's confirmation covers the losses above it); a confirmation that passes
+        reopens the search above it."""
         hi = self.max_size + 1
         lost_kind: str | None = None
         report: Outcome | None = None
         tested: set[int] = set()
-        provisional: list[int] = []  # sizes silent once, not confirmed
+        provisional: list[int] = []  # sizes lost once, not yet confirmed after a token refill
         hint: int | None = None
         size = self.max_size
         first = True
         while True:
-            if first and size > self.min_size:
-                # The largest size first, with the smallest behind it: one probe decides "ok", and a
-                # silence does not cost a full wait (the control's answer ends it).
-                out, check = self._exchange([(size, None), (self.min_size, None)])
-                if check.kind == PASSED:
-                    self.lo = self.min_size
-            else:
-                out = self._exchange([(size, None)])[0]
+            try:
+                if first:
+                    # The largest size alone: one probe decides "ok" (or names the hop's MTU). Its
+                    # wait is short, the RTT being unknown: a silence costs a pair, not a long wait.
+                    out = self._exchange([(size, None)], min(self.wait, FIRST_WAIT))[0]
+                    if out.kind == SILENT:
+                        out = self.test(size, resend=True)
+                else:
+                    out = self.test(size)
+            except NoAnswer:
+                if self.lo is None:
+                    return SearchResult(None, None, None, None, Outcome(size, None, UNREACHABLE))
+                raise
             first = False
             tested.add(size)
+            if out.kind == UNREACHABLE:
+                return SearchResult(self.lo, None, None, None, out)
             if out.kind == PASSED:
                 self.lo = max(self.lo or 0, size)
             elif out.kind == TOO_BIG:
-                refused = size
-                if out.mtu is not None and out.mtu < size:
-                    refused = min(size, out.mtu + 1)  # the hop forwards nothing above its MTU
-                    hint = out.mtu
+                refused, hint = self._refused(out, size)
                 if refused < hi:
                     hi, lost_kind, report = refused, TOO_BIG, out
             elif out.kind == SILENT:
                 provisional.append(size)
                 if size < hi:
                     hi, lost_kind, report = size, SILENT, None
-            elif out.kind == UNREACHABLE:
-                return SearchResult(self.lo, None, None, None, out)
-            if self.lo is not None and self.lo >= hi:  # a pass above a refusal: trust the pass
-                above = [p for p in provisional if p > self.lo]
-                hi = min(above) if above else self.max_size + 1
-                lost_kind, report = (SILENT if above else None), None
-            bounded = (self.lo is not None and hi - self.lo <= 1) or (self.lo is None and hi <= self.min_size) \
-                or self.lo == self.max_size
-            if bounded and lost_kind == SILENT and hi in provisional:
+            while True:
+                if self.lo is not None and self.lo >= hi:  # a pass above a loss: the loss was not one
+                    above = [p for p in provisional if p > self.lo]
+                    hi = min(above) if above else self.max_size + 1
+                    lost_kind, report = (SILENT if above else None), None
+                bounded = (self.lo is not None and hi - self.lo <= 1) or self.lo == self.max_size \
+                    or (self.lo is None and hi <= self.min_size)
+                if not (bounded and lost_kind == SILENT and hi in provisional):
+                    break
                 provisional.remove(hi)
                 try:
-                    out = self.confirm(hi)
+                    out = self.test(hi, paced=True)
                 except NoAnswer:
                     if self.lo is None:
                         return SearchResult(None, None, None, None, Outcome(hi, None, UNREACHABLE))
                     raise
-                size = hi
                 if out.kind == SILENT:
-                    break  # confirmed: the boundary holds
+                    return SearchResult(self.lo, hi, SILENT, None)  # confirmed: the boundary holds
                 if out.kind == UNREACHABLE:
                     return SearchResult(self.lo, None, None, None, out)
-                # It passed (the first silence was a lost packet or an empty bucket) or a hop
-                # answered too-big after all: take that answer and search on.
-                above = [p for p in provisional if p > hi]
-                hi = min(above) if above else self.max_size + 1
-                lost_kind, report = (SILENT if above else None), None
                 if out.kind == PASSED:
-                    self.lo = max(self.lo or 0, size)
-                else:
-                    refused = min(size, out.mtu + 1) if out.mtu is not None and out.mtu < size else size
-                    hint = out.mtu if out.mtu is not None and out.mtu < size else None
-                    if refused < hi:
-                        hi, lost_kind, report = refused, TOO_BIG, out
-                bounded = (self.lo is not None and hi - self.lo <= 1) or self.lo == self.max_size
+                    self.lo = max(self.lo or 0, hi)
+                else:  # a hop answered "too big" once its bucket had refilled
+                    refused, hint = self._refused(out, hi)
+                    hi, lost_kind, report = refused, TOO_BIG, out
             if bounded:
-                break
-            if self.lo is None and hi <= self.min_size:
                 break
             size = next_size(self.lo, hi, self.min_size, tested, hint)
             hint = None
@@ -252,7 +269,7 @@ class Search:
         last: HopRef | None = None
         for ttl in range(1, MAX_WALK + 1):
             try:
-                out = self.test(size, ttl, rounds=WALK_CONFIRM_ROUNDS)
+                out = self.test(size, ttl, rounds=WALK_ROUNDS)
             except NoAnswer:
                 continue  # a router that answers nothing at this TTL: look further
             if out.kind == EXPIRED:
@@ -262,7 +279,7 @@ class Search:
                 continue
             if out.kind == TOO_BIG:
                 return HopRef(ttl - 1, out.address) if out.address else HopRef(0, None)
-            if out.kind == SILENT and out.confirmed:
+            if out.kind == SILENT:  # the control at this TTL was answered: the large size died before
                 return last if last is not None else HopRef(0, None)
             return last  # the large size reached the destination, or an unreachable: stop here
         return last

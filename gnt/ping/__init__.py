@@ -51,6 +51,7 @@ MAX_SIZE = 65507  # largest ICMP payload in one IPv4 datagram: 65535 - 20 - 8
 MIN_USER_INTERVAL = 0.002  # iputils: the shortest interval a non-root user may ask for
 DEFAULT_LINGER = 10.0  # iputils' MAXWAIT: how long to wait for replies when none came
 FLOOD_INTERVAL = 0.01  # iputils -f: at least 100 requests a second, more when replies come back sooner
+PMTUDISC_WORDS = ("do", "want", "dont")  # iputils' -M values
 
 
 def describe6(icmp_type: int, code: int, info: int = 0) -> str:
@@ -78,6 +79,7 @@ class PingOptions:
     flood: bool = False
     pattern: bytes | None = None
     mark: int | None = None
+    pmtudisc: str | None = None  # -M: "do", "want" or "dont" (iputils); None: the kernel default
 
     def validate(self, *, privileged: bool) -> None:
         """iputils' limits, with one-line errors."""
@@ -93,6 +95,8 @@ class PingOptions:
             raise UsageError(f"invalid deadline: {self.deadline}")
         if self.timeout is not None and self.timeout < 0:
             raise UsageError(f"bad linger time: {self.timeout}")
+        if self.pmtudisc is not None and self.pmtudisc not in PMTUDISC_WORDS:
+            raise UsageError(f"invalid -M argument: {self.pmtudisc}")
         if not privileged:
             if self.flood:
                 raise UsageError("cannot flood; minimal interval allowed for user is 2ms")
@@ -192,7 +196,7 @@ class Pinger:
         self.resolve_names = not options.numeric and not self.target.is_numeric
         self.sock: sockets.EchoSocket | None = None
         self.unanswered: collections.deque[int] = collections.deque()  # seq16s in send order, for timeouts
-        self.queued_errors: list[ErrorReply] = []  # ICMP errors read from the error queue, to report
+        self.queued_errors: list[ErrorReply | SendFailed] = []  # errors read from the error queue, to report
         # The RTT starts at the kernel's TX timestamp (the packet leaving the stack). Setting
         # GNT_PING_TX_CLOCK=user starts it just before sendto instead, as iputils does, which
         # adds the kernel's send path to every RTT; bench/bench_ping.py uses it to show that
@@ -217,6 +221,8 @@ class Pinger:
         sockets.enable_recv_ttl(s, family)
         if opts.mark is not None:
             sockets.set_mark(s, opts.mark)
+        if opts.pmtudisc is not None:
+            sockets.set_pmtu_discovery(s, family, opts.pmtudisc)
         sockets.enable_timestamping(s)  # without it RTTs fall back to the user-space clock
         s.setblocking(False)
         return es
@@ -248,6 +254,13 @@ class Pinger:
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
                 return SendFailed(seq, f"sendmsg: {os.strerror(exc.errno)}")
+            if self.sock.is_dgram:
+                # As iputils: a send the local stack refused (-M do above the MTU) queued a local
+                # error with the details ("local error: message too long, mtu=1400"): report that.
+                reported = len(self.queued_errors)
+                self._read_error_queue()
+                if len(self.queued_errors) > reported:
+                    return None
             self.stats.errors += 1
             return SendFailed(seq, f"sendmsg: {exc.strerror}")
         self.tx_order.append(seq & 0xFFFF)
@@ -400,8 +413,11 @@ class Pinger:
             if event is not None:
                 self.queued_errors.append(event)
 
-    def _queued_error(self, entry: sockets.QueuedError) -> ErrorReply | None:
+    def _queued_error(self, entry: sockets.QueuedError) -> ErrorReply | SendFailed | None:
         payload = entry.payload
+        if entry.origin == sockets.SO_EE_ORIGIN_LOCAL and len(payload) < ICMP_HEADER.size:
+            # The local stack quotes nothing of a request it refused to send: the one being sent.
+            return self._local_error(self.next_seq & 0xFFFF, entry)
         if len(payload) < ICMP_HEADER.size:
             return None
         _t, _c, _s, _id, seq16 = ICMP_HEADER.unpack_from(payload)
@@ -410,13 +426,20 @@ class Pinger:
         elif entry.origin == sockets.SO_EE_ORIGIN_ICMP6:
             message = describe6(entry.icmp_type, entry.icmp_code, entry.info)
         elif entry.origin == sockets.SO_EE_ORIGIN_LOCAL:
-            message = f"local error: {os.strerror(entry.errno)}"
-            if entry.errno == errno.EMSGSIZE:
-                message += f", mtu={entry.info}"
-            return self._error_event(seq16, entry.offender, None, None, message)
+            return self._local_error(seq16, entry)
         else:
             return None
         return self._error_event(seq16, entry.offender, entry.icmp_type, entry.icmp_code, message)
+
+    def _local_error(self, seq16: int, entry: sockets.QueuedError) -> SendFailed | None:
+        """The local stack refused a request: iputils' stderr line, counted as an error."""
+        probe = self.probes.get(seq16)
+        if probe is None:
+            return None
+        self.stats.errors += 1
+        if entry.errno == errno.EMSGSIZE:
+            return SendFailed(probe.seq, f"local error: message too long, mtu{': ' if self.v6 else '='}{entry.info}")
+        return SendFailed(probe.seq, f"local error: {os.strerror(entry.errno)}")
 
     # -- the loop -----------------------------------------------------------------------------
     def _interim(self) -> Interim:
@@ -501,6 +524,9 @@ class Pinger:
                 self.next_seq += 1
                 if failure is not None:
                     yield failure
+                if self.queued_errors:  # a local error the refused send queued (-M do)
+                    yield from self.queued_errors
+                    self.queued_errors.clear()
                 elif opts.flood:
                     yield Sent(seq)
                 next_send = max(next_send + interval, now) if interval else now

@@ -7,13 +7,17 @@ See `engine` for the scheduling rules and `methods` for how each probe's identit
 
 from __future__ import annotations
 
+import dataclasses
 import selectors
 from collections.abc import Iterator
 
+from gnt.core import sockets
 from gnt.core.resolve import resolve
 from gnt.traceroute.engine import Engine
 from gnt.traceroute.methods import default_packet_len, default_port, make_method, payload_size
 from gnt.traceroute.models import Hop, ProbeResult, Summary, TraceOptions, TraceStart
+
+MTU_PACKET_LEN = 65000  # --mtu without PACKETLEN: the length the Linux traceroute starts from
 
 __all__ = ["Hop", "ProbeResult", "Summary", "TraceOptions", "TraceStart", "exit_code", "trace"]
 
@@ -22,19 +26,32 @@ def trace(options: TraceOptions) -> Iterator[TraceStart | Hop | Summary]:
     """Trace the route to `options.host`."""
     target = resolve(options.host, options.family)
     family = target.family
-    packet_len = options.packet_len if options.packet_len is not None else default_packet_len(family)
+    probe_len: int | None = None  # --mtu: the size probes start at
+    if options.mtu:
+        # As the Linux traceroute: -F -N 1, the header names the requested length (65000 by
+        # default) and the probes start at what the local device lets out, noted F=<mtu>.
+        options = dataclasses.replace(options, dont_fragment=True, simultaneous=1)
+        packet_len = options.packet_len if options.packet_len is not None else MTU_PACKET_LEN
+        probe_len = min(packet_len, sockets.device_mtu_toward(family, target.address, source=options.source,
+                                                              device=options.interface))
+    else:
+        packet_len = options.packet_len if options.packet_len is not None else default_packet_len(family)
     port = options.port if options.port is not None else default_port(options.method)
     flows = max(options.paths, 1)
     paris = options.paris or options.paths > 0
     slots = max(options.queries, options.paths)
     selector = selectors.DefaultSelector()
     method = make_method(options.method, family, target.address, port, flows,
-                         payload_size(options.method, family, packet_len), selector,
+                         payload_size(options.method, family, probe_len or packet_len), selector,
                          source=options.source, interface=options.interface, paris=paris)
+    if options.dont_fragment:
+        method.pmtudisc = "probe"
     try:
         method.open()
         yield TraceStart(options.host, target.address, options.max_ttl, packet_len)
         engine = Engine(options, method, selector, target.address, slots, flows)
+        if probe_len is not None:
+            engine.start_mtu_discovery(probe_len, noted=probe_len != packet_len)
         yield from engine.run()
         yield Summary(options.host, target.address, engine.reached, engine.hop_count(), method.name)
     finally:

@@ -59,6 +59,7 @@ class Probe:
     sent_at: float  # time.monotonic() when sent
     burst: int = 0  # probes sent back to back share a burst (they reach a box in seq order)
     live: bool = True
+    mtu_note: int | None = None  # --mtu: the first probe sent at a new size carries it (F=<mtu>)
 
 
 @dataclass(slots=True)
@@ -120,6 +121,35 @@ class Engine:
         self.confirm_rounds = 0
         self.names = NameLookups(selector, options.name_timeout)
         method.oldest_inflight = self._oldest_inflight
+        self.mtu_size: int | None = None  # --mtu: the current probe size
+        self.mtu_note: int | None = None  # --mtu: a new size not yet noted on a probe
+
+    def start_mtu_discovery(self, size: int, *, noted: bool) -> None:
+        """--mtu: probes start at `size` (noted F=<size> on the first when it is not the asked length)
+        and shrink to the MTU each "fragmentation needed" / "packet too big" names."""
+        from gnt.traceroute.methods import payload_size
+
+        self.mtu_size = size
+        self.mtu_note = size if noted else None
+        self.method.payload_size = payload_size(self.method.name, self.method.family, size)
+
+    def _shrink(self, probe: Probe, answer: Answer) -> bool:
+        """--mtu: a hop named a smaller MTU for `probe`: shrink the probes, probe its slot again."""
+        from gnt.traceroute.methods import payload_size
+
+        note = answer.annotation or ""
+        if self.mtu_size is None or not note.startswith("!F-") or not note[3:].isdigit():
+            return False
+        mtu = int(note[3:])
+        if not 0 < mtu < self.mtu_size:
+            return False
+        self.mtu_size = self.mtu_note = mtu
+        self.method.payload_size = payload_size(self.method.name, self.method.family, mtu)
+        self._finish_probe(probe)
+        if probe.slot.index >= 0:
+            probe.slot.attempts -= 1  # the probe was too big, not lost
+            probe.slot.ready_at = 0.0
+        return True
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -237,7 +267,8 @@ class Engine:
         self.next_seq += 1
         send_ns = self.method.send(seq, slot.ttl, slot.flow)
         sent_at = time.monotonic()
-        probe = Probe(seq, slot, send_ns, sent_at, self.burst)
+        probe = Probe(seq, slot, send_ns, sent_at, self.burst, mtu_note=self.mtu_note)
+        self.mtu_note = None
         self.probes[seq] = probe
         slot.inflight = probe
         slot.attempts += 1
@@ -380,6 +411,10 @@ class Engine:
         probe = self.probes.get(answer.seq)
         if probe is None:
             return  # not one of ours (or from an earlier wrap of the sequence space)
+        if self._shrink(probe, answer):
+            return
+        if probe.mtu_note is not None:
+            answer.annotation = f"F={probe.mtu_note}" + (f" {answer.annotation}" if answer.annotation else "")
         slot = probe.slot
         if slot.ttl > self.limit:
             self._finish_probe(probe)

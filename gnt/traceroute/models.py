@@ -28,6 +28,8 @@ class TraceOptions:
     paths: int = 0  # --paths N: N flows, every distinct router per hop (0: off)
     packet_len: int | None = None  # total IP packet length; None: 60 (IPv4) / 80 (IPv6)
     name_timeout: float = 1.0  # seconds a reverse lookup may take before the hop prints without it
+    dont_fragment: bool = False  # -F: DF set, the kernel's cached PMTU ignored (IP_PMTUDISC_PROBE)
+    mtu: bool = False  # --mtu: shrink the probes as hops report, note the new size as F=<mtu> (implies -F -N 1)
 
 
 @dataclass(slots=True)
@@ -48,7 +50,7 @@ class ProbeResult:
 
     address: str | None
     rtt_ms: float | None
-    annotation: str | None = None  # "!H", "!N", "!P", "!S", "!X", "!F-<mtu>", "!<code>"
+    annotation: str | None = None  # "!H", "!N", "!P", "!S", "!X", "!F-<mtu>", "!<code>", "F=<mtu>" (--mtu)
     name: str | None = field(default=None, metadata={"json": "name"})
     flow: int = field(default=0, metadata={"json": None})
 

@@ -29,6 +29,15 @@ NOBODY_UID = 65534
 NOBODY_GID = 65534
 _counter = itertools.count(1)
 _NAME_RE = re.compile(r"^gnt-(\d+)-\d+-")
+# Run inside a namespace by Namespace.send_frames: frames as hex lines on stdin, sent on argv[1].
+FRAME_SENDER = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+for line in sys.stdin:
+    if line.strip():
+        s.send(bytes.fromhex(line.strip()))
+"""
 
 
 def sh(
@@ -93,6 +102,10 @@ class Namespace:
 
     def gnt_popen(self, *args: str, user: str | None = None, **kwargs: object) -> subprocess.Popen[str]:
         return self.popen(*gnt_command(*args), user=user, **kwargs)
+
+    def send_frames(self, iface: str, frames: list[bytes]) -> None:
+        """Send whole Ethernet frames on `iface` of this namespace (a packet socket), in order."""
+        self.run(sys.executable, "-c", FRAME_SENDER, iface, input="\n".join(f.hex() for f in frames))
 
     def sysctl(self, key: str, value: str) -> None:
         self.run("sysctl", "-q", "-w", f"{key}={value}")

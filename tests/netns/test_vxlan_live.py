@@ -14,19 +14,8 @@ from helpers.vxlan_frames import inner_frame, vxlan_frame
 
 pytestmark = pytest.mark.netns
 
-# Runs inside the sending namespace: frames as hex lines on stdin, sent on IFACE with a raw socket.
-SENDER = """
-import socket, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((sys.argv[1], 0))
-for line in sys.stdin:
-    if line.strip():
-        s.send(bytes.fromhex(line.strip()))
-"""
-
-
 def inject(ns: Namespace, iface: str, frames: list[bytes]) -> None:
-    ns.run(sys.executable, "-c", SENDER, iface, input="\n".join(f.hex() for f in frames))
+    ns.send_frames(iface, frames)
 
 
 def wait_for_packet_socket(ns: Namespace, timeout: float = 10.0) -> None:

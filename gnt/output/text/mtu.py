@@ -49,8 +49,10 @@ def format_verdict(r: MtuResult) -> str:
         if r.largest_ok == r.local_mtu:
             return f"ok: {r.largest_ok} bytes reach {r.address} (the local MTU{where})"
         return f"ok: {r.largest_ok} bytes reach {r.address} (--max)"
-    bounds = f"{r.largest_ok} bytes pass, {r.smallest_lost}" if r.largest_ok is not None \
-        else f"even {r.smallest_lost} bytes"
+    if r.largest_ok is not None:
+        bounds = f"{r.largest_ok} bytes pass, {r.smallest_lost}"
+    else:
+        bounds = f"even {r.smallest_lost} bytes"
     if r.verdict == PMTU:
         who = _hop(r.hop) if r.hop is not None and (r.hop.address or r.hop.ttl) else "a hop (not named over TCP)"
         return f"pmtu {r.reported_mtu}: {who} reports MTU {r.reported_mtu}; {bounds} do not"
@@ -60,7 +62,9 @@ def format_verdict(r: MtuResult) -> str:
     if r.verdict == LOCAL_MISMATCH and r.mismatch is not None:
         m = r.mismatch
         return (f"local-mismatch: {m.device} ({m.kind}, MTU {m.mtu}) is set larger than its underlay "
-                f"{m.underlay or ''} carries ({m.underlay_mtu} - {m.overhead} = {m.max_mtu}); {bounds} do not")
+                f"{m.underlay or ''} carries ({m.underlay_mtu} - {m.overhead} = {m.max_mtu}); "
+                + (f"{bounds} do not" if r.smallest_lost is not None else
+                   f"{r.largest_ok} bytes pass only because the underlay fragments them"))
     return f"unreachable: no answer from {r.address} over {r.protocol}, whatever the size"
 
 

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Benchmark: `gnt drops` under a flood of drops, against `perf record -e skb:kfree_skb` and `cat trace_pipe`.
+
+Run as root:  python3 bench/bench_drops.py [--seconds 5] [--senders 2] [--gnt "python -m gnt"]
+
+Two throw-away namespaces each flood UDP datagrams to a closed port on their loopback (sendmmsg,
+512 datagrams per call) for SECONDS while one tracer runs; the flood is repeated for each tracer in
+turn, in the same run. Every tracer is given the same kernel filter (reason == NO_SOCKET):
+- gnt drops --reason NO_SOCKET --json (its summary: drops counted and events lost);
+- perf record -e skb:kfree_skb --filter 'reason == N' -a (its samples and LOST events);
+- cat of a tracefs instance's trace_pipe with the same filter (its lines; lost from the instance's
+  per-CPU stats).
+The drops made are counted independently from the namespaces' own Udp NoPorts counters. Reported per
+tracer: drops made per second, events it reported, events it says it lost, its CPU time (user+sys from
+wait4) as a share of the flood's seconds, and gnt's CPU as a ratio to each peer. The script runs
+itself in a private mount namespace (tracefs is mounted there if needed; nothing is left mounted) and
+removes the namespaces and the instance on every exit path. The machine load (uptime) is printed:
+figures from a busy machine are only comparable within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+TRACEFS = "/sys/kernel/tracing"
+PORT = 9  # UDP discard: nothing listens in the namespaces
+
+FLOOD = r"""
+import ctypes, socket, struct, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(iovec)),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
+N = 512
+addr = ctypes.create_string_buffer(struct.pack("<HH4s8x", socket.AF_INET, socket.htons(PORT),
+                                               socket.inet_aton("127.0.0.1")), 16)
+payload = ctypes.create_string_buffer(b"x", 1)
+iov = iovec(ctypes.cast(payload, ctypes.c_void_p), 1)
+msgs = (mmsghdr * N)()
+for m in msgs:
+    m.hdr.name = ctypes.cast(addr, ctypes.c_void_p)
+    m.hdr.namelen = 16
+    m.hdr.iov = ctypes.pointer(iov)
+    m.hdr.iovlen = 1
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+fd = s.fileno()
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    if libc.sendmmsg(fd, msgs, N, 0) < 0:
+        raise OSError(ctypes.get_errno(), "sendmmsg")
+""".replace("PORT", str(PORT))
+
+
+def sh(*argv: str, check: bool = True) -> str:
+    return subprocess.run(list(argv), check=check, text=True, capture_output=True).stdout
+
+
+def noports(namespaces: list[str]) -> int:
+    total = 0
+    for ns in namespaces:
+        lines = [line.split() for line in sh("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").splitlines()
+                 if line.startswith("Udp:")]
+        total += int(lines[1][lines[0].index("NoPorts")])
+    return total
+
+
+def flood(namespaces: list[str], seconds: float) -> None:
+    procs = [subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", FLOOD, str(seconds)])
+             for ns in namespaces]
+    for p in procs:
+        p.wait()
+
+
+def run_tracer(argv: list[str], namespaces: list[str], seconds: float, out_path: str,
+               stop: int = signal.SIGINT) -> tuple[float, int, str]:
+    """Start a tracer, flood, stop it; returns (its CPU seconds, drops made, its stderr)."""
+    with open(out_path, "w") as out, open(out_path + ".err", "w") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err)
+        time.sleep(1.5)  # started and tracing
+        before = noports(namespaces)
+        flood(namespaces, seconds)
+        made = noports(namespaces) - before
+        time.sleep(1.0)  # let it read what is buffered
+        proc.send_signal(stop)
+        _, _, usage = os.wait4(proc.pid, 0)
+    with open(out_path + ".err") as f:
+        return usage.ru_utime + usage.ru_stime, made, f.read()
+
+
+def reason_value(name: str) -> int:
+    with open(f"{TRACEFS}/events/skb/kfree_skb/format") as f:
+        m = re.search(r'\{ (\d+), "' + name + r'" \}', f.read())
+    assert m, name
+    return int(m.group(1))
+
+
+def instance_lost(path: str) -> int:
+    lost = 0
+    for cpu in os.listdir(f"{path}/per_cpu"):
+        with open(f"{path}/per_cpu/{cpu}/stats") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("overrun", "dropped events"):
+                    lost += int(value)
+    return lost
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--senders", type=int, default=2)
+    parser.add_argument("--gnt", default=f"{sys.executable} -m gnt")
+    parser.add_argument("--in-private-mounts", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not args.in_private_mounts:
+        return subprocess.call(["unshare", "-m", "--propagation", "private", sys.executable, *sys.argv,
+                                "--in-private-mounts"])
+    if not os.path.isfile(f"{TRACEFS}/trace"):
+        sh("mount", "-t", "tracefs", "nodev", TRACEFS)
+    namespaces = [f"gnt-bench-drops-{os.getpid()}-{i}" for i in range(args.senders)]
+    tmp = tempfile.mkdtemp(prefix="gnt-bench-drops-")
+    instance = f"{TRACEFS}/instances/gnt_bench_cat_{os.getpid()}"
+    results: list[dict[str, object]] = []
+    try:
+        for ns in namespaces:
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        no_socket = reason_value("NO_SOCKET")
+        print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
+              f"{os.cpu_count()} CPUs, {args.senders} senders x {args.seconds} s")
+
+        # gnt
+        gnt_out = os.path.join(tmp, "gnt.json")
+        cpu, made, _ = run_tracer([*shlex.split(args.gnt), "drops", "--reason", "NO_SOCKET", "--json"],
+                                    namespaces, args.seconds, gnt_out)
+        with open(gnt_out) as f:
+            summary = [o for o in map(json.loads, f) if o.get("type") == "summary"][-1]
+        results.append({"tracer": "gnt drops", "cpu": cpu, "made": made, "reported": summary["total"],
+                        "lost": summary["lost"]})
+
+        # perf record
+        perf_data = os.path.join(tmp, "perf.data")
+        cpu, made, _ = run_tracer(["perf", "record", "-q", "-e", "skb:kfree_skb", "--filter",
+                                     f"reason == {no_socket}", "-a", "-o", perf_data],
+                                    namespaces, args.seconds, os.path.join(tmp, "perf.out"))
+        stats = subprocess.run(["perf", "report", "-i", perf_data, "--stats"], capture_output=True, text=True)
+        text = stats.stdout + stats.stderr
+        samples = re.search(r"SAMPLE events:\s+(\d+)", text)
+        lost = sum(int(n) for n in re.findall(r"LOST(?:_SAMPLES)? events:\s+(\d+)", text))
+        results.append({"tracer": "perf record", "cpu": cpu, "made": made,
+                        "reported": int(samples.group(1)) if samples else 0, "lost": lost})
+
+        # cat trace_pipe of an instance with the same filter
+        os.mkdir(instance)
+        with open(f"{instance}/buffer_size_kb", "w") as f:
+            f.write("2048")
+        with open(f"{instance}/events/skb/kfree_skb/filter", "w") as f:
+            f.write(f"reason == {no_socket}")
+        with open(f"{instance}/events/skb/kfree_skb/enable", "w") as f:
+            f.write("1")
+        cat_out = os.path.join(tmp, "cat.txt")
+        cpu, made, _ = run_tracer(["cat", f"{instance}/trace_pipe"], namespaces, args.seconds, cat_out,
+                                    stop=signal.SIGTERM)
+        with open(cat_out, "rb") as f:
+            lines = sum(1 for _ in f)
+        results.append({"tracer": "cat trace_pipe", "cpu": cpu, "made": made, "reported": lines,
+                        "lost": instance_lost(instance)})
+
+        print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+        print(f"{'tracer':<16} {'drops/s made':>12} {'reported':>10} {'lost':>9} {'cpu s':>7} {'cpu %':>6}")
+        for r in results:
+            made_rate = int(r["made"]) / args.seconds  # type: ignore[call-overload]
+            share = 100 * float(r["cpu"]) / (args.seconds + 2.5)  # type: ignore[arg-type]
+            print(f"{r['tracer']:<16} {made_rate:>12.0f} {r['reported']:>10} {r['lost']:>9} "
+                  f"{float(r['cpu']):>7.2f} {share:>5.1f}%")  # type: ignore[arg-type]
+        gnt_cpu = float(results[0]["cpu"])  # type: ignore[arg-type]
+        for r in results[1:]:
+            print(f"gnt CPU / {r['tracer']} CPU = {gnt_cpu / max(float(r['cpu']), 1e-6):.2f}")  # type: ignore[arg-type]
+        print("(cpu % is of the tracer's whole run: the flood plus 2.5 s of start and drain)")
+    finally:
+        with contextlib.suppress(OSError), open(f"{instance}/events/skb/kfree_skb/enable", "w") as f:
+            f.write("0")
+        with contextlib.suppress(OSError):
+            os.rmdir(instance)
+        for ns in namespaces:
+            sh("ip", "netns", "del", ns, check=False)
+        sh("rm", "-rf", tmp, check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
