@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "rdisc": "gnt.cli.rdisc",
     "ip6": "gnt.cli.ip6",
     "neigh": "gnt.cli.neigh",
+    "why": "gnt.cli.why",
 }
 
 _current: Environment | None = None
