@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from gnt.cli.table import Opt, fast_parse, parameters, with_signature
+from gnt.cli.table import Opt, command_class, fast_parse, parameters, with_signature
 from gnt.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -41,23 +41,32 @@ class _BatchedStream:
 def build_filter(
     *, proto: str | None, src: str | None, dst: str | None, sport: str | None, dport: str | None,
     reply_src: str | None, reply_dst: str | None, state: str | None, mark: str | None, zone: str | None,
-    snat: bool, dnat: bool, nat: bool, ipv4: bool, ipv6: bool,
+    orig_zone: str | None, reply_zone: str | None, status: str | None, label: list[str] | None,
+    snat: str | None, dnat: str | None, nat: str | None, ipv4: bool, ipv6: bool,
 ) -> EntryFilter:
+    """The filter of a command line; every value is checked (`is not None`: 0 is a value too)."""
     from gnt.conntrack import filters as f
 
+    protonum = f.parse_proto(proto) if proto is not None else None
     return f.EntryFilter(
         family=f.family_of(ipv4, ipv6),
-        proto=f.parse_proto(proto) if proto is not None else None,
+        proto=protonum,
         src=f.parse_network(src, "-s") if src is not None else None,
         dst=f.parse_network(dst, "-d") if dst is not None else None,
         sport=f.parse_port(sport, "--sport") if sport is not None else None,
         dport=f.parse_port(dport, "--dport") if dport is not None else None,
         reply_src=f.parse_network(reply_src, "--reply-src") if reply_src is not None else None,
         reply_dst=f.parse_network(reply_dst, "--reply-dst") if reply_dst is not None else None,
-        states=f.parse_states(state) if state is not None else None,
+        states=f.parse_states(state, protonum) if state is not None else None,
         mark=f.parse_mark(mark) if mark is not None else None,
         zone=f.parse_zone(zone) if zone is not None else None,
-        snat=snat, dnat=dnat, nat=nat,
+        orig_zone=f.parse_zone(orig_zone, "--orig-zone") if orig_zone is not None else None,
+        reply_zone=f.parse_zone(reply_zone, "--reply-zone") if reply_zone is not None else None,
+        status=f.parse_status(status) if status is not None else None,
+        labels=f.parse_labels(label) if label else None,
+        snat=f.parse_nat(snat, "--snat") if snat is not None else None,
+        dnat=f.parse_nat(dnat, "--dnat") if dnat is not None else None,
+        nat=f.parse_nat(nat, "--nat") if nat is not None else None,
     )
 
 
@@ -80,12 +89,22 @@ FILTER_OPTIONS: tuple[Opt, ...] = (
     Opt(("--dport",), "dport", str, None, "Original destination port."),
     Opt(("--reply-src",), "reply_src", str, None, "Reply source address or CIDR (the real server after DNAT)."),
     Opt(("--reply-dst",), "reply_dst", str, None, "Reply destination address or CIDR (the SNAT address)."),
-    Opt(("--state",), "state", str, None, "TCP/SCTP/DCCP state(s), comma-separated, e.g. ESTABLISHED."),
+    Opt(("--state",), "state", str, None, "State(s) of the -p protocol (tcp, sctp, dccp), comma-separated."),
+    Opt(("-u", "--status"), "status", str, None,
+        "Status bits, comma-separated: ASSURED, SEEN_REPLY, UNREPLIED, FIXED_TIMEOUT, EXPECTED, OFFLOAD, "
+        "HW_OFFLOAD, UNSET; !NAME for a clear bit."),
     Opt(("--mark",), "mark", str, None, "Connmark VALUE[/MASK] (decimal or 0x hex)."),
-    Opt(("--zone",), "zone", str, None, "Conntrack zone."),
-    Opt(("--snat",), "snat", bool, None, "Only source-NATed entries.", False),
-    Opt(("--dnat",), "dnat", bool, None, "Only destination-NATed entries.", False),
-    Opt(("--nat",), "nat", bool, None, "Only NATed entries (source or destination).", False),
+    Opt(("--zone",), "zone", str, None, "Conntrack zone (of either direction)."),
+    Opt(("--orig-zone",), "orig_zone", str, None, "Zone of the original direction."),
+    Opt(("--reply-zone",), "reply_zone", str, None, "Zone of the reply direction."),
+    Opt(("-l", "--label"), "label", str, None, "Connlabel(s) an entry must all carry (connlabel.conf names).",
+        multiple=True),
+    Opt(("--snat",), "snat", str, "ADDR[:PORT]", "Only source-NATed entries (optionally to ADDR[:PORT]).",
+        flag_value=""),
+    Opt(("--dnat",), "dnat", str, "ADDR[:PORT]", "Only destination-NATed entries (optionally to ADDR[:PORT]).",
+        flag_value=""),
+    Opt(("--nat",), "nat", str, "ADDR[:PORT]", "Only NATed entries, source or destination (optionally ADDR[:PORT]).",
+        flag_value=""),
     Opt(("-4",), "ipv4", bool, None, "Only IPv4 entries.", False),
     Opt(("-6",), "ipv6", bool, None, "Only IPv6 entries.", False),
 )
@@ -158,7 +177,8 @@ def register(app: typer.Typer) -> None:
 
         return run_list(values, current_env())
 
-    sub.command("list", help=LIST_HELP)(with_signature(list_cmd, parameters(LIST_OPTIONS)))
+    sub.command("list", help=LIST_HELP, cls=command_class(LIST_OPTIONS))(
+        with_signature(list_cmd, parameters(LIST_OPTIONS)))
 
     def watch_cmd(**values: Any) -> int:
         from gnt.cli import check_duration, current_env
@@ -205,7 +225,8 @@ def register(app: typer.Typer) -> None:
             return int(ExitCode.NEGATIVE)
         return int(ExitCode.OK)
 
-    sub.command("watch", help=WATCH_HELP)(with_signature(watch_cmd, parameters(WATCH_OPTIONS)))
+    sub.command("watch", help=WATCH_HELP, cls=command_class(WATCH_OPTIONS))(
+        with_signature(watch_cmd, parameters(WATCH_OPTIONS)))
 
     @sub.command("stats")
     def stats_cmd(

@@ -8,6 +8,8 @@ so memory does not grow with the table.
 
 from __future__ import annotations
 
+import errno
+import itertools
 import time
 from collections.abc import Callable, Generator, Iterator
 
@@ -34,6 +36,7 @@ from gnt.conntrack.netlink import (
     sender_portid,
 )
 from gnt.core.netlink import NFGENMSG, NLM_F_ACK, NLM_F_DUMP
+from gnt.errors import GntError
 
 EVENT_GROUPS = {  # event name -> multicast group bit: the kernel sends only what was asked
     "new": NF_NETLINK_CONNTRACK_NEW,
@@ -53,19 +56,48 @@ FULL_FRACTION = 0.9  # warn when the table is this full
 
 
 def list_entries(flt: EntryFilter) -> Iterator[Entry | ListSummary]:
-    """Every entry of this network namespace's table that matches, then a summary."""
-    scanned = shown = 0
+    """Every entry of this network namespace's table that matches, then a summary.
+
+    The kernel filters what it can (EntryFilter.dump_attrs); every entry it sends is checked
+    again here, so a kernel that filters less (an older one) gives the same result.
+    """
+    received = shown = 0
     check = flt.matches if flt.active else None
     build = EntryBuilder().build
+    attrs = flt.dump_attrs() if flt.active else b""
     with CtnetlinkSocket() as sock:
-        sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=flt.family or 0)
-        for buf, off, end, _msg_type, _flags in sock.messages(prefetch=True):
-            scanned += 1
-            entry = build(buf, off, end)
-            if check is None or check(entry):
-                shown += 1
-                yield entry
-    yield ListSummary(shown=shown, scanned=scanned, filtered=flt.active)
+        try:
+            sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=flt.family or 0, attrs=attrs)
+            messages = sock.messages(prefetch=True)
+            first = next(messages, None)
+        except GntError as exc:
+            if not attrs or exc.errno != errno.EINVAL:
+                raise
+            # A kernel that refuses a filter attribute: ask for everything, filter here.
+            attrs = b""
+            sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=flt.family or 0)
+            messages = sock.messages(prefetch=True)
+            first = next(messages, None)
+        if first is not None:
+            for buf, off, end, _msg_type, _flags in itertools.chain((first,), messages):
+                received += 1
+                entry = build(buf, off, end)
+                if check is None or check(entry):
+                    shown += 1
+                    yield entry
+        in_table = received
+        if flt.active:
+            in_table = table_size(sock) if attrs else received
+    yield ListSummary(shown=shown, scanned=in_table, filtered=flt.active)
+
+
+def table_size(sock: CtnetlinkSocket) -> int:
+    """The number of entries in the table (CTA_STATS_GLOBAL_ENTRIES), 0 when the kernel does not say."""
+    sock.request(IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK)
+    values: dict[int, int] = {}
+    for buf, off, end, _msg_type, _flags in sock.messages():
+        values.update(decode_u32_attrs(buf, off + NFGENMSG.size, end))
+    return values.get(CTA_STATS_GLOBAL_ENTRIES, 0)
 
 
 def watch(

@@ -10,7 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gnt.conntrack.entries import IPPROTO_GRE, IPS_ASSURED, IPS_HW_OFFLOAD, IPS_OFFLOAD, IPS_SEEN_REPLY, PROTO_NAMES
+from gnt.conntrack.entries import (
+    IPPROTO_GRE,
+    IPS_ASSURED,
+    IPS_HW_OFFLOAD,
+    IPS_OFFLOAD,
+    IPS_SEEN_REPLY,
+    PORT_PROTOS,
+    PROTO_NAMES,
+)
 from gnt.conntrack.models import (
     CpuStats,
     Entry,
@@ -26,10 +34,8 @@ from gnt.conntrack.models import (
 from gnt.output import ToStderr
 from gnt.output.text import endpoint
 
-PORT_PROTOS = frozenset((6, 17, 33, 132, 136))  # tcp udp dccp sctp udplite: sport/dport
 _ASSURED_MASK = IPS_ASSURED | IPS_OFFLOAD | IPS_HW_OFFLOAD  # the bits behind the one status tag after the reply
 _ASSURED = ("[ASSURED] ", "[OFFLOAD] ", "[HW_OFFLOAD] ", "[HW_OFFLOAD] ")  # by (HW_OFFLOAD, OFFLOAD) bits
-CONNTRACK_STATE_NAMES = {"SYN_SENT2": "LISTEN"}  # where conntrack-tools' name differs from the kernel's
 _proto_prefix: dict[int, str] = {}  # protocol number -> "tcp      6", made once per protocol
 FLAG_ORDER = ("UNREPLIED", "ASSURED", "OFFLOAD", "HW_OFFLOAD", "EXPECTED", "HELPER", "DYING")  # shown, in this order
 
@@ -63,11 +69,11 @@ def conntrack_line(e: Entry, now: float | None = None) -> str:
     if (type(o) is PortTuple and type(r) is PortTuple and num in PORT_PROTOS and e.counters is None
             and bits is not None and e.timeout is not None and e.mark is not None and e.use is not None
             and e.start is None and e.helper is None and e.secctx is None and not e.zone
-            and type(e) is Entry):
+            and e.orig_zone is None and e.reply_zone is None and e.labels is None and type(e) is Entry):
         # The shape of nearly every dumped entry, in one f-string (the listing's hot path).
         state = e.state
         return (f"{_proto_prefix.get(num) or _conntrack_proto(num)} {e.timeout} "
-                f"{'' if state is None else (CONNTRACK_STATE_NAMES.get(state, state) if num == 6 else state) + ' '}"
+                f"{'' if state is None else state + ' '}"
                 f"src={o.src} dst={o.dst} sport={o.sport} dport={o.dport} "
                 f"{'' if bits & IPS_SEEN_REPLY else '[UNREPLIED] '}"
                 f"src={r.src} dst={r.dst} sport={r.sport} dport={r.dport} "
@@ -87,14 +93,18 @@ def conntrack_line_general(e: Entry, now: float | None = None) -> str:
     if e.timeout is not None:
         parts.append(str(e.timeout))
     if e.state is not None:
-        parts.append(CONNTRACK_STATE_NAMES.get(e.state, e.state) if num == 6 else e.state)
+        parts.append(e.state)
     parts.append(_conntrack_tuple(o, num))
+    if e.orig_zone is not None:
+        parts.append(f"zone-orig={e.orig_zone}")
     counters = e.counters
     if counters is not None:
         parts.append(f"packets={counters.original_packets} bytes={counters.original_bytes}")
     if bits is not None and not bits & IPS_SEEN_REPLY:
         parts.append("[UNREPLIED]")
     parts.append(_conntrack_tuple(r, num))
+    if e.reply_zone is not None:
+        parts.append(f"zone-reply={e.reply_zone}")
     if counters is not None:
         parts.append(f"packets={counters.reply_packets} bytes={counters.reply_bytes}")
     if bits is not None:
@@ -159,6 +169,12 @@ def entry_line(e: Entry) -> str:
         text += f"  mark=0x{e.mark:x}"
     if e.zone:
         text += f"  zone={e.zone}"
+    if e.orig_zone is not None:
+        text += f"  zone-orig={e.orig_zone}"
+    if e.reply_zone is not None:
+        text += f"  zone-reply={e.reply_zone}"
+    if e.labels:
+        text += f"  labels={','.join(e.labels)}"
     if e.helper:
         text += f"  helper={e.helper}"
     if e.counters is not None:
