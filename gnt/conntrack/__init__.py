@@ -58,36 +58,37 @@ FULL_FRACTION = 0.9  # warn when the table is this full
 def list_entries(flt: EntryFilter) -> Iterator[Entry | ListSummary]:
     """Every entry of this network namespace's table that matches, then a summary.
 
-    The kernel filters what it can (EntryFilter.dump_attrs); every entry it sends is checked
-    again here, so a kernel that filters less (an older one) gives the same result.
+    The kernel filters what it can (EntryFilter.dump_requests); every entry it sends is checked
+    again here, so a kernel that filters less (an older one) gives the same result, and one that
+    refuses a filter attribute gets an unfiltered dump.
     """
     received = shown = 0
     check = flt.matches if flt.active else None
     build = EntryBuilder().build
-    attrs = flt.dump_attrs() if flt.active else b""
+    requests = flt.dump_requests() if flt.active else [(0, b"")]
     with CtnetlinkSocket() as sock:
-        try:
-            sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=flt.family or 0, attrs=attrs)
-            messages = sock.messages(prefetch=True)
-            first = next(messages, None)
-        except GntError as exc:
-            if not attrs or exc.errno != errno.EINVAL:
-                raise
-            # A kernel that refuses a filter attribute: ask for everything, filter here.
-            attrs = b""
-            sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=flt.family or 0)
-            messages = sock.messages(prefetch=True)
-            first = next(messages, None)
-        if first is not None:
-            for buf, off, end, _msg_type, _flags in itertools.chain((first,), messages):
-                received += 1
-                entry = build(buf, off, end)
-                if check is None or check(entry):
-                    shown += 1
-                    yield entry
-        in_table = received
-        if flt.active:
-            in_table = table_size(sock) if attrs else received
+        for family, attrs in requests:
+            try:
+                sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=family, attrs=attrs)
+                messages = sock.messages(prefetch=True)
+                first = next(messages, None)
+            except GntError as exc:
+                if not attrs or exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                requests, attrs = [(flt.family or 0, b"")], b""  # the kernel refused the filter: filter here
+                sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=flt.family or 0)
+                messages = sock.messages(prefetch=True)
+                first = next(messages, None)
+            if first is not None:
+                for buf, off, end, _msg_type, _flags in itertools.chain((first,), messages):
+                    received += 1
+                    entry = build(buf, off, end)
+                    if check is None or check(entry):
+                        shown += 1
+                        yield entry
+            if not attrs:
+                break
+        in_table = table_size(sock) if any(attrs for _family, attrs in requests) else received
     yield ListSummary(shown=shown, scanned=in_table, filtered=flt.active)
 
 

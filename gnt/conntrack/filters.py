@@ -289,22 +289,29 @@ class EntryFilter:
                       self.status, self.labels, self.snat, self.dnat, self.nat)
         )
 
-    def dump_attrs(self) -> bytes:
-        """The part of these filters the kernel applies to a dump (gnt.conntrack.netlink.dump_filter)."""
+    def dump_requests(self) -> list[tuple[int, bytes]]:
+        """(nfgen_family, attributes) of the dumps that make the kernel send only what may match
+        (gnt.conntrack.netlink.dump_filter). The kernel filters on the original tuple (CTA_FILTER)
+        only within one family: without -4/-6 or an address that is one dump per family."""
         def exact(network: Network | None) -> bytes | None:
             if network is None or network.prefixlen != network.max_prefixlen:
                 return None  # prefixes: the kernel compares whole addresses only
             return network.network_address.packed
 
-        zone = next((z for z in (self.zone, self.orig_zone, self.reply_zone) if z), None)
         # Any direction's zone N (not 0) puts the kernel's zone id at N: the kernel's test is a superset.
-        return dump_filter(
-            src=exact(self.src), dst=exact(self.dst), proto=self.proto,
-            sport=self.sport if self.proto in PORT_PROTOS else None,
-            dport=self.dport if self.proto in PORT_PROTOS else None,
+        zone = next((z for z in (self.zone, self.orig_zone, self.reply_zone) if z), None)
+        common = dump_filter(
             mark=self.mark, zone=zone,
             status=None if self.status is None else (self.status[0], self.status[0] | self.status[1]),
         )
+        by_tuple = dump_filter(
+            src=exact(self.src), dst=exact(self.dst), proto=self.proto,
+            sport=self.sport if self.proto in PORT_PROTOS else None,
+            dport=self.dport if self.proto in PORT_PROTOS else None,
+        )
+        if by_tuple and self.family is None:
+            return [(AF_INET, common + by_tuple), (AF_INET6, common + by_tuple)]
+        return [(self.family or 0, common + by_tuple)]
 
     def _in(self, which: str, network: Network, address: str) -> bool:
         cache = self._caches.setdefault(which, {})
