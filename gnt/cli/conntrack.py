@@ -182,9 +182,9 @@ def register(app: typer.Typer) -> None:
 
     def watch_cmd(**values: Any) -> int:
         from gnt.cli import check_duration, current_env
-        from gnt.conntrack import watch
+        from gnt.conntrack import EventLoss, watch
         from gnt.conntrack.filters import parse_events
-        from gnt.conntrack.models import Lost, WatchSummary
+        from gnt.conntrack.models import WatchSummary
         from gnt.output import make_renderer
         from gnt.output.text.conntrack import make_formatter
 
@@ -202,22 +202,21 @@ def register(app: typer.Typer) -> None:
         env = current_env()
         renderer = make_renderer(env, json=json, formatter=make_formatter(mode))
         summary: WatchSummary | None = None
-        shown = lost = 0
         started = time.monotonic()
-        stream = watch(flt, wanted, count=count, duration=duration, rcvbuf=buffer_size)
+        loss = EventLoss()
+        stream = watch(flt, wanted, count=count, duration=duration, rcvbuf=buffer_size, loss=loss)
         try:
             for obj in stream:
                 if isinstance(obj, WatchSummary):
                     summary = obj
-                elif isinstance(obj, Lost):
-                    lost = obj.total
-                else:
-                    shown += 1
                 renderer.emit(obj)
         except KeyboardInterrupt:
-            # Ctrl-C is how a watch usually ends: say what was seen (and lost), then exit 130.
-            renderer.emit(WatchSummary(events=shown, lost=lost, duration=round(time.monotonic() - started, 3),
-                                       filtered=flt.active))
+            # Ctrl-C (and SIGTERM/SIGHUP, which the error boundary turns into the same exception) is
+            # how a watch usually ends: say what was seen (and lost), then exit 128+signal.
+            stream.close()  # ends the watch: `loss` now has the kernel's final drop count
+            renderer.emit(WatchSummary(events=loss.shown, lost=loss.overflows,
+                                       duration=round(time.monotonic() - started, 3), filtered=flt.active,
+                                       lost_events=loss.events))
             raise
         finally:
             stream.close()

@@ -12,6 +12,7 @@ import errno
 import itertools
 import time
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 
 from gnt.conntrack.entries import EntryBuilder
 from gnt.conntrack.filters import EntryFilter
@@ -21,6 +22,7 @@ from gnt.conntrack.netlink import (
     CTA_STATS_CLASH_RESOLVE,
     CTA_STATS_GLOBAL_ENTRIES,
     CTA_STATS_GLOBAL_MAX_ENTRIES,
+    CTA_STATS_INSERT,
     EVENT_RCVBUF,
     IPCTNL_MSG_CT_GET,
     IPCTNL_MSG_CT_GET_STATS,
@@ -110,58 +112,87 @@ def watch(
     rcvbuf: int | None = None,
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
+    loss: EventLoss | None = None,
 ) -> Generator[EventEntry | Lost | WatchSummary, None, None]:
     """Conntrack events as they happen, until `count` events matched or `duration` seconds passed.
 
     An ENOBUFS (the socket buffer overflowed: the kernel dropped events) is yielded as a `Lost`
     at once and watching goes on. The generator's `close()` (Ctrl-C in the CLI) still ends it
     cleanly; the summary is yielded only on a normal end.
+
+    ENOBUFS says that events were lost, not how many, and the kernel reports it once per
+    congestion however many are dropped. The count comes from the kernel's drop counter of the
+    socket (CtnetlinkSocket.drops): one per event message it could not queue. `loss` (if given)
+    holds both counts, also after the generator ends by an exception.
     """
     groups = 0
     for name in events:
         groups |= EVENT_GROUPS[name]
     check = flt.matches if flt.active else None
-    shown = 0
     started = clock()
     deadline = started + duration if duration is not None else None
-    build = EntryBuilder(EventEntry).build
+    if loss is None:
+        loss = EventLoss()
     with CtnetlinkSocket(groups=groups, rcvbuf=rcvbuf or EVENT_RCVBUF) as sock:
-        reported_lost = 0
-        last_portid, last_program = 0, None  # the program behind the last userspace-caused event
-        while count is None or shown < count:
-            timeout = None
-            if deadline is not None:
-                timeout = deadline - clock()
-                if timeout <= 0:
-                    break
-            batch = sock.receive_events(timeout)
-            if batch is None:
+        try:
+            yield from _watch_events(sock, flt, events, check, count, deadline, clock, wall, loss)
+        finally:
+            # On every end (Ctrl-C too), while the socket still exists: the kernel's drop count.
+            if sock.lost:
+                loss.overflows, loss.events = sock.lost, sock.drops()
+        yield WatchSummary(events=loss.shown, lost=sock.lost, duration=round(clock() - started, 3),
+                           filtered=flt.active, lost_events=loss.events)
+
+
+def _watch_events(
+    sock: CtnetlinkSocket, flt: EntryFilter, events: frozenset[str], check: Callable[[Entry], bool] | None,
+    count: int | None, deadline: float | None, clock: Callable[[], float], wall: Callable[[], float],
+    loss: EventLoss,
+) -> Iterator[EventEntry | Lost]:
+    build = EntryBuilder(EventEntry).build
+    last_portid, last_program = 0, None  # the program behind the last userspace-caused event
+    while count is None or loss.shown < count:
+        timeout = None
+        if deadline is not None:
+            timeout = deadline - clock()
+            if timeout <= 0:
                 break
-            if sock.lost != reported_lost:
-                yield Lost(overflows=sock.lost - reported_lost, total=sock.lost, timestamp=wall())
-                reported_lost = sock.lost
-            now = wall()
-            for buf, off, end, msg_type, flags in batch:
-                kind = event_kind(msg_type, flags)
-                if kind not in events:
-                    continue
-                entry = build(buf, off, end)
-                assert isinstance(entry, EventEntry)
-                entry.event = kind
-                entry.timestamp = now
-                portid = sender_portid(buf, off)
-                if portid:
-                    if portid != last_portid:
-                        last_portid, last_program = portid, program_of_portid(portid)
-                    entry.portid, entry.program = portid, last_program
-                if check is not None and not check(entry):
-                    continue
-                shown += 1
-                yield entry
-                if count is not None and shown >= count:
-                    break
-        yield WatchSummary(events=shown, lost=sock.lost, duration=round(clock() - started, 3),
-                           filtered=flt.active)
+        batch = sock.receive_events(timeout)
+        if batch is None:
+            break
+        if sock.lost != loss.overflows:
+            loss.events = sock.drops()
+            yield Lost(overflows=sock.lost - loss.overflows, total=sock.lost, timestamp=wall(), events=loss.events)
+            loss.overflows = sock.lost
+        now = wall()
+        for buf, off, end, msg_type, flags in batch:
+            kind = event_kind(msg_type, flags)
+            if kind not in events:
+                continue
+            entry = build(buf, off, end)
+            assert isinstance(entry, EventEntry)
+            entry.event = kind
+            entry.timestamp = now
+            portid = sender_portid(buf, off)
+            if portid:
+                if portid != last_portid:
+                    last_portid, last_program = portid, program_of_portid(portid)
+                entry.portid, entry.program = portid, last_program
+            if check is not None and not check(entry):
+                continue
+            loss.shown += 1
+            yield entry
+            if count is not None and loss.shown >= count:
+                break
+
+
+@dataclass
+class EventLoss:
+    """What a watch lost so far, kept up to date while it runs (read it after an interrupt too)."""
+
+    shown: int = 0  # events yielded
+    overflows: int = 0  # ENOBUFS reports
+    events: int | None = None  # event messages the kernel dropped for the socket; None: not known
 
 
 def read_stats() -> Iterator[CpuStats | Stats]:
@@ -214,4 +245,4 @@ def summarize(per_cpu: list[CpuStats], entries: int | None, max_entries: int | N
     return stats
 
 
-__all__ = ["EntryFilter", "list_entries", "read_stats", "summarize", "watch"]
+__all__ = ["EntryFilter", "EventLoss", "list_entries", "read_stats", "summarize", "watch"]

@@ -103,7 +103,7 @@ class Lost:
     overflows: int  # ENOBUFS seen in this report
     total: int  # since watch started
     timestamp: float
-    events: int | None = None  # estimate of the events lost so far (None when it cannot be estimated)
+    events: int | None = None  # events lost so far: the kernel's drop count for the socket (None: unknown)
 
 
 @dataclass(slots=True)
@@ -126,7 +126,7 @@ class WatchSummary:
     events: int
     lost: int  # ENOBUFS overflows (each one a burst of events)
     duration: float
-    lost_events: int | None = None  # estimate of the events lost (from the table's insert/entry counters)
+    lost_events: int | None = None  # events lost: the kernel's drop count for the socket (None: unknown)
     filtered: bool = field(default=False, metadata={"json": None})
 
 

@@ -269,6 +269,22 @@ class CtnetlinkSocket:
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def drops(self) -> int | None:
+        """Messages the kernel dropped for this socket because its buffer was full (sk_drops, the
+        Drops column of /proc/net/netlink: one per event lost), or None when it cannot be read."""
+        try:
+            inode = str(os.fstat(self.sock.fileno()).st_ino)
+            with open("/proc/net/netlink") as table:
+                header = next(table).split()
+                column = header.index("Drops")
+                for line in table:
+                    fields = line.split()
+                    if fields and fields[-1] == inode and len(fields) > column:
+                        return int(fields[column])
+        except (OSError, ValueError, StopIteration):
+            pass
+        return None
+
     def request(self, msg_type: int, flags: int, family: int = 0, attrs: bytes = b"") -> int:
         """Send one ctnetlink request; returns its sequence number."""
         self.seq += 1

@@ -154,12 +154,16 @@ def test_entry_line_spells_out_the_translation() -> None:
 
 def test_formatter_routes_losses_and_summaries_to_stderr() -> None:
     fmt = make_formatter("text")
-    lost = fmt(Lost(overflows=1, total=3, timestamp=time.time()))
+    lost = fmt(Lost(overflows=1, total=3, timestamp=time.time(), events=133000))
     assert isinstance(lost, ToStderr) and "ENOBUFS" in lost and "3 overflows" in lost
+    assert "events lost: 133000 events so far, in 3 overflows" in lost
+    unknown = fmt(Lost(overflows=1, total=1, timestamp=time.time()))
+    assert isinstance(unknown, ToStderr) and "an unknown number of events" in unknown and "1 overflow " in unknown
     summary = fmt(ListSummary(shown=2, scanned=10, filtered=True))
     assert isinstance(summary, ToStderr) and "2 flow entries" in summary and "10 in the table" in summary
-    watch = fmt(WatchSummary(events=4, lost=1, duration=2.0))
-    assert isinstance(watch, ToStderr) and "4 events" in watch and "events lost: 1 overflow " in watch
+    watch = fmt(WatchSummary(events=4, lost=1, duration=2.0, lost_events=7))
+    assert isinstance(watch, ToStderr) and "4 events" in watch and "events lost: 7 events in 1 overflow " in watch
+    assert "in 1 overflow " in watch
     event = EventEntry(**{**{k: getattr(tcp_nat(), k) for k in (
         "family", "proto", "state", "status", "original", "reply", "nat", "mark", "zone", "timeout", "id")},
         "protonum": 6, "status_bits": 0x3E, "event": "destroy", "timestamp": 0.5})

@@ -197,10 +197,16 @@ def event_line(e: EventEntry) -> str:
     return line
 
 
+def _lost_events(estimate: int | None) -> str:
+    if estimate is None:
+        return "an unknown number of events"
+    return f"{estimate} event{'s' if estimate != 1 else ''}"
+
+
 def lost_line(lost: Lost) -> ToStderr:
     return ToStderr(
-        f"gnt conntrack: events lost: the kernel dropped events (ENOBUFS, {lost.total} overflow"
-        f"{'s' if lost.total != 1 else ''} so far); raise --buffer-size or narrow -e"
+        f"gnt conntrack: events lost: {_lost_events(lost.events)} so far, in {lost.total} overflow"
+        f"{'s' if lost.total != 1 else ''} (ENOBUFS); raise --buffer-size or narrow -e"
     )
 
 
@@ -267,7 +273,8 @@ def _format_any(mode: str, now: Callable[[], float]) -> Callable[[object], str |
             return ToStderr(f"gnt conntrack: {obj.shown} flow entries have been shown"
                             + (f" ({obj.scanned} in the table)." if obj.filtered else "."))
         if isinstance(obj, WatchSummary):
-            lost = f", events lost: {obj.lost} overflow{'s' if obj.lost != 1 else ''} (ENOBUFS)" if obj.lost else ""
+            lost = (f", events lost: {_lost_events(obj.lost_events)} in {obj.lost} overflow"
+                    f"{'s' if obj.lost != 1 else ''} (ENOBUFS)") if obj.lost else ""
             return ToStderr(f"gnt conntrack: {obj.events} events shown in {obj.duration:.1f}s{lost}.")
         if isinstance(obj, (CpuStats, Stats)):
             return stats_lines(obj)
