@@ -23,10 +23,11 @@ def test_from_log_json_packets_exactly_as_specified() -> None:
     packets = [o for o in objs if o["type"] == "packet"]
     assert len(packets) == 6
     assert set(packets[0]) == {"type", "id", "summary", "steps"}
-    assert set(packets[0]["steps"][0]) == {"table", "chain", "kind", "rulenum", "handle", "verdict", "rule"}
+    assert set(packets[0]["steps"][0]) == {"table", "chain", "kind", "rulenum", "handle", "verdict", "rule",
+                                           "family"}
     assert packets[0]["steps"][2] == {"table": "filter", "chain": "FORWARD", "kind": "rule", "rulenum": None,
                                       "handle": 3, "verdict": "jump GNTUSER",
-                                      "rule": "-A FORWARD -p icmp -j GNTUSER"}
+                                      "rule": "-A FORWARD -p icmp -j GNTUSER", "family": "ip"}
     assert objs[-1] == {"type": "iptrace_end", "packets": 6, "skipped": 0, "backend": "log",
                         "source": str(DATA / "xtables_monitor_trace.txt")}
 
