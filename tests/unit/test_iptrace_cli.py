@@ -83,6 +83,10 @@ def test_from_log_only_garbage_is_counted() -> None:
     (["--duration", "-1"], "--duration must be a positive"),
     (["--backend", "iptables"], "--backend must be auto, nft or legacy"),
     (["--dport", "abc"], "--dport"),
+    (["--from-log", "/dev/zero"], "/dev/zero is a device, not a trace log"),
+    (["-i", "nosuchif0"], "-i nosuchif0: no such interface"),
+    (["--cleanup", "-p", "udp"], "--cleanup takes no other option (got -p)"),
+    (["--cleanup", "--from-log", "-"], "--cleanup takes no other option (got --from-log)"),
 ])
 def test_bad_input_one_line_exit_2(argv: list[str], message: str) -> None:
     code, _out, err = run(*argv)
