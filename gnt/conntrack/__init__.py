@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
-from gnt.conntrack.entries import EntryBuilder
+from gnt.conntrack.entries import EntryBuilder, FusedLines
 from gnt.conntrack.filters import EntryFilter
 from gnt.conntrack.models import CpuStats, Entry, EventEntry, ListSummary, Lost, Stats, WatchSummary
 from gnt.conntrack.netlink import (
@@ -57,8 +57,11 @@ DROP_HINT = ("drop/early_drop count packets and entries lost to a full table: ra
 FULL_FRACTION = 0.9  # warn when the table is this full
 
 
-def list_entries(flt: EntryFilter) -> Iterator[Entry | ListSummary]:
+def list_entries(flt: EntryFilter, lines: FusedLines | None = None) -> Iterator[Entry | str | ListSummary]:
     """Every entry of this network namespace's table that matches, then a summary.
+
+    With `lines` and no filter, each entry comes as its formatted line (a str) instead: the
+    format's fused form skips the Entry model (gnt.conntrack.entries.compile_builder).
 
     The kernel filters what it can (EntryFilter.dump_requests); every entry it sends is checked
     again here, so a kernel that filters less (an older one) gives the same result, and one that
@@ -66,7 +69,8 @@ def list_entries(flt: EntryFilter) -> Iterator[Entry | ListSummary]:
     """
     received = shown = 0
     check = flt.matches if flt.active else None
-    build = EntryBuilder().build
+    builder = EntryBuilder(lines=lines if check is None else None)
+    build: Callable[[bytes, int, int], Entry | str | None] = builder.line if builder.lines else builder.build
     requests = flt.dump_requests() if flt.active else [(0, b"")]
     with CtnetlinkSocket() as sock:
         for family, attrs in requests:
@@ -85,9 +89,10 @@ def list_entries(flt: EntryFilter) -> Iterator[Entry | ListSummary]:
                 for buf, off, end, _msg_type, _flags in itertools.chain((first,), messages):
                     received += 1
                     entry = build(buf, off, end)
-                    if check is None or check(entry):
+                    if check is None or check(entry):  # type: ignore[arg-type]
                         shown += 1
-                        yield entry
+                        if entry is not None:
+                            yield entry
             if not attrs:
                 break
         in_table = table_size(sock) if any(attrs for _family, attrs in requests) else received

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gnt.conntrack.decode import _address_text, address_text
@@ -215,7 +216,9 @@ def build(buf, off):
     o_dst = {o_dst}
     r_src = {r_src}
     r_dst = {r_dst}
-    return cls(
+    return {result}
+'''
+_ENTRY_RESULT = '''cls(
         {family!r},
         PROTO_NAMES.get(proto) or str(proto),
         {state},
@@ -225,12 +228,20 @@ def build(buf, off):
         {nat},
         {mark}, {zone}, {timeout}, {id}, {start}, {stop}, {counters}, None, proto, {status}, {use}, None,
         {o_zone}, {r_zone}, None,
-    )
-'''
+    )'''
+LineRender = Callable[[dict[str, str]], "str | None"]  # field expressions -> a line expression, or None
 
 
-def compile_builder(layout: Any, cls: type[Entry]) -> Callable[[bytes, int], Entry | None]:
-    """The fused decode+build function of one compiled layout (see the note above)."""
+
+
+def compile_builder(layout: Any, cls: type[Entry], render: LineRender | None = None,
+                    helpers: dict[str, Any] | None = None) -> Callable[[bytes, int], Any] | None:
+    """The fused decode+build function of one compiled layout (see the note above).
+
+    With `render` (from the output layer), the function returns a formatted line instead of
+    an Entry: `render` gets the expression of every field in this layout and returns the
+    expression of the line (names from `helpers` may be used), or None when the layout does not
+    fit its fast form (then there is no fused function: None is returned)."""
     from gnt.conntrack.decode import FIELDS
 
     where = {name: layout.field_idx[i] for i, name in enumerate(FIELDS)}
@@ -277,12 +288,7 @@ def compile_builder(layout: Any, cls: type[Entry]) -> Callable[[bytes, int], Ent
         counters = (f"Counters({number('o_packets')}, {number('o_bytes')}, {number('r_packets')}, "
                     f"{number('r_bytes')})")
     state = value("state")
-    source = _BUILDER_TEMPLATE.format(
-        values="(" + "".join(f"x{i}, " for i in range(n_values)) + ")",
-        proto=number("proto"),
-        kind_guard=kind_guard,
-        o_src=address("o_src"), o_dst=address("o_dst"), r_src=address("r_src"), r_dst=address("r_dst"),
-        original=original, reply=reply,
+    fields = dict(
         family=FAMILY_NAMES.get(layout.family) or str(layout.family),
         state=(f"(TCP_STATES[{state}] if proto == IPPROTO_TCP and {state} < {len(TCP_STATES)} "
                f"else state_name(proto, {state}))") if state != "None" else "None",
@@ -292,6 +298,22 @@ def compile_builder(layout: Any, cls: type[Entry]) -> Callable[[bytes, int], Ent
         start=stamp("start"), stop=stamp("stop"), counters=counters, status=status, use=value("use"),
         zone=number("zone"),
         o_zone=value("o_zone"), r_zone=value("r_zone"),
+        original=original, reply=reply,
+    )
+    if render is None:
+        result = _ENTRY_RESULT.format(**fields)
+    else:
+        ports = {name: value(name) for name in ("o_sport", "o_dport", "r_sport", "r_dport")}
+        rendered = render({**fields, **ports, "kind": "ports" if where["o_sport"] >= 0 else "other"})
+        if rendered is None:
+            return None
+        result = rendered
+    source = _BUILDER_TEMPLATE.format(
+        values="(" + "".join(f"x{i}, " for i in range(n_values)) + ")",
+        proto=number("proto"),
+        kind_guard=kind_guard,
+        o_src=address("o_src"), o_dst=address("o_dst"), r_src=address("r_src"), r_dst=address("r_dst"),
+        result=result,
     )
     namespace: dict[str, Any] = {
         "unpack": layout.struct.unpack_from, "size": layout.size, "mask": layout.mask, "expected": layout.expected,
@@ -300,24 +322,49 @@ def compile_builder(layout: Any, cls: type[Entry]) -> Callable[[bytes, int], Ent
         "status_names": status_names, "state_name": state_name, "TCP_STATES": TCP_STATES,
         "PROTO_NAMES": PROTO_NAMES, "_NAT": _NAT, "NSEC": NSEC, "IPPROTO_ICMP": IPPROTO_ICMP,
         "IPPROTO_ICMPV6": IPPROTO_ICMPV6, "IPPROTO_TCP": IPPROTO_TCP, "PORT_PROTOS": PORT_PROTOS,
+        **(helpers or {}),
     }
     exec(compile(source, f"<conntrack layout {layout.struct.size}>", "exec"), namespace)
     return namespace["build"]  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True)
+class FusedLines:
+    """An output format the builder may produce straight from the message (no Entry in between):
+    `render` and `helpers` as compile_builder takes them, `general` for every other entry."""
+
+    render: LineRender
+    helpers: dict[str, Any]
+    general: Callable[[Entry], str | None]
+
+
 class EntryBuilder:
     """Entry messages to models: the fused per-layout functions first, the decoder otherwise."""
 
-    def __init__(self, cls: type[Entry] = Entry) -> None:
+    def __init__(self, cls: type[Entry] = Entry, lines: FusedLines | None = None) -> None:
         from gnt.conntrack.decode import EntryDecoder
 
         self.cls = cls
+        self.lines = lines
         self.decoder = EntryDecoder()
-        self.builders: dict[int, list[Callable[[bytes, int], Entry | None]]] = {}
+        self.builders: dict[int, list[Callable[[bytes, int], Any]]] = {}
+        self.compiled: dict[int, list[Any]] = {}  # message size -> the layouts compiled for it
 
-    def build(self, buf: bytes, off: int, end: int) -> Entry:
+    def line(self, buf: bytes, off: int, end: int) -> str | None:
+        """The message as a line of the FusedLines format (needs `lines`)."""
         size = end - off
         builders = self.builders.get(size)
+        if builders is not None:
+            for fn in builders:
+                text = fn(buf, off)
+                if text is not None:
+                    return text  # type: ignore[no-any-return]
+        assert self.lines is not None
+        return self.lines.general(self.build(buf, off, end, fused=False))
+
+    def build(self, buf: bytes, off: int, end: int, fused: bool = True) -> Entry:
+        size = end - off
+        builders = self.builders.get(size) if fused and self.lines is None else None
         if builders is not None:
             for fn in builders:
                 entry = fn(buf, off)
@@ -326,8 +373,13 @@ class EntryBuilder:
         decoder = self.decoder
         values = decoder.decode(buf, off, end)
         layouts = decoder.layouts.get(size)
-        if layouts is not None and len(layouts) != len(builders or ()):
+        if layouts is not None and len(layouts) != len(self.compiled.get(size, ())):
             if len(self.builders) >= 256:  # as many sizes as the decoder keeps layouts at most
                 self.builders.clear()
-            self.builders[size] = [compile_builder(layout, self.cls) for layout in layouts]
+                self.compiled.clear()
+            self.compiled[size] = layouts[:]
+            lines = self.lines
+            made = [compile_builder(layout, self.cls) if lines is None else
+                    compile_builder(layout, self.cls, lines.render, lines.helpers) for layout in layouts]
+            self.builders[size] = [fn for fn in made if fn is not None]
         return to_entry(values, self.cls)

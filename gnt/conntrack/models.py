@@ -59,6 +59,7 @@ class Entry:
     """One connection-tracking entry. Fields the kernel did not send are None."""
 
     json_type: ClassVar[str] = "entry"
+    json_flat: ClassVar[bool] = True  # gnt.output.json writes these fields without a dict (a dump's hot path)
 
     family: str  # "ipv4" or "ipv6"
     proto: str  # "tcp", "udp", "icmp", ... or the number as text
@@ -87,6 +88,8 @@ class Entry:
 @dataclass(slots=True)
 class EventEntry(Entry):
     """An entry as an event announced it (`gnt conntrack watch`)."""
+
+    json_flat: ClassVar[bool] = False  # more fields than the flat path writes
 
     event: str = "new"  # "new", "update" or "destroy"
     timestamp: float = 0.0  # when gnt received it, seconds since the epoch

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from gnt.conntrack.entries import (
     IPPROTO_GRE,
+    FusedLines,
     IPS_ASSURED,
     IPS_HW_OFFLOAD,
     IPS_OFFLOAD,
@@ -79,6 +80,38 @@ def conntrack_line(e: Entry, now: float | None = None) -> str:
                 f"src={r.src} dst={r.dst} sport={r.sport} dport={r.dport} "
                 f"{_ASSURED[bits >> 14 & 3] if bits & _ASSURED_MASK else ''}mark={e.mark} use={e.use}")
     return conntrack_line_general(e, now)
+
+
+def _conntrack_render(f: dict[str, str]) -> str | None:
+    """The expression of conntrack_line's common shape over a compiled layout's fields (see
+    gnt.conntrack.entries.compile_builder), or None when the layout has fields it does not print."""
+    needed = ("status", "timeout", "mark", "use", "o_sport", "o_dport", "r_sport", "r_dport")
+    if f["kind"] != "ports" or any(f[name] == "None" for name in needed):
+        return None
+    if f["counters"] != "None" or f["start"] != "None" or f["stop"] != "None" or f["zone"] != "0" \
+            or f["o_zone"] != "None" or f["r_zone"] != "None":
+        return None
+    state = "''" if f["state"] == "None" else f"{f['state']} + ' '"
+    status = f["status"]
+    return ("(f\"{_proto_prefix.get(proto) or _conntrack_proto(proto)} {" + f["timeout"] + "} {" + state + "}"
+            "src={o_src} dst={o_dst} sport={" + f["o_sport"] + "} dport={" + f["o_dport"] + "} "
+            "{'' if " + status + " & IPS_SEEN_REPLY else '[UNREPLIED] '}"
+            "src={r_src} dst={r_dst} sport={" + f["r_sport"] + "} dport={" + f["r_dport"] + "} "
+            "{_ASSURED[" + status + " >> 14 & 3] if " + status + " & _ASSURED_MASK else ''}"
+            "mark={" + f["mark"] + "} use={" + f["use"] + "}\" if proto in _LINE_PROTOS else None)")
+
+
+_LINE_PROTOS = PORT_PROTOS  # printed as sport/dport (GRE's keys are not)
+
+
+def fused_lines(mode: str) -> FusedLines | None:
+    """The listing's lines straight from the messages (gnt.conntrack.entries.FusedLines), for the
+    formats that have a fused form: `-o conntrack` today."""
+    if mode != "conntrack":
+        return None
+    helpers = {"_proto_prefix": _proto_prefix, "_conntrack_proto": _conntrack_proto, "_ASSURED": _ASSURED,
+               "_ASSURED_MASK": _ASSURED_MASK, "IPS_SEEN_REPLY": IPS_SEEN_REPLY, "_LINE_PROTOS": _LINE_PROTOS}
+    return FusedLines(render=_conntrack_render, helpers=helpers, general=conntrack_line)
 
 
 def conntrack_line_general(e: Entry, now: float | None = None) -> str:
