@@ -162,7 +162,13 @@ def run_list(values: dict[str, Any], env: Environment) -> int:
     first = True
     obj: object = None
     try:
-        for obj in list_entries(flt, None if values["json"] else fused_lines(mode)):
+        lines = fused_lines(mode)
+        if values["json"]:
+            from gnt.conntrack.entries import FusedLines
+            from gnt.output.json import ENTRY_JSON_HELPERS, entry_json_render
+
+            lines = FusedLines(render=entry_json_render, helpers=ENTRY_JSON_HELPERS, general=encode)
+        for obj in list_entries(flt, lines):
             if type(obj) is str and not first:
                 pending.append(obj)
                 if len(pending) >= WRITE_BATCH:

@@ -369,7 +369,7 @@ class EntryBuilder:
             for fn in builders:
                 entry = fn(buf, off)
                 if entry is not None:
-                    return entry
+                    return entry  # type: ignore[no-any-return]
         decoder = self.decoder
         values = decoder.decode(buf, off, end)
         layouts = decoder.layouts.get(size)

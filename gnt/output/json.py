@@ -137,3 +137,43 @@ def _flat_entry(e: Any) -> str | None:
             f'"zone": {int(e.zone)}, "timeout": {_opt(e.timeout)}, "id": {_opt(e.id)}, "start": null, '
             f'"stop": null, "counters": null, "helper": null, "use": {_opt(e.use)}, '
             f'"orig_zone": {_opt(e.orig_zone)}, "reply_zone": {_opt(e.reply_zone)}, "labels": null}}')
+
+
+
+def entry_json_render(f: dict[str, str]) -> str | None:
+    """The expression of an entry's JSON line over a compiled conntrack layout's fields (see
+    gnt.conntrack.entries.compile_builder; the same text as `encode`, held equal by the tests),
+    or None when the layout has fields this form does not write (counters, timestamps)."""
+    if f["counters"] != "None" or f["start"] != "None" or f["stop"] != "None" or f["kind"] != "ports":
+        return None
+    if "None" in (f["o_sport"], f["o_dport"], f["r_sport"], f["r_dport"]):
+        return None
+
+    def opt(expr: str) -> str:
+        return "null" if expr == "None" else "{_opt(" + expr + ")}"
+
+    def ports(prefix: str) -> str:
+        return ('{{"src": "{' + prefix + 'src}", "dst": "{' + prefix + 'dst}", "sport": {' + f[prefix + "sport"]
+                + '}, "dport": {' + f[prefix + "dport"] + '}}}')
+
+    state = "null" if f["state"] == "None" else "{_quoted(" + f["state"] + ")}"
+    return ("(f'{{\"type\": \"entry\", \"family\": \"" + f["family"] + "\", "
+            "\"proto\": {_quoted(PROTO_NAMES.get(proto) or str(proto))}, \"state\": " + state + ", "
+            "\"status\": {_names_text(" + f["names"] + ")}, \"original\": " + ports("o_") + ", "
+            "\"reply\": " + ports("r_") + ", \"nat\": {_names_text(" + f["nat"] + ")}, "
+            "\"mark\": " + opt(f["mark"]) + ", \"zone\": {" + f["zone"] + "}, "
+            "\"timeout\": " + opt(f["timeout"]) + ", \"id\": " + opt(f["id"]) + ", \"start\": null, "
+            "\"stop\": null, \"counters\": null, \"helper\": null, \"use\": " + opt(f["use"]) + ", "
+            "\"orig_zone\": " + opt(f["o_zone"]) + ", \"reply_zone\": " + opt(f["r_zone"]) + ", "
+            "\"labels\": null}}' if proto in PORT_PROTOS else None)")
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"' if text and _SAFE_TEXT.issuperset(text) else json.dumps(text, ensure_ascii=False)
+
+
+def _names_text(values: tuple[str, ...]) -> str:
+    return _names(values) or json.dumps(list(values), ensure_ascii=False)
+
+
+ENTRY_JSON_HELPERS = {"_names_text": _names_text, "_opt": _opt, "_quoted": _quoted}

@@ -635,3 +635,20 @@ def test_a_reader_that_leaves_early_is_not_an_error(topology: Topology, args: tu
     err = proc.stderr.read()
     assert proc.wait(timeout=30) == 0, err
     assert first and err == "", err
+
+
+@pytest.mark.parametrize("fmt", [("-o", "conntrack"), (), ("--json",)])
+def test_fused_listing_equals_the_general_path(lb: LoadBalancer, fmt: tuple[str, ...]) -> None:
+    """An unfiltered listing makes its lines straight from the messages; a filter that matches
+    everything (--mark 0/0) takes the model path. Both say the same, line for line."""
+    _fill(lb.lb, 2000)  # the benchmark's mix: TCP with reply tuples, unreplied UDP, IPv6
+    lb.open_tcp(VIP4, VIP6)
+    lb.udp(VIP4, 40030)
+    lb.lb.run("conntrack", "-I", *CRAFTED[2], "-t", "600")  # a zone: the general path inside the fused run
+    timeouts = re.compile(r'(timeout=|"timeout": |^\S+ +\d+ )\d+')
+    fused = lb.gnt("list", *fmt)
+    general = lb.gnt("list", *fmt, "--mark", "0/0")
+    assert fused.returncode == 0 and general.returncode == 0, (fused.stderr, general.stderr)
+    mine = sorted(timeouts.sub(r"\1", line) for line in fused.stdout.splitlines() if '"summary"' not in line)
+    theirs = sorted(timeouts.sub(r"\1", line) for line in general.stdout.splitlines() if '"summary"' not in line)
+    assert len(mine) >= 2004 and mine == theirs

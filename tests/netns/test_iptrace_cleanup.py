@@ -174,7 +174,8 @@ def test_cleanup_tells_a_reused_pid_from_the_run(ns: Namespace) -> None:
     """A leftover whose pid now belongs to another process is stale: the start time says so."""
     sleeper = ns.popen("sleep", "60")
     try:
-        start = int(open(f"/proc/{sleeper.pid}/stat").read().rsplit(")", 1)[1].split()[19])
+        with open(f"/proc/{sleeper.pid}/stat") as stat:
+            start = int(stat.read().rsplit(")", 1)[1].split()[19])
         reused = f"gnt_iptrace_{sleeper.pid}_{start + 1}"  # the pid of a live process, another start time
         current = f"gnt_iptrace_{sleeper.pid}_{start}"  # that very process: a live run, kept
         for name in (reused, current):

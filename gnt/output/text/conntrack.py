@@ -12,13 +12,14 @@ from collections.abc import Callable
 
 from gnt.conntrack.entries import (
     IPPROTO_GRE,
-    FusedLines,
     IPS_ASSURED,
     IPS_HW_OFFLOAD,
     IPS_OFFLOAD,
     IPS_SEEN_REPLY,
     PORT_PROTOS,
     PROTO_NAMES,
+    FusedLines,
+    status_names,
 )
 from gnt.conntrack.models import (
     CpuStats,
@@ -104,14 +105,65 @@ def _conntrack_render(f: dict[str, str]) -> str | None:
 _LINE_PROTOS = PORT_PROTOS  # printed as sport/dport (GRE's keys are not)
 
 
-def fused_lines(mode: str) -> FusedLines | None:
-    """The listing's lines straight from the messages (gnt.conntrack.entries.FusedLines), for the
-    formats that have a fused form: `-o conntrack` today."""
-    if mode != "conntrack":
+def _text_render(f: dict[str, str]) -> str | None:
+    """The expression of entry_line over a compiled layout's fields (the common shape: ports, no
+    counters, timestamps or zones), or None."""
+    needed = ("o_sport", "o_dport", "r_sport", "r_dport")
+    if f["kind"] != "ports" or any(f[name] == "None" for name in needed):
         return None
-    helpers = {"_proto_prefix": _proto_prefix, "_conntrack_proto": _conntrack_proto, "_ASSURED": _ASSURED,
-               "_ASSURED_MASK": _ASSURED_MASK, "IPS_SEEN_REPLY": IPS_SEEN_REPLY, "_LINE_PROTOS": _LINE_PROTOS}
-    return FusedLines(render=_conntrack_render, helpers=helpers, general=conntrack_line)
+    if f["counters"] != "None" or f["start"] != "None" or f["stop"] != "None" or f["zone"] != "0" \
+            or f["o_zone"] != "None" or f["r_zone"] != "None":
+        return None
+    return (f"(_text_line(proto, {f['state']}, {f['status']}, o_src, o_dst, {f['o_sport']}, {f['o_dport']}, "
+            f"r_src, r_dst, {f['r_sport']}, {f['r_dport']}, {f['nat']}, {f['mark']}, {f['timeout']}) "
+            "if proto in _LINE_PROTOS else None)")
+
+
+_flags_text: dict[int | None, str] = {}
+
+
+def _flags(bits: int | None) -> str:
+    """entry_line's flags part for these status bits (a handful of values per table: cached)."""
+    text = _flags_text.get(bits)
+    if text is None:
+        names = status_names(bits) if bits is not None else ()
+        flags = [f"[{name}]" for name in FLAG_ORDER if name in names and name != "UNREPLIED"]
+        if bits is not None and not bits & IPS_SEEN_REPLY:
+            flags.insert(0, "[UNREPLIED]")
+        text = "  " + " ".join(flags) if flags else ""
+        if len(_flags_text) < 4096:
+            _flags_text[bits] = text
+    return text
+
+
+def _text_line(proto: int, state: str | None, bits: int | None, o_src: str, o_dst: str, sport: int, dport: int,
+               r_src: str, r_dst: str, rsport: int, rdport: int, nat: tuple[str, ...], mark: int | None,
+               timeout: int | None) -> str:
+    """entry_line of an entry of the common shape, from its values (the fused listing's path)."""
+    text = (f"{PROTO_NAMES.get(proto) or str(proto):<6} {state or '':<11} "
+            f"{f'[{o_src}]:{sport}' if ':' in o_src else f'{o_src}:{sport}'} -> "
+            f"{f'[{o_dst}]:{dport}' if ':' in o_dst else f'{o_dst}:{dport}'}")
+    if nat:
+        if "dnat" in nat:
+            text += f"  DNAT to {endpoint(r_src, rsport if rsport != dport else None)}"
+        if "snat" in nat:
+            text += f"  SNAT to {endpoint(r_dst, rdport if rdport != sport else None)}"
+    text += _flags_text.get(bits) or _flags(bits)
+    if mark:
+        text += f"  mark=0x{mark:x}"
+    if timeout is not None:
+        text += f"  timeout={timeout}s"
+    return text
+
+
+def fused_lines(mode: str) -> FusedLines:
+    """The listing's lines straight from the messages (gnt.conntrack.entries.FusedLines)."""
+    if mode == "conntrack":
+        helpers = {"_proto_prefix": _proto_prefix, "_conntrack_proto": _conntrack_proto, "_ASSURED": _ASSURED,
+                   "_ASSURED_MASK": _ASSURED_MASK, "IPS_SEEN_REPLY": IPS_SEEN_REPLY, "_LINE_PROTOS": _LINE_PROTOS}
+        return FusedLines(render=_conntrack_render, helpers=helpers, general=conntrack_line)
+    return FusedLines(render=_text_render, helpers={"_text_line": _text_line, "_LINE_PROTOS": _LINE_PROTOS},
+                      general=entry_line)
 
 
 def conntrack_line_general(e: Entry, now: float | None = None) -> str:
