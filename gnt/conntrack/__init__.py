@@ -56,20 +56,25 @@ DROP_HINT = ("drop/early_drop count packets and entries lost to a full table: ra
 FULL_FRACTION = 0.9  # warn when the table is this full
 
 
+KERNEL_PROBE = 64  # entries checked here before the kernel's filtering is trusted for the rest
+
+
 def list_entries(flt: EntryFilter, lines: FusedLines | None = None) -> Iterator[Entry | str | ListSummary]:
     """Every entry of this network namespace's table that matches, then a summary.
 
-    With `lines` and no filter, each entry comes as its formatted line (a str) instead: the
-    format's fused form skips the Entry model (gnt.conntrack.entries.compile_builder).
+    The kernel filters what it can (EntryFilter.dump_requests); what it sends is checked again
+    here, so a kernel that filters less (an older one, which ignores attributes it does not know)
+    gives the same result, and one that refuses a filter attribute gets an unfiltered dump. When
+    the kernel can apply every filter exactly and the first KERNEL_PROBE entries it sent all
+    match, it is filtering: the rest is taken as sent.
 
-    The kernel filters what it can (EntryFilter.dump_requests); every entry it sends is checked
-    again here, so a kernel that filters less (an older one) gives the same result, and one that
-    refuses a filter attribute gets an unfiltered dump.
+    With `lines`, entries come as their formatted lines (str) instead: the format's fused form
+    skips the Entry model (gnt.conntrack.entries.compile_builder) wherever no check is needed.
     """
     received = shown = 0
     check = flt.matches if flt.active else None
-    builder = EntryBuilder(lines=lines if check is None else None)
-    build: Callable[[bytes, int, int], Entry | str | None] = builder.line if builder.lines else builder.build
+    trusted = 0 if check is not None and flt.kernel_exact else -1  # entries seen to match; -1: never trust
+    builder = EntryBuilder(lines=lines)
     requests = flt.dump_requests() if flt.active else [(0, b"")]
     with CtnetlinkSocket() as sock:
         for family, attrs in requests:
@@ -81,17 +86,30 @@ def list_entries(flt: EntryFilter, lines: FusedLines | None = None) -> Iterator[
                 if not attrs or exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
                     raise
                 requests, attrs = [(flt.family or 0, b"")], b""  # the kernel refused the filter: filter here
+                trusted = -1
                 sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=flt.family or 0)
                 messages = sock.messages(prefetch=True)
                 first = next(messages, None)
-            if first is not None:
-                for buf, off, end, _msg_type, _flags in itertools.chain((first,), messages):
-                    received += 1
-                    entry = build(buf, off, end)
-                    if check is None or check(entry):  # type: ignore[arg-type]
-                        shown += 1
-                        if entry is not None:
-                            yield entry
+            if first is None:
+                continue
+            for buf, off, end, _msg_type, _flags in itertools.chain((first,), messages):
+                received += 1
+                if check is None or trusted >= KERNEL_PROBE:
+                    shown += 1
+                    made = builder.line(buf, off, end) if lines is not None else builder.build(buf, off, end)
+                    if made is not None:
+                        yield made
+                    continue
+                entry = builder.build(buf, off, end)
+                if check(entry):
+                    shown += 1
+                    if trusted >= 0 and attrs:
+                        trusted += 1
+                    made = entry if lines is None else lines.general(entry)
+                    if made is not None:
+                        yield made
+                else:
+                    trusted = -1  # the kernel sent one that does not match: it does not filter
             if not attrs:
                 break
         in_table = table_size(sock) if any(attrs for _family, attrs in requests) else received

@@ -339,7 +339,8 @@ class FusedLines:
 
 
 class EntryBuilder:
-    """Entry messages to models: the fused per-layout functions first, the decoder otherwise."""
+    """Entry messages to models (or, with `lines`, to lines): the fused per-layout functions first,
+    the decoder otherwise."""
 
     def __init__(self, cls: type[Entry] = Entry, lines: FusedLines | None = None) -> None:
         from gnt.conntrack.decode import EntryDecoder
@@ -347,39 +348,41 @@ class EntryBuilder:
         self.cls = cls
         self.lines = lines
         self.decoder = EntryDecoder()
-        self.builders: dict[int, list[Callable[[bytes, int], Any]]] = {}
-        self.compiled: dict[int, list[Any]] = {}  # message size -> the layouts compiled for it
+        self.builders: dict[int, list[Callable[[bytes, int], Entry | None]]] = {}
+        self.line_builders: dict[int, list[Callable[[bytes, int], str | None]]] = {}
+        self.compiled: dict[int, int] = {}  # message size -> how many of its layouts are compiled
 
     def line(self, buf: bytes, off: int, end: int) -> str | None:
         """The message as a line of the FusedLines format (needs `lines`)."""
-        size = end - off
-        builders = self.builders.get(size)
+        builders = self.line_builders.get(end - off)
         if builders is not None:
             for fn in builders:
                 text = fn(buf, off)
                 if text is not None:
-                    return text  # type: ignore[no-any-return]
+                    return text
         assert self.lines is not None
-        return self.lines.general(self.build(buf, off, end, fused=False))
+        return self.lines.general(self.build(buf, off, end))
 
-    def build(self, buf: bytes, off: int, end: int, fused: bool = True) -> Entry:
+    def build(self, buf: bytes, off: int, end: int) -> Entry:
         size = end - off
-        builders = self.builders.get(size) if fused and self.lines is None else None
+        builders = self.builders.get(size)
         if builders is not None:
             for fn in builders:
                 entry = fn(buf, off)
                 if entry is not None:
-                    return entry  # type: ignore[no-any-return]
+                    return entry
         decoder = self.decoder
         values = decoder.decode(buf, off, end)
         layouts = decoder.layouts.get(size)
-        if layouts is not None and len(layouts) != len(self.compiled.get(size, ())):
-            if len(self.builders) >= 256:  # as many sizes as the decoder keeps layouts at most
+        if layouts is not None and len(layouts) != self.compiled.get(size):
+            if len(self.compiled) >= 256:  # as many sizes as the decoder keeps layouts at most
                 self.builders.clear()
+                self.line_builders.clear()
                 self.compiled.clear()
-            self.compiled[size] = layouts[:]
+            self.compiled[size] = len(layouts)
+            self.builders[size] = [compile_builder(layout, self.cls) for layout in layouts]  # type: ignore[misc]
             lines = self.lines
-            made = [compile_builder(layout, self.cls) if lines is None else
-                    compile_builder(layout, self.cls, lines.render, lines.helpers) for layout in layouts]
-            self.builders[size] = [fn for fn in made if fn is not None]
+            if lines is not None:
+                made = [compile_builder(layout, self.cls, lines.render, lines.helpers) for layout in layouts]
+                self.line_builders[size] = [fn for fn in made if fn is not None]
         return to_entry(values, self.cls)

@@ -313,6 +313,19 @@ class EntryFilter:
             return [(AF_INET, common + by_tuple), (AF_INET6, common + by_tuple)]
         return [(self.family or 0, common + by_tuple)]
 
+    @property
+    def kernel_exact(self) -> bool:
+        """True when the kernel can apply every filter set here exactly (dump_requests): then,
+        once it is seen doing so, the entries it sends need no second look."""
+        def exact(network: Network | None) -> bool:
+            return network is None or network.prefixlen == network.max_prefixlen
+
+        ports_ok = (self.sport is None and self.dport is None) or self.proto in PORT_PROTOS
+        return (exact(self.src) and exact(self.dst) and ports_ok and self.zone != 0
+                and (self.status is None or bool(self.status[1]))
+                and all(v is None for v in (self.reply_src, self.reply_dst, self.states, self.orig_zone,
+                                            self.reply_zone, self.labels, self.snat, self.dnat, self.nat)))
+
     def _in(self, which: str, network: Network, address: str) -> bool:
         cache = self._caches.setdefault(which, {})
         hit = cache.get(address)

@@ -639,16 +639,22 @@ def test_a_reader_that_leaves_early_is_not_an_error(topology: Topology, args: tu
 
 @pytest.mark.parametrize("fmt", [("-o", "conntrack"), (), ("--json",)])
 def test_fused_listing_equals_the_general_path(lb: LoadBalancer, fmt: tuple[str, ...]) -> None:
-    """An unfiltered listing makes its lines straight from the messages; a filter that matches
-    everything (--mark 0/0) takes the model path. Both say the same, line for line."""
+    """An unfiltered listing makes its lines straight from the messages; a filter the kernel
+    cannot apply (--zone 0: every entry but the one in zone 5) takes the model path for every
+    entry. Both say the same, line for line; and a filter the kernel applies exactly (--mark 0/0)
+    is trusted after its first entries, also the same."""
     _fill(lb.lb, 2000)  # the benchmark's mix: TCP with reply tuples, unreplied UDP, IPv6
     lb.open_tcp(VIP4, VIP6)
     lb.udp(VIP4, 40030)
     lb.lb.run("conntrack", "-I", *CRAFTED[2], "-t", "600")  # a zone: the general path inside the fused run
     timeouts = re.compile(r'(timeout=|"timeout": |^\S+ +\d+ )\d+')
-    fused = lb.gnt("list", *fmt)
-    general = lb.gnt("list", *fmt, "--mark", "0/0")
-    assert fused.returncode == 0 and general.returncode == 0, (fused.stderr, general.stderr)
-    mine = sorted(timeouts.sub(r"\1", line) for line in fused.stdout.splitlines() if '"summary"' not in line)
-    theirs = sorted(timeouts.sub(r"\1", line) for line in general.stdout.splitlines() if '"summary"' not in line)
-    assert len(mine) >= 2004 and mine == theirs
+    def lines(*args: str) -> list[str]:
+        out = lb.gnt("list", *fmt, *args)
+        assert out.returncode == 0, out.stderr
+        return sorted(timeouts.sub(r"\1", line) for line in out.stdout.splitlines() if '"summary"' not in line)
+
+    fused, general, trusted = lines(), lines("--zone", "0"), lines("--mark", "0/0")
+    zoned = [line for line in fused if "zone=5" in line or '"zone": 5' in line]
+    assert len(zoned) == 1 and len(fused) >= 2005
+    assert [line for line in fused if line not in zoned] == general
+    assert trusted == fused
