@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from gnt.cli.numbers import I32_MAX, I64_MAX
-from gnt.cli.table import Opt, fast_parse, parameters, with_signature
+from gnt.cli.table import Opt, command_class, fast_parse, parameters, with_signature
 from gnt.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -42,23 +42,32 @@ class _BatchedStream:
 def build_filter(
     *, proto: str | None, src: str | None, dst: str | None, sport: str | None, dport: str | None,
     reply_src: str | None, reply_dst: str | None, state: str | None, mark: str | None, zone: str | None,
-    snat: bool, dnat: bool, nat: bool, ipv4: bool, ipv6: bool,
+    orig_zone: str | None, reply_zone: str | None, status: str | None, label: list[str] | None,
+    snat: str | None, dnat: str | None, nat: str | None, ipv4: bool, ipv6: bool,
 ) -> EntryFilter:
+    """The filter of a command line; every value is checked (`is not None`: 0 is a value too)."""
     from gnt.conntrack import filters as f
 
+    protonum = f.parse_proto(proto) if proto is not None else None
     return f.EntryFilter(
         family=f.family_of(ipv4, ipv6),
-        proto=f.parse_proto(proto) if proto is not None else None,
+        proto=protonum,
         src=f.parse_network(src, "-s") if src is not None else None,
         dst=f.parse_network(dst, "-d") if dst is not None else None,
         sport=f.parse_port(sport, "--sport") if sport is not None else None,
         dport=f.parse_port(dport, "--dport") if dport is not None else None,
         reply_src=f.parse_network(reply_src, "--reply-src") if reply_src is not None else None,
         reply_dst=f.parse_network(reply_dst, "--reply-dst") if reply_dst is not None else None,
-        states=f.parse_states(state) if state is not None else None,
+        states=f.parse_states(state, protonum) if state is not None else None,
         mark=f.parse_mark(mark) if mark is not None else None,
         zone=f.parse_zone(zone) if zone is not None else None,
-        snat=snat, dnat=dnat, nat=nat,
+        orig_zone=f.parse_zone(orig_zone, "--orig-zone") if orig_zone is not None else None,
+        reply_zone=f.parse_zone(reply_zone, "--reply-zone") if reply_zone is not None else None,
+        status=f.parse_status(status) if status is not None else None,
+        labels=f.parse_labels(label) if label else None,
+        snat=f.parse_nat(snat, "--snat") if snat is not None else None,
+        dnat=f.parse_nat(dnat, "--dnat") if dnat is not None else None,
+        nat=f.parse_nat(nat, "--nat") if nat is not None else None,
     )
 
 
@@ -81,12 +90,22 @@ FILTER_OPTIONS: tuple[Opt, ...] = (
     Opt(("--dport",), "dport", str, None, "Original destination port."),
     Opt(("--reply-src",), "reply_src", str, None, "Reply source address or CIDR (the real server after DNAT)."),
     Opt(("--reply-dst",), "reply_dst", str, None, "Reply destination address or CIDR (the SNAT address)."),
-    Opt(("--state",), "state", str, None, "TCP/SCTP/DCCP state(s), comma-separated, e.g. ESTABLISHED."),
+    Opt(("--state",), "state", str, None, "State(s) of the -p protocol (tcp, sctp, dccp), comma-separated."),
+    Opt(("-u", "--status"), "status", str, None,
+        "Status bits, comma-separated: ASSURED, SEEN_REPLY, UNREPLIED, FIXED_TIMEOUT, EXPECTED, OFFLOAD, "
+        "HW_OFFLOAD, UNSET; !NAME for a clear bit."),
     Opt(("--mark",), "mark", str, None, "Connmark VALUE[/MASK] (decimal or 0x hex)."),
-    Opt(("--zone",), "zone", str, None, "Conntrack zone."),
-    Opt(("--snat",), "snat", bool, None, "Only source-NATed entries.", False),
-    Opt(("--dnat",), "dnat", bool, None, "Only destination-NATed entries.", False),
-    Opt(("--nat",), "nat", bool, None, "Only NATed entries (source or destination).", False),
+    Opt(("--zone",), "zone", str, None, "Conntrack zone (of either direction)."),
+    Opt(("--orig-zone",), "orig_zone", str, None, "Zone of the original direction."),
+    Opt(("--reply-zone",), "reply_zone", str, None, "Zone of the reply direction."),
+    Opt(("-l", "--label"), "label", str, None, "Connlabel(s) an entry must all carry (connlabel.conf names).",
+        multiple=True),
+    Opt(("--snat",), "snat", str, "ADDR[:PORT]", "Only source-NATed entries (optionally to ADDR[:PORT]).",
+        flag_value=""),
+    Opt(("--dnat",), "dnat", str, "ADDR[:PORT]", "Only destination-NATed entries (optionally to ADDR[:PORT]).",
+        flag_value=""),
+    Opt(("--nat",), "nat", str, "ADDR[:PORT]", "Only NATed entries, source or destination (optionally ADDR[:PORT]).",
+        flag_value=""),
     Opt(("-4",), "ipv4", bool, None, "Only IPv4 entries.", False),
     Opt(("-6",), "ipv6", bool, None, "Only IPv6 entries.", False),
 )
@@ -119,27 +138,68 @@ def fast_list(argv: list[str]) -> dict[str, Any] | None:
     return values
 
 
+WRITE_BATCH = 512  # entries formatted per write: a write per entry costs more than the formatting
+
+
 def run_list(values: dict[str, Any], env: Environment) -> int:
     """`gnt conntrack list` with parsed option values; returns the exit code."""
     from gnt.conntrack import list_entries
-    from gnt.conntrack.models import ListSummary
-    from gnt.output import make_renderer
+    from gnt.conntrack.models import Entry, ListSummary
+    from gnt.output import make_renderer, write
     from gnt.output.env import Environment
-    from gnt.output.text.conntrack import make_formatter
+    from gnt.output.json import encode
+    from gnt.output.text.conntrack import fused_lines, make_formatter
 
     mode = _output_mode(values["output"], values["json"])
     flt = build_filter(**{name: values[name] for name in FILTER_FIELDS})
     out = _BatchedStream(env.stdout)
     batched = Environment(stdout=out, stderr=env.stderr, stdin=env.stdin, debug=env.debug)  # type: ignore[arg-type]
-    renderer = make_renderer(batched, json=values["json"], formatter=make_formatter(mode))
-    emit = renderer.emit
+    formatter = make_formatter(mode)
+    renderer = make_renderer(batched, json=values["json"], formatter=formatter)
+    # Entries are formatted here in batches and written at once (the renderer's per-object write
+    # and flush cost more than the formatting); the first goes through the renderer, so whatever
+    # it writes ahead of a stream's first object comes first. Everything else goes through it.
+    line_of = encode if values["json"] else formatter
+    pending: list[str] = []
+    first = True
     obj: object = None
     try:
-        for obj in list_entries(flt):
+        lines = fused_lines(mode)
+        if values["json"]:
+            from gnt.conntrack.entries import FusedLines
+            from gnt.output.json import ENTRY_JSON_HELPERS, entry_json_render
+
+            lines = FusedLines(render=entry_json_render, helpers=ENTRY_JSON_HELPERS, general=encode)
+        for obj in list_entries(flt, lines):
+            if type(obj) is str and not first:
+                pending.append(obj)
+                if len(pending) >= WRITE_BATCH:
+                    write(out, "\n".join(pending) + "\n")  # type: ignore[arg-type]
+                    pending.clear()
+                continue
+            if type(obj) is str:
+                write(out, obj + "\n")  # type: ignore[arg-type]  # already formatted: the renderer's own format
+                first = False
+                continue
+            if type(obj) is Entry and not first:
+                pending.append(line_of(obj))  # type: ignore[arg-type]
+                if len(pending) >= WRITE_BATCH:
+                    write(out, "\n".join(pending) + "\n")  # type: ignore[arg-type]
+                    pending.clear()
+                continue
+            if pending:
+                write(out, "\n".join(pending) + "\n")  # type: ignore[arg-type]
+                pending.clear()
             if type(obj) is ListSummary:
                 out.flush_now()  # the entries before the summary on stderr
-            emit(obj)
+            renderer.emit(obj)
+            first = False
     finally:
+        if pending:
+            try:
+                write(out, "\n".join(pending) + "\n")  # type: ignore[arg-type]
+            finally:
+                out.flush_now()
         out.flush_now()
     summary = obj if isinstance(obj, ListSummary) else None
     if summary is not None and summary.filtered and summary.shown == 0:
@@ -160,13 +220,14 @@ def register(app: typer.Typer) -> None:
 
         return run_list(values, current_env())
 
-    sub.command("list", help=LIST_HELP)(with_signature(list_cmd, parameters(LIST_OPTIONS)))
+    sub.command("list", help=LIST_HELP, cls=command_class(LIST_OPTIONS))(
+        with_signature(list_cmd, parameters(LIST_OPTIONS)))
 
     def watch_cmd(**values: Any) -> int:
         from gnt.cli import check_duration, current_env
-        from gnt.conntrack import watch
+        from gnt.conntrack import EventLoss, watch
         from gnt.conntrack.filters import parse_events
-        from gnt.conntrack.models import Lost, WatchSummary
+        from gnt.conntrack.models import WatchSummary
         from gnt.output import make_renderer
         from gnt.output.text.conntrack import make_formatter
 
@@ -184,22 +245,21 @@ def register(app: typer.Typer) -> None:
         env = current_env()
         renderer = make_renderer(env, json=json, formatter=make_formatter(mode))
         summary: WatchSummary | None = None
-        shown = lost = 0
         started = time.monotonic()
-        stream = watch(flt, wanted, count=count, duration=duration, rcvbuf=buffer_size)
+        loss = EventLoss()
+        stream = watch(flt, wanted, count=count, duration=duration, rcvbuf=buffer_size, loss=loss)
         try:
             for obj in stream:
                 if isinstance(obj, WatchSummary):
                     summary = obj
-                elif isinstance(obj, Lost):
-                    lost = obj.total
-                else:
-                    shown += 1
                 renderer.emit(obj)
         except KeyboardInterrupt:
-            # Ctrl-C is how a watch usually ends: say what was seen (and lost), then exit 130.
-            renderer.emit(WatchSummary(events=shown, lost=lost, duration=round(time.monotonic() - started, 3),
-                                       filtered=flt.active))
+            # Ctrl-C (and SIGTERM/SIGHUP, which the error boundary turns into the same exception) is
+            # how a watch usually ends: say what was seen (and lost), then exit 128+signal.
+            stream.close()  # ends the watch: `loss` now has the kernel's final drop count
+            renderer.emit(WatchSummary(events=loss.shown, lost=loss.overflows,
+                                       duration=round(time.monotonic() - started, 3), filtered=flt.active,
+                                       lost_events=loss.events))
             raise
         finally:
             stream.close()
@@ -207,7 +267,8 @@ def register(app: typer.Typer) -> None:
             return int(ExitCode.NEGATIVE)
         return int(ExitCode.OK)
 
-    sub.command("watch", help=WATCH_HELP)(with_signature(watch_cmd, parameters(WATCH_OPTIONS)))
+    sub.command("watch", help=WATCH_HELP, cls=command_class(WATCH_OPTIONS))(
+        with_signature(watch_cmd, parameters(WATCH_OPTIONS)))
 
     @sub.command("stats")
     def stats_cmd(

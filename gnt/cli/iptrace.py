@@ -81,6 +81,13 @@ def iptrace(
                  dport=dport, iif=iif)
 
     if cleanup:
+        given = [name for name, value in (
+            ("-4", ipv4), ("-6", ipv6), ("-p", proto), ("-s", src), ("-d", dst), ("--sport", sport),
+            ("--dport", dport), ("-i", iif), ("-c", count), ("--duration", duration),
+            ("--backend", None if backend == "auto" else backend), ("--from-log", from_log), ("--json", json),
+        ) if value not in (None, False)]
+        if given:
+            raise UsageError(f"--cleanup takes no other option (got {', '.join(given)})")
         from gnt.iptrace.live import cleanup_leftovers, require_net_admin
 
         require_net_admin()
@@ -95,6 +102,14 @@ def iptrace(
         return _from_log(env, renderer, from_log, flt, count)
 
     from gnt.iptrace.live import RunStats, StopRequest, trace_live
+
+    if iif is not None:
+        import socket
+
+        try:
+            socket.if_nametoindex(iif)
+        except (OSError, ValueError):
+            raise UsageError(f"-i {iif}: no such interface here") from None
 
     stop = StopRequest()
     stats = RunStats()
@@ -137,12 +152,12 @@ def _from_log(env: Environment, renderer: Renderer, path: str, flt: Filter, coun
     try:
         if path == "-":
             stream = env.stdin if env.stdin is not None else sys.stdin
-            for line in stream:
-                reader.feed(line)
+            _refuse_device(stream, name)
+            reader.read(stream, name)
         else:
             with open(path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    reader.feed(line)
+                _refuse_device(f, name)
+                reader.read(f, name)
     except FileNotFoundError as exc:
         raise GntError(f"cannot read {path}: no such file") from exc
     except IsADirectoryError as exc:
@@ -160,6 +175,23 @@ def _from_log(env: Environment, renderer: Renderer, path: str, flt: Filter, coun
     end = TraceEnd(packets=shown, skipped=reader.skipped, backend="log", source=name)
     renderer.emit(end)
     return int(ExitCode.OK if shown else ExitCode.NEGATIVE)
+
+
+def _refuse_device(stream: object, name: str) -> None:
+    """A device (/dev/zero, a disk) is no log: refuse it at once rather than read it without end."""
+    import os
+    import stat
+
+    from gnt.errors import GntError
+
+    try:
+        fileno = stream.fileno()  # type: ignore[attr-defined]
+        mode = os.fstat(fileno).st_mode
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a test's in-memory stream): the bounded reading still applies
+    if (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and not os.isatty(fileno):
+        raise GntError(f"{name} is a device, not a trace log",
+                       "give a file or a pipe with kernel log, nft monitor trace or xtables-monitor output")
 
 
 def register(app: typer.Typer) -> None:

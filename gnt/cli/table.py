@@ -30,6 +30,8 @@ class Opt:
     interface: bool = False  # completes to the node's interface names
     low: int | float | None = None  # int/float options: the range the value must be in (gnt/cli/numbers.py)
     high: int | float | None = None
+    flag_value: str | None = None  # a str option whose value may be left out: it then takes this value
+    multiple: bool = False  # may be given more than once: the values are collected in a list
 
 
 def fast_parse(options: Sequence[Opt], argv: Sequence[str], operands: int) -> dict[str, Any] | None:
@@ -43,6 +45,9 @@ def fast_parse(options: Sequence[Opt], argv: Sequence[str], operands: int) -> di
             break
         if arg.startswith("--") and arg.split("=", 1)[0] not in longs_exact:
             return None  # getopt would take an abbreviation of a long option; click does not
+        if arg in by_flag and by_flag[arg].flag_value is not None and not arg.startswith("--"):
+            return None  # a short option with an optional value: click's rules, not getopt's
+    argv = _optional_values(by_flag, argv)
     shorts = "".join(f[1] + ("" if by_flag[f].kind is bool else ":") for f in by_flag if not f.startswith("--"))
     longs = [f[2:] + ("" if by_flag[f].kind is bool else "=") for f in longs_exact]
     try:
@@ -51,16 +56,20 @@ def fast_parse(options: Sequence[Opt], argv: Sequence[str], operands: int) -> di
         return None
     if len(rest) != operands:
         return None
-    values: dict[str, Any] = {o.dest: o.default for o in options}
+    values: dict[str, Any] = {o.dest: () if o.multiple else o.default for o in options}
     for flag, text in pairs:
         option = by_flag[flag]
         if option.kind is bool:
             values[option.dest] = True
             continue
         try:
-            values[option.dest] = number(option, text) if option.kind in (int, float) else option.kind(text)
+            value = number(option, text) if option.kind in (int, float) else option.kind(text)
         except ValueError:
             return None  # typer reports it, through the same parser
+        if option.multiple:
+            values[option.dest] = (*values[option.dest], value)
+        else:
+            values[option.dest] = value
     values["operands"] = rest
     return values
 
@@ -87,6 +96,29 @@ def click_type(option: Opt) -> Any:
     return click_float(option.low, option.high)
 
 
+def _optional_values(by_flag: dict[str, Opt], argv: Sequence[str]) -> list[str]:
+    """`--opt VALUE` / `--opt` of optional-value options rewritten as `--opt=VALUE` / `--opt=FLAG_VALUE`
+    (as click reads them: the next word is the value unless it starts with "-")."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        option = by_flag.get(arg)
+        if option is not None and option.flag_value is not None:
+            if i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                out.append(f"{arg}={argv[i + 1]}")
+                i += 2
+                continue
+            out.append(f"{arg}={option.flag_value}")
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
 def parameters(options: Sequence[Opt]) -> list[inspect.Parameter]:
     """typer parameters for the table, in order (keyword-only, typer.Option defaults)."""
     import typer
@@ -99,11 +131,27 @@ def parameters(options: Sequence[Opt]) -> list[inspect.Parameter]:
         if o.kind in (int, float):
             extra["click_type"] = click_type(o)
         annotation: Any = o.kind if o.kind is bool or o.default is not None else o.kind | None
+        if o.multiple:
+            annotation = list[o.kind] | None  # type: ignore[name-defined]
         out.append(inspect.Parameter(
             o.dest, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
             default=typer.Option(o.default, *o.flags, metavar=o.metavar, help=o.help, **extra),
         ))
     return out
+
+
+def command_class(options: Sequence[Opt]) -> Any:
+    """The typer command class for a table: it reads optional-value options as fast_parse does
+    (typer does not pass click's flag_value on, so `--snat` alone would swallow the next word)."""
+    from typer.core import TyperCommand
+
+    by_flag = {flag: o for o in options for flag in o.flags}
+
+    class TableCommand(TyperCommand):
+        def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+            return super().parse_args(ctx, _optional_values(by_flag, args))  # type: ignore[no-any-return]
+
+    return TableCommand
 
 
 def with_signature(function: Any, params: list[inspect.Parameter]) -> Any:

@@ -8,10 +8,13 @@ so memory does not grow with the table.
 
 from __future__ import annotations
 
+import errno
+import itertools
 import time
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 
-from gnt.conntrack.entries import EntryBuilder
+from gnt.conntrack.entries import EntryBuilder, FusedLines
 from gnt.conntrack.filters import EntryFilter
 from gnt.conntrack.models import CpuStats, Entry, EventEntry, ListSummary, Lost, Stats, WatchSummary
 from gnt.conntrack.netlink import (
@@ -34,6 +37,7 @@ from gnt.conntrack.netlink import (
     sender_portid,
 )
 from gnt.core.netlink import NFGENMSG, NLM_F_ACK, NLM_F_DUMP
+from gnt.errors import GntError
 
 EVENT_GROUPS = {  # event name -> multicast group bit: the kernel sends only what was asked
     "new": NF_NETLINK_CONNTRACK_NEW,
@@ -52,20 +56,73 @@ DROP_HINT = ("drop/early_drop count packets and entries lost to a full table: ra
 FULL_FRACTION = 0.9  # warn when the table is this full
 
 
-def list_entries(flt: EntryFilter) -> Iterator[Entry | ListSummary]:
-    """Every entry of this network namespace's table that matches, then a summary."""
-    scanned = shown = 0
+KERNEL_PROBE = 64  # entries checked here before the kernel's filtering is trusted for the rest
+
+
+def list_entries(flt: EntryFilter, lines: FusedLines | None = None) -> Iterator[Entry | str | ListSummary]:
+    """Every entry of this network namespace's table that matches, then a summary.
+
+    The kernel filters what it can (EntryFilter.dump_requests); what it sends is checked again
+    here, so a kernel that filters less (an older one, which ignores attributes it does not know)
+    gives the same result, and one that refuses a filter attribute gets an unfiltered dump. When
+    the kernel can apply every filter exactly and the first KERNEL_PROBE entries it sent all
+    match, it is filtering: the rest is taken as sent.
+
+    With `lines`, entries come as their formatted lines (str) instead: the format's fused form
+    skips the Entry model (gnt.conntrack.entries.compile_builder) wherever no check is needed.
+    """
+    received = shown = 0
     check = flt.matches if flt.active else None
-    build = EntryBuilder().build
+    trusted = 0 if check is not None and flt.kernel_exact else -1  # entries seen to match; -1: never trust
+    builder = EntryBuilder(lines=lines)
+    requests = flt.dump_requests() if flt.active else [(0, b"")]
     with CtnetlinkSocket() as sock:
-        sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=flt.family or 0)
-        for buf, off, end, _msg_type, _flags in sock.messages(prefetch=True):
-            scanned += 1
-            entry = build(buf, off, end)
-            if check is None or check(entry):
-                shown += 1
-                yield entry
-    yield ListSummary(shown=shown, scanned=scanned, filtered=flt.active)
+        for family, attrs in requests:
+            try:
+                sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=family, attrs=attrs)
+                messages = sock.messages(prefetch=True)
+                first = next(messages, None)
+            except GntError as exc:
+                if not attrs or exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                requests, attrs = [(flt.family or 0, b"")], b""  # the kernel refused the filter: filter here
+                trusted = -1
+                sock.request(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family=flt.family or 0)
+                messages = sock.messages(prefetch=True)
+                first = next(messages, None)
+            if first is None:
+                continue
+            for buf, off, end, _msg_type, _flags in itertools.chain((first,), messages):
+                received += 1
+                if check is None or trusted >= KERNEL_PROBE:
+                    shown += 1
+                    made = builder.line(buf, off, end) if lines is not None else builder.build(buf, off, end)
+                    if made is not None:
+                        yield made
+                    continue
+                entry = builder.build(buf, off, end)
+                if check(entry):
+                    shown += 1
+                    if trusted >= 0 and attrs:
+                        trusted += 1
+                    made = entry if lines is None else lines.general(entry)
+                    if made is not None:
+                        yield made
+                else:
+                    trusted = -1  # the kernel sent one that does not match: it does not filter
+            if not attrs:
+                break
+        in_table = table_size(sock) if any(attrs for _family, attrs in requests) else received
+    yield ListSummary(shown=shown, scanned=in_table, filtered=flt.active)
+
+
+def table_size(sock: CtnetlinkSocket) -> int:
+    """The number of entries in the table (CTA_STATS_GLOBAL_ENTRIES), 0 when the kernel does not say."""
+    sock.request(IPCTNL_MSG_CT_GET_STATS, NLM_F_ACK)
+    values: dict[int, int] = {}
+    for buf, off, end, _msg_type, _flags in sock.messages():
+        values.update(decode_u32_attrs(buf, off + NFGENMSG.size, end))
+    return values.get(CTA_STATS_GLOBAL_ENTRIES, 0)
 
 
 def watch(
@@ -77,58 +134,87 @@ def watch(
     rcvbuf: int | None = None,
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
+    loss: EventLoss | None = None,
 ) -> Generator[EventEntry | Lost | WatchSummary, None, None]:
     """Conntrack events as they happen, until `count` events matched or `duration` seconds passed.
 
     An ENOBUFS (the socket buffer overflowed: the kernel dropped events) is yielded as a `Lost`
     at once and watching goes on. The generator's `close()` (Ctrl-C in the CLI) still ends it
     cleanly; the summary is yielded only on a normal end.
+
+    ENOBUFS says that events were lost, not how many, and the kernel reports it once per
+    congestion however many are dropped. The count comes from the kernel's drop counter of the
+    socket (CtnetlinkSocket.drops): one per event message it could not queue. `loss` (if given)
+    holds both counts, also after the generator ends by an exception.
     """
     groups = 0
     for name in events:
         groups |= EVENT_GROUPS[name]
     check = flt.matches if flt.active else None
-    shown = 0
     started = clock()
     deadline = started + duration if duration is not None else None
-    build = EntryBuilder(EventEntry).build
+    if loss is None:
+        loss = EventLoss()
     with CtnetlinkSocket(groups=groups, rcvbuf=rcvbuf or EVENT_RCVBUF) as sock:
-        reported_lost = 0
-        last_portid, last_program = 0, None  # the program behind the last userspace-caused event
-        while count is None or shown < count:
-            timeout = None
-            if deadline is not None:
-                timeout = deadline - clock()
-                if timeout <= 0:
-                    break
-            batch = sock.receive_events(timeout)
-            if batch is None:
+        try:
+            yield from _watch_events(sock, flt, events, check, count, deadline, clock, wall, loss)
+        finally:
+            # On every end (Ctrl-C too), while the socket still exists: the kernel's drop count.
+            if sock.lost:
+                loss.overflows, loss.events = sock.lost, sock.drops()
+        yield WatchSummary(events=loss.shown, lost=sock.lost, duration=round(clock() - started, 3),
+                           filtered=flt.active, lost_events=loss.events)
+
+
+def _watch_events(
+    sock: CtnetlinkSocket, flt: EntryFilter, events: frozenset[str], check: Callable[[Entry], bool] | None,
+    count: int | None, deadline: float | None, clock: Callable[[], float], wall: Callable[[], float],
+    loss: EventLoss,
+) -> Iterator[EventEntry | Lost]:
+    build = EntryBuilder(EventEntry).build
+    last_portid, last_program = 0, None  # the program behind the last userspace-caused event
+    while count is None or loss.shown < count:
+        timeout = None
+        if deadline is not None:
+            timeout = deadline - clock()
+            if timeout <= 0:
                 break
-            if sock.lost != reported_lost:
-                yield Lost(overflows=sock.lost - reported_lost, total=sock.lost, timestamp=wall())
-                reported_lost = sock.lost
-            now = wall()
-            for buf, off, end, msg_type, flags in batch:
-                kind = event_kind(msg_type, flags)
-                if kind not in events:
-                    continue
-                entry = build(buf, off, end)
-                assert isinstance(entry, EventEntry)
-                entry.event = kind
-                entry.timestamp = now
-                portid = sender_portid(buf, off)
-                if portid:
-                    if portid != last_portid:
-                        last_portid, last_program = portid, program_of_portid(portid)
-                    entry.portid, entry.program = portid, last_program
-                if check is not None and not check(entry):
-                    continue
-                shown += 1
-                yield entry
-                if count is not None and shown >= count:
-                    break
-        yield WatchSummary(events=shown, lost=sock.lost, duration=round(clock() - started, 3),
-                           filtered=flt.active)
+        batch = sock.receive_events(timeout)
+        if batch is None:
+            break
+        if sock.lost != loss.overflows:
+            loss.events = sock.drops()
+            yield Lost(overflows=sock.lost - loss.overflows, total=sock.lost, timestamp=wall(), events=loss.events)
+            loss.overflows = sock.lost
+        now = wall()
+        for buf, off, end, msg_type, flags in batch:
+            kind = event_kind(msg_type, flags)
+            if kind not in events:
+                continue
+            entry = build(buf, off, end)
+            assert isinstance(entry, EventEntry)
+            entry.event = kind
+            entry.timestamp = now
+            portid = sender_portid(buf, off)
+            if portid:
+                if portid != last_portid:
+                    last_portid, last_program = portid, program_of_portid(portid)
+                entry.portid, entry.program = portid, last_program
+            if check is not None and not check(entry):
+                continue
+            loss.shown += 1
+            yield entry
+            if count is not None and loss.shown >= count:
+                break
+
+
+@dataclass
+class EventLoss:
+    """What a watch lost so far, kept up to date while it runs (read it after an interrupt too)."""
+
+    shown: int = 0  # events yielded
+    overflows: int = 0  # ENOBUFS reports
+    events: int | None = None  # event messages the kernel dropped for the socket; None: not known
 
 
 def read_stats() -> Iterator[CpuStats | Stats]:
@@ -181,4 +267,4 @@ def summarize(per_cpu: list[CpuStats], entries: int | None, max_entries: int | N
     return stats
 
 
-__all__ = ["EntryFilter", "list_entries", "read_stats", "summarize", "watch"]
+__all__ = ["EntryFilter", "EventLoss", "list_entries", "read_stats", "summarize", "watch"]

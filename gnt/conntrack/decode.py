@@ -31,6 +31,7 @@ FIELDS = (
     "r_src", "r_dst", "r_sport", "r_dport", "r_icmp_type", "r_icmp_code", "r_icmp_id",
     "status", "timeout", "mark", "id", "use", "zone", "state",
     "o_packets", "o_bytes", "r_packets", "r_bytes", "start", "stop", "helper", "secctx",
+    "o_zone", "r_zone", "labels",
 )
 _INDEX = {name: i for i, name in enumerate(FIELDS)}
 N_FIELDS = len(FIELDS)
@@ -66,6 +67,7 @@ def _tuple_spec(prefix: str) -> Spec:
             nl.CTA_IP_V6_DST: _leaf("16s", 16, prefix + "dst"),
         },
         nl.CTA_TUPLE_PROTO: proto,
+        nl.CTA_TUPLE_ZONE: _leaf("H", 2, prefix + "zone"),  # per-direction zone (--orig-zone/--reply-zone)
     }
 
 
@@ -184,6 +186,10 @@ def _walk(buf: bytes, off: int, end: int, spec: Spec, out: list[object], rec: _R
                     out[_INDEX[STRING_ATTRS[kind]]] = text
             if rec is not None:
                 rec.compilable = False  # a string of any length: not worth a layout
+        elif spec is TOP and kind == nl.CTA_LABELS:
+            out[_INDEX["labels"]] = bytes(buf[start:stop])  # a bitmap of any length: generic path only
+            if rec is not None:
+                rec.compilable = False
         off += (nla_len + 3) & ~3
 
 

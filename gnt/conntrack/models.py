@@ -2,7 +2,8 @@
 
 The JSON shapes follow from these dataclasses through gnt/output/json.py: an `entry` has
 proto, state, status [...], original {src, dst, sport, dport} (ICMP: type, code, id),
-reply {...}, nat [subset of "snat", "dnat"], mark, zone, timeout, id, start/stop.
+reply {...}, nat [subset of "snat", "dnat"], mark, zone, timeout, id, start/stop, counters,
+helper, use, orig_zone/reply_zone (per-direction zones), labels.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Entry:
     """One connection-tracking entry. Fields the kernel did not send are None."""
 
     json_type: ClassVar[str] = "entry"
+    json_flat: ClassVar[bool] = True  # gnt.output.json writes these fields without a dict (a dump's hot path)
 
     family: str  # "ipv4" or "ipv6"
     proto: str  # "tcp", "udp", "icmp", ... or the number as text
@@ -65,9 +67,9 @@ class Entry:
     status: tuple[str, ...]  # IPS_* flag names: ASSURED, SEEN_REPLY, SRC_NAT, ...
     original: Tuple
     reply: Tuple
-    nat: tuple[str, ...]  # "snat" and/or "dnat": where the reply tuple does not mirror the original
+    nat: tuple[str, ...]  # "snat" and/or "dnat": the kernel translated (SRC_NAT_DONE/DST_NAT_DONE) an address or port
     mark: int | None
-    zone: int  # 0, the default zone, when the kernel sends none
+    zone: int  # the zone of both directions (conntrack --zone); 0, the default zone, when the kernel sends none
     timeout: int | None  # seconds left
     id: int | None
     start: float | None = None  # kernel timestamp, seconds since the epoch (nf_conntrack_timestamp=1)
@@ -76,13 +78,18 @@ class Entry:
     helper: str | None = None
     protonum: int = field(default=0, metadata={"json": None})
     status_bits: int | None = field(default=None, metadata={"json": None})
-    use: int | None = field(default=None, metadata={"json": None})
+    use: int | None = None  # the kernel's reference count of the entry
     secctx: str | None = field(default=None, metadata={"json": None})
+    orig_zone: int | None = None  # zone of the original direction alone (conntrack --orig-zone), when set
+    reply_zone: int | None = None  # zone of the reply direction alone (conntrack --reply-zone), when set
+    labels: tuple[str, ...] | None = None  # connlabel names (connlabel.conf), bit numbers where unnamed
 
 
 @dataclass(slots=True)
 class EventEntry(Entry):
     """An entry as an event announced it (`gnt conntrack watch`)."""
+
+    json_flat: ClassVar[bool] = False  # more fields than the flat path writes
 
     event: str = "new"  # "new", "update" or "destroy"
     timestamp: float = 0.0  # when gnt received it, seconds since the epoch
@@ -99,6 +106,7 @@ class Lost:
     overflows: int  # ENOBUFS seen in this report
     total: int  # since watch started
     timestamp: float
+    events: int | None = None  # events lost so far: the kernel's drop count for the socket (None: unknown)
 
 
 @dataclass(slots=True)
@@ -119,8 +127,9 @@ class WatchSummary:
     json_type: ClassVar[str] = "summary"
 
     events: int
-    lost: int  # ENOBUFS overflows (each one a burst of events, the count unknown)
+    lost: int  # ENOBUFS overflows (each one a burst of events)
     duration: float
+    lost_events: int | None = None  # events lost: the kernel's drop count for the socket (None: unknown)
     filtered: bool = field(default=False, metadata={"json": None})
 
 

@@ -79,6 +79,17 @@ CTA_SECCTX = 19  # nested: security context name
 CTA_TIMESTAMP = 20  # nested: start/stop in ns (nf_conntrack_timestamp)
 CTA_MARK_MASK = 21  # be32: mask for mark filters in dump requests
 CTA_LABELS = 22  # binary: connlabel bitmap
+CTA_FILTER = 25  # nested: which tuple fields a dump request filters on (kernel 5.8+)
+CTA_STATUS_MASK = 26  # be32: mask for status filters in dump requests (kernel 5.19+)
+
+# --- enum ctattr_filter, and the flag bits of CTA_FILTER_ORIG_FLAGS (net/netfilter/nf_conntrack_netlink.c) ---
+CTA_FILTER_ORIG_FLAGS = 1  # u32 (host order): CTA_FILTER_F_* of the original tuple
+CTA_FILTER_F_CTA_IP_SRC = 1 << 0  # match the source address (exactly)
+CTA_FILTER_F_CTA_IP_DST = 1 << 1  # match the destination address (exactly)
+CTA_FILTER_F_CTA_PROTO_NUM = 1 << 3  # match the protocol number
+CTA_FILTER_F_CTA_PROTO_SRC_PORT = 1 << 4  # match the source port (needs the protocol)
+CTA_FILTER_F_CTA_PROTO_DST_PORT = 1 << 5  # match the destination port (needs the protocol)
+NLA_F_NESTED = 0x8000  # nlattr.nla_type flag of a nested attribute
 
 # --- enum ctattr_tuple / ctattr_ip / ctattr_l4proto ---
 CTA_TUPLE_IP = 1  # nested: addresses
@@ -146,6 +157,60 @@ EVENT_RCVBUF = 8 << 20  # default event socket buffer: 8 MiB, room for a burst o
 _BE32 = struct.Struct(">I")  # be32 attribute payload
 
 
+def nla(kind: int, payload: bytes) -> bytes:
+    """One netlink attribute, padded to 4 bytes."""
+    raw = struct.pack("=HH", 4 + len(payload), kind) + payload
+    return raw + b"\0" * (-len(raw) % 4)
+
+
+def dump_filter(*, src: bytes | None = None, dst: bytes | None = None, proto: int | None = None,
+                sport: int | None = None, dport: int | None = None, mark: tuple[int, int] | None = None,
+                zone: int | None = None, status: tuple[int, int] | None = None) -> bytes:
+    """The attributes of a dump request that make the kernel send only matching entries.
+
+    What the kernel filters: the mark under a mask (CTA_MARK/CTA_MARK_MASK, 2.6.x+), the zone
+    (CTA_ZONE; not zone 0, which the kernel reads as "no zone filter"), status bits
+    (CTA_STATUS/CTA_STATUS_MASK, 5.19+), and in the original tuple exact addresses, the
+    protocol and its ports (CTA_FILTER, 5.8+). Kernels that do not know an attribute ignore
+    it and send more; the caller checks every entry again, so the result is the same.
+    `src`/`dst` are packed addresses (4 or 16 bytes) of the family given in the request.
+    """
+    attrs = b""
+    if mark is not None:
+        attrs += nla(CTA_MARK, _BE32.pack(mark[0])) + nla(CTA_MARK_MASK, _BE32.pack(mark[1]))
+    if zone:
+        attrs += nla(CTA_ZONE, struct.pack(">H", zone))
+    if status is not None and status[1]:
+        attrs += nla(CTA_STATUS, _BE32.pack(status[0])) + nla(CTA_STATUS_MASK, _BE32.pack(status[1]))
+    flags = 0
+    ip = b""
+    if src is not None:
+        flags |= CTA_FILTER_F_CTA_IP_SRC
+        ip += nla(CTA_IP_V4_SRC if len(src) == 4 else CTA_IP_V6_SRC, src)
+    if dst is not None:
+        flags |= CTA_FILTER_F_CTA_IP_DST
+        ip += nla(CTA_IP_V4_DST if len(dst) == 4 else CTA_IP_V6_DST, dst)
+    l4 = b""
+    if proto is not None:
+        flags |= CTA_FILTER_F_CTA_PROTO_NUM
+        l4 += nla(CTA_PROTO_NUM, bytes([proto]))
+        if sport is not None:
+            flags |= CTA_FILTER_F_CTA_PROTO_SRC_PORT
+            l4 += nla(CTA_PROTO_SRC_PORT, struct.pack(">H", sport))
+        if dport is not None:
+            flags |= CTA_FILTER_F_CTA_PROTO_DST_PORT
+            l4 += nla(CTA_PROTO_DST_PORT, struct.pack(">H", dport))
+    if flags:
+        tuple_ = b""
+        if ip:
+            tuple_ += nla(CTA_TUPLE_IP | NLA_F_NESTED, ip)
+        if l4:
+            tuple_ += nla(CTA_TUPLE_PROTO | NLA_F_NESTED, l4)
+        attrs += nla(CTA_TUPLE_ORIG | NLA_F_NESTED, tuple_)
+        attrs += nla(CTA_FILTER | NLA_F_NESTED, nla(CTA_FILTER_ORIG_FLAGS, struct.pack("=I", flags)))
+    return attrs
+
+
 def decode_u32_attrs(buf: bytes, off: int, end: int) -> dict[int, int]:
     """Every be32 attribute of a statistics message (attribute type -> value)."""
     out: dict[int, int] = {}
@@ -205,6 +270,22 @@ class CtnetlinkSocket:
 
     def fileno(self) -> int:
         return self.sock.fileno()
+
+    def drops(self) -> int | None:
+        """Messages the kernel dropped for this socket because its buffer was full (sk_drops, the
+        Drops column of /proc/net/netlink: one per event lost), or None when it cannot be read."""
+        try:
+            inode = str(os.fstat(self.sock.fileno()).st_ino)
+            with open("/proc/net/netlink") as table:
+                header = next(table).split()
+                column = header.index("Drops")
+                for line in table:
+                    fields = line.split()
+                    if fields and fields[-1] == inode and len(fields) > column:
+                        return int(fields[column])
+        except (OSError, ValueError, StopIteration):
+            pass
+        return None
 
     def request(self, msg_type: int, flags: int, family: int = 0, attrs: bytes = b"") -> int:
         """Send one ctnetlink request; returns its sequence number."""

@@ -30,7 +30,7 @@ def failure_text(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process `pid` still exists (the owner of a tagged table or rule)."""
+    """Whether process `pid` still exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -38,3 +38,27 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def process_start(pid: int) -> int | None:
+    """When process `pid` started (clock ticks after boot, /proc/PID/stat field 22); None if unknown.
+    With the pid it names one run: a pid the kernel reuses comes with another start time."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
+        return int(text[text.rindex(")") + 2:].split()[19])  # fields after "pid (comm)": state is field 3
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_tag(pid: int) -> str:
+    """The tag of run `pid` in the names and comments of what it installs: PID_START."""
+    return f"{pid}_{process_start(pid) or 0}"
+
+
+def run_alive(pid: int, start: int | None) -> bool:
+    """Whether the run that tagged something with `pid` (and `start`, when recorded) still runs:
+    a pid now held by another process (another start time) is not that run."""
+    if not pid_alive(pid):
+        return False
+    return start is None or process_start(pid) in (start, None)

@@ -16,11 +16,11 @@ import subprocess
 from dataclasses import replace
 
 from gnt.errors import PermissionDenied, UnavailableError
-from gnt.iptrace.commands import failure_text, find_binary, pid_alive, run_command
+from gnt.iptrace.commands import failure_text, find_binary, run_alive, run_command, run_tag
 from gnt.iptrace.models import Filter
 
-COMMENT_PREFIX = "gnt-iptrace:"  # rule comment tag: gnt-iptrace:<pid>
-COMMENT_RE = re.compile(r"--comment \"?" + COMMENT_PREFIX + r"(\d+)\"?")  # the tag in iptables -S output
+COMMENT_PREFIX = "gnt-iptrace:"  # rule comment tag: gnt-iptrace:<pid>_<start> (older runs: <pid>)
+COMMENT_RE = re.compile(r"--comment \"?" + COMMENT_PREFIX + r"(\d+)(?:_(\d+))?\"?")  # the tag in iptables -S
 TRACE_CHAINS = ("PREROUTING", "OUTPUT")  # raw-table chains the TRACE rule goes into
 TOOLS = {4: "iptables-legacy", 6: "ip6tables-legacy"}  # legacy front ends by IP version
 CMD_TIMEOUT = 20.0  # seconds for one iptables invocation
@@ -121,7 +121,7 @@ def rule_specs(flt: Filter, chain: str, pid: int) -> list[list[str]]:
     for variant in variants:
         args = match_args(variant, chain)
         if args is not None:
-            specs.append([*args, "-m", "comment", "--comment", f"{COMMENT_PREFIX}{pid}", "-j", "TRACE"])
+            specs.append([*args, "-m", "comment", "--comment", f"{COMMENT_PREFIX}{run_tag(pid)}", "-j", "TRACE"])
     return specs
 
 
@@ -143,8 +143,8 @@ def install(flt: Filter, pid: int) -> list[str]:
     return added
 
 
-def tagged_rules(version: int) -> list[tuple[list[str], int]]:
-    """(delete arguments, pid) of every gnt iptrace rule in the raw table."""
+def tagged_rules(version: int) -> list[tuple[list[str], int, int | None]]:
+    """(delete arguments, pid, start time or None) of every gnt iptrace rule in the raw table."""
     done = run(version, "-t", "raw", "-S", check=False)
     if done.returncode != 0:
         return []
@@ -152,7 +152,8 @@ def tagged_rules(version: int) -> list[tuple[list[str], int]]:
     for line in done.stdout.splitlines():
         m = COMMENT_RE.search(line)
         if m and line.startswith("-A "):
-            found.append((["-D", *shlex.split(line)[1:]], int(m.group(1))))
+            start = m.group(2)
+            found.append((["-D", *shlex.split(line)[1:]], int(m.group(1)), int(start) if start else None))
     return found
 
 
@@ -166,8 +167,8 @@ def remove(pid: int | None, *, stale: bool = False) -> list[str]:
             rules = tagged_rules(version)
         except UnavailableError:
             continue
-        for args, owner in rules:
-            mine = owner == pid or (stale and not pid_alive(owner))
+        for args, owner, start in rules:
+            mine = owner == pid or (stale and not run_alive(owner, start))
             if mine and run(version, "-t", "raw", *args, check=False).returncode == 0:
                 removed.append(f"{TOOLS[version]} -t raw {shlex.join(args)}")
     return removed

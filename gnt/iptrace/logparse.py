@@ -16,7 +16,9 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TextIO
 
+from gnt.errors import GntError
 from gnt.iptrace.models import KIND_POLICY, KIND_RETURN, KIND_RULE, Filter, Packet, Step, Summary
 from gnt.iptrace.nftevents import verdict_name
 from gnt.iptrace.nftrules import COUNTER_RE, TABLE_PREFIX
@@ -36,14 +38,16 @@ NFT_RE = re.compile(
 )  # nft monitor trace
 NFT_RULE_RE = re.compile(r"^rule (?P<text>.*?)(?: # handle (?P<handle>\d+))? \(verdict (?P<verdict>[^)]*)\)$")
 NFT_UNKNOWN_RULE_RE = re.compile(r"^unknown rule handle (?P<handle>\d+) \(verdict (?P<verdict>[^)]*)\)$")
-NFT_POLICY_RE = re.compile(r"^policy (?P<verdict>\w+)$")
-NFT_VERDICT_RE = re.compile(r"^verdict (?P<verdict>.+)$")
+NFT_MARK = r"(?: meta mark (?P<mark>0x[0-9a-fA-F]+))?"  # nft appends the packet's mark where a rule changed it
+NFT_POLICY_RE = re.compile(r"^policy (?P<verdict>\w+)" + NFT_MARK + "$")
+NFT_VERDICT_RE = re.compile(r"^verdict (?P<verdict>.+?)" + NFT_MARK + "$")
 MARKERS = ("TRACE:", "PACKET:", "trace id ")  # a line holding one of these is meant to be a trace line
 
 BUILTIN_CHAINS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")  # iptables base chains
 HOOK_RANK = {"PREROUTING": 0, "OUTPUT": 0, "INPUT": 1, "FORWARD": 1, "POSTROUTING": 2}  # order along a path
 TABLE_RANK = {"raw": 0, "mangle": 1, "nat": 2, "filter": 3, "security": 4}  # order of tables at one hook
 XT_FAMILIES = {"2": "ipv4", "10": "ipv6"}  # NFPROTO_IPV4, NFPROTO_IPV6
+XT_TABLE_FAMILIES = {"2": "ip", "10": "ip6"}  # the same, as nft names a table's family
 TCP_FLAG_WORDS = ("SYN", "ACK", "FIN", "RST", "PSH", "URG")  # flags xtables-monitor prints for TCP
 ICMP_TYPES = {"echo-reply": 0, "destination-unreachable": 3, "redirect": 5, "echo-request": 8,
               "time-exceeded": 11, "parameter-problem": 12}  # nft names of ICMP types (RFC 792)
@@ -62,6 +66,22 @@ LEGACY_PROTOS = {"TCP": "tcp", "UDP": "udp", "ICMP": "icmp", "ICMPv6": "ipv6-icm
 
 class Malformed(ValueError):
     """A trace line that does not parse."""
+
+
+MAX_LINE = 1 << 16  # characters of one log line read at most (trace lines are well under 4 KiB)
+MAX_DISCARD = 16 << 20  # characters without a line end after which the input is no log
+MAX_NUMBER_DIGITS = 20  # no field of a trace line needs more (a 64-bit value); longer is damage
+
+
+def _number(text: str, base: int = 10) -> int:
+    """A number field of a trace line; Malformed when it is not one (MARK=zz, 0xzz, 4,400 digits)."""
+    digits = text[2:] if base == 16 and text[:2].lower() == "0x" else text
+    if not digits or len(digits) > MAX_NUMBER_DIGITS:
+        raise Malformed(f"not a number: {text[:40]!r}")
+    try:
+        return int(digits, base)
+    except ValueError:
+        raise Malformed(f"not a number: {text[:40]!r}") from None
 
 
 # ---------------------------------------------------------------- legacy kernel log lines
@@ -118,8 +138,11 @@ def parse_legacy(line: str) -> LegacyLine | None:
         raise Malformed("TRACE line without IN/OUT/SRC/DST/PROTO (truncated?)")
     if fields["PROTO"] in ("TCP", "UDP", "SCTP", "UDPLITE") and ("SPT" not in l4 or "DPT" not in l4):
         raise Malformed("TRACE line without ports (truncated?)")
+    mark = l4.get("MARK") or fields.get("MARK")
+    if mark is not None:
+        _number(mark, 16)  # checked here: a broken mark is a broken line, not an error later
     return LegacyLine(table=m.group("table"), chain=m.group("chain"), kind=m.group("kind"),
-                      rulenum=int(m.group("num")), iif=fields.get("IN", ""), oif=fields.get("OUT", ""),
+                      rulenum=_number(m.group("num")), iif=fields.get("IN", ""), oif=fields.get("OUT", ""),
                       fields=fields, l4=l4, flags=flags)
 
 
@@ -134,7 +157,7 @@ def legacy_summary(line: LegacyLine) -> Summary:
     summary.sport, summary.dport = _int(l4.get("SPT")), _int(l4.get("DPT"))
     summary.icmp_type, summary.icmp_code = _int(l4.get("TYPE")), _int(l4.get("CODE"))
     mark = l4.get("MARK") or f.get("MARK")
-    summary.mark = int(mark, 16) if mark else None
+    summary.mark = _number(mark, 16) if mark else None
     return summary
 
 
@@ -149,11 +172,12 @@ def _address(text: str | None) -> str | None:
 
 
 def _int(text: str | None) -> int | None:
+    """An optional number field; None when absent or not a number."""
     if text is None:
         return None
     try:
-        return int(text, 0) if text.startswith("0x") else int(text)
-    except ValueError:
+        return _number(text, 16) if text.startswith("0x") else _number(text)
+    except Malformed:
         return None
 
 
@@ -218,12 +242,13 @@ class LegacyGrouper:
         summary.oif = line.oif or summary.oif
         mark = line.l4.get("MARK") or line.fields.get("MARK")
         if mark:
-            summary.mark = _int(mark)
+            summary.mark = _int(mark if mark.startswith("0x") else "0x" + mark)  # the kernel logs MARK in hex
         group.position = self._position(line, group.position)
         group.last_chain = (line.table, line.chain)
         group.last_kind, group.last_rulenum = line.kind, line.rulenum
         group.last_seen = now
-        step = Step(table=line.table, chain=line.chain, kind=line.kind, rulenum=line.rulenum)
+        step = Step(table=line.table, chain=line.chain, kind=line.kind, rulenum=line.rulenum,
+                    family="ip6" if line.family == "ipv6" else "ip")
         if line.kind == KIND_RETURN:
             step.verdict = "return"
             step.rulenum = None
@@ -269,7 +294,9 @@ def _xt_verdict(tail: str) -> str | None:
     parts = tail.split(":", 1)
     word = parts[0]
     if word.startswith("0x"):
-        value = int(word, 16)
+        value = _number(word, 16)
+        if value >= 1 << 32:
+            raise Malformed("verdict code wider than 32 bits")
         return verdict_name(value - (1 << 32) if value >= 1 << 31 else value)
     name = word.lower()
     if name in ("jump", "goto") and len(parts) > 1:
@@ -279,12 +306,13 @@ def _xt_verdict(tail: str) -> str | None:
 
 def xt_step(m: re.Match[str]) -> Step:
     kind, tail = m.group("kind"), m.group("tail")
-    step = Step(table=m.group("table"), chain=m.group("chain"), kind=kind)
+    step = Step(table=m.group("table"), chain=m.group("chain"), kind=kind,
+                family=XT_TABLE_FAMILIES.get(m.group("fam")))
     if kind == KIND_RULE:
         handle, _, verdict = tail.partition(":")
         if not handle.startswith("0x") or not verdict:
             raise Malformed("xtables-monitor rule without handle:verdict")
-        step.handle = int(handle, 16)
+        step.handle = _number(handle, 16)
         step.verdict = _xt_verdict(verdict)
         rule = m.group("rule")
         step.rule = XT_RULE_PREFIX_RE.sub("", rule) if rule else None
@@ -377,10 +405,10 @@ def nft_step(m: re.Match[str]) -> Step | None:
         return None
     if (r := NFT_RULE_RE.match(what)) is not None:
         step.rule = COUNTER_RE.sub("counter", r.group("text")).strip() or None
-        step.handle = _int(r.group("handle"))
+        step.handle = _number(r.group("handle")) if r.group("handle") else None
         step.verdict = r.group("verdict")
     elif (r := NFT_UNKNOWN_RULE_RE.match(what)) is not None:
-        step.handle = int(r.group("handle"))
+        step.handle = _number(r.group("handle"))
         step.verdict = r.group("verdict")
     elif (r := NFT_POLICY_RE.match(what)) is not None:
         step.kind = KIND_POLICY
@@ -394,29 +422,57 @@ def nft_step(m: re.Match[str]) -> Step | None:
     return step
 
 
+def nft_step_mark(m: re.Match[str]) -> int | None:
+    """The packet mark a policy or verdict line reports (`... meta mark 0x00000042`), if any."""
+    r = NFT_POLICY_RE.match(m.group("what")) or NFT_VERDICT_RE.match(m.group("what"))
+    return _number(r.group("mark"), 16) if r is not None and r.group("mark") else None
+
+
 # ---------------------------------------------------------------- any mix
 
 
 @dataclass
 class LogReader:
-    """Feeds lines of any supported format; `packets()` yields every packet, in order of first line."""
+    """Feeds lines of any supported format; `packets()` yields every packet, in order of first line.
+
+    The kernel reuses trace ids (they come from the skb's hash, the same for a whole flow), so
+    one id may carry several packets in turn. As live tracing does (paths.NftTracker), a new
+    packet starts where the IPv4 ID changes, where gnt's own trace chain sees the id again after
+    it finished, and (xtables-monitor) where the path goes back to an earlier hook.
+    """
 
     hide_prefix: str = TABLE_PREFIX
     skipped: int = 0  # trace lines that did not parse
     ignored: int = 0  # lines of no trace format (other syslog content, blank lines)
     skipped_lines: list[int] = field(default_factory=list)  # line numbers skipped (first 100)
     _order: list[tuple[str, object]] = field(default_factory=list)
-    _keyed: dict[tuple[str, str], Packet] = field(default_factory=dict)
+    _keyed: dict[tuple[str, str], Packet] = field(default_factory=dict)  # (source, id) -> its current packet
+    _passed_own: set[tuple[str, str]] = field(default_factory=set)  # ids whose packet passed gnt's own chain
+    _position: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # xt: last hook/table rank
     _legacy: LegacyGrouper = field(default_factory=LegacyGrouper)
     _lineno: int = 0
 
+    def _new_packet(self, key: tuple[str, str]) -> Packet:
+        packet = Packet(id=key[1], summary=Summary())
+        self._keyed[key] = packet
+        self._passed_own.discard(key)
+        self._position.pop(key, None)
+        self._order.append(("keyed", packet))
+        return packet
+
     def _keyed_packet(self, source: str, trace_id: str) -> Packet:
         packet = self._keyed.get((source, trace_id))
-        if packet is None:
-            packet = Packet(id=trace_id, summary=Summary())
-            self._keyed[(source, trace_id)] = packet
-            self._order.append(("keyed", packet))
-        return packet
+        return packet if packet is not None else self._new_packet((source, trace_id))
+
+    def _packet_line(self, key: tuple[str, str], fill: Callable[[Summary], None]) -> None:
+        """A line describing the packet: a different IPv4 ID under the same id is another packet."""
+        seen = Summary()
+        fill(seen)
+        packet = self._keyed.get(key)
+        if packet is None or (seen.ip_id is not None and packet.summary.ip_id is not None
+                              and seen.ip_id != packet.summary.ip_id):
+            packet = self._new_packet(key)
+        fill(packet.summary)
 
     def _skip(self) -> None:
         self.skipped += 1
@@ -427,24 +483,49 @@ class LogReader:
         self._lineno += 1
         try:
             self._feed(line)
-        except Malformed:
+        except ValueError:  # Malformed, and any value a line holds that does not convert
             self._skip()
 
     def _feed(self, line: str) -> None:
         if (m := NFT_RE.match(line)) is not None:
+            key = ("nft", m.group("id"))
             step = nft_step(m)  # before the packet exists: a malformed line makes none
-            packet = self._keyed_packet("nft", m.group("id"))
+            mark = nft_step_mark(m) if step is not None else None
             if m.group("what").startswith("packet:"):
-                nft_summary(m.group("family"), m.group("what"), packet.summary)
-            if step is not None and not step.table.startswith(self.hide_prefix):
-                packet.steps.append(step)
+                family, what = m.group("family"), m.group("what")
+                if m.group("table").startswith(self.hide_prefix) and key in self._passed_own:
+                    self._new_packet(key)  # gnt's own chain again: the next packet of this id
+                self._packet_line(key, lambda summary: nft_summary(family, what, summary))
+                return
+            if step is None:
+                self._keyed_packet(*key)
+                return
+            if step.table.startswith(self.hide_prefix):
+                if step.kind == KIND_POLICY:
+                    self._passed_own.add(key)
+                elif step.kind == KIND_RULE and key in self._passed_own:
+                    self._new_packet(key)  # gnt's own chain again: the next packet of this id
+                else:
+                    self._keyed_packet(*key)
+                return
+            packet = self._keyed_packet(*key)
+            if mark is not None:
+                packet.summary.mark = mark
+            packet.steps.append(step)
             return
         if (m := XT_PACKET_RE.match(line)) is not None:
-            xt_summary(m.group("fam"), m.group("rest"), self._keyed_packet("xt", m.group("id")).summary)
+            fam, rest = m.group("fam"), m.group("rest")
+            self._packet_line(("xt", m.group("id")), lambda summary: xt_summary(fam, rest, summary))
             return
         if (m := XT_TRACE_RE.match(line)) is not None:
             step = xt_step(m)
-            packet = self._keyed_packet("xt", m.group("id"))
+            key = ("xt", m.group("id"))
+            packet = self._keyed_packet(*key)
+            if step.chain in HOOK_RANK:
+                position = (HOOK_RANK[step.chain], TABLE_RANK.get(step.table, 3))
+                if position < self._position.get(key, position):
+                    packet = self._new_packet(key)  # back to an earlier hook: the next packet of this id
+                self._position[key] = position
             packet.summary.family = packet.summary.family or XT_FAMILIES.get(m.group("fam"))
             packet.steps.append(step)
             return
@@ -458,6 +539,30 @@ class LogReader:
         if any(marker in line for marker in MARKERS):
             raise Malformed("trace marker in an unreadable line")
         self.ignored += 1
+
+    def read(self, stream: TextIO, name: str) -> None:
+        """Every line of `stream`, each read up to MAX_LINE characters: a longer line is skipped
+        and counted; a run of more than MAX_DISCARD characters without a line end is no log at
+        all (a device, a binary file) and stops the reading with an error."""
+        while True:
+            line = stream.readline(MAX_LINE)
+            if not line:
+                return
+            if len(line) < MAX_LINE or line.endswith("\n"):
+                self.feed(line)
+                continue
+            discarded = len(line)
+            while not line.endswith("\n"):
+                line = stream.readline(MAX_LINE)
+                if not line:
+                    break
+                discarded += len(line)
+                if discarded > MAX_DISCARD:
+                    raise GntError(f"{name} is not a trace log: more than {MAX_DISCARD // (1 << 20)} MiB "
+                                   "without a line end", "give a text log (kernel log, nft monitor trace, "
+                                   "xtables-monitor --trace output)")
+            self._lineno += 1
+            self._skip()
 
     def packets(self) -> Iterator[Packet]:
         for kind, item in self._order:

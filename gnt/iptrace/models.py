@@ -23,7 +23,7 @@ class Step:
     handle: int | None = None  # nftables rule handle, when known
     verdict: str | None = None  # continue, accept, drop, jump X, goto X, return, queue, ... (None: unknown)
     rule: str | None = None  # the rule in readable form, when known
-    family: str | None = field(default=None, metadata={"json": None})  # nft family (ip, ip6, inet), text only
+    family: str | None = None  # the table's family (ip, ip6, inet, ...): `ip filter` and `ip6 filter` differ
     deciding: bool = field(default=False, metadata={"json": None})  # the step that decided the packet's fate
 
 

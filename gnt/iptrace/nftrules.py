@@ -1,9 +1,10 @@
 """The tagged nftables trace table, its cleanup, and rule text by table/chain/handle.
 
-The table is `inet gnt_iptrace_<pid>`: chains on the prerouting and output hooks at a
+The table is `inet gnt_iptrace_<pid>_<start>`: chains on the prerouting and output hooks at a
 priority before raw (-300) set `meta nftrace set 1` on the packets of the filter. The pid
-in the name is the tag: a run removes its own table on exit and, before installing, every
-table whose pid is gone (a run killed with SIGKILL); `gnt iptrace --cleanup` does the same.
+and the process start time in the name are the tag: a run removes its own table on exit and,
+before installing, every table whose run is gone (a run killed with SIGKILL; a pid since reused
+by another process has another start time); `gnt iptrace --cleanup` does the same.
 The nft binary does the talking to the kernel: it already knows the rule language both
 ways (the trace rule in, readable rules out).
 """
@@ -16,10 +17,10 @@ import subprocess
 from dataclasses import replace
 
 from gnt.errors import PermissionDenied, UnavailableError, UsageError
-from gnt.iptrace.commands import failure_text, find_binary, pid_alive, run_command
+from gnt.iptrace.commands import failure_text, find_binary, run_alive, run_command, run_tag
 from gnt.iptrace.models import Filter
 
-TABLE_PREFIX = "gnt_iptrace_"  # our tables are named gnt_iptrace_<pid>
+TABLE_PREFIX = "gnt_iptrace_"  # our tables are named gnt_iptrace_<pid>_<start> (older runs: gnt_iptrace_<pid>)
 TABLE_FAMILY = "inet"  # one table sees IPv4 and IPv6
 TRACE_PRIORITY = -350  # before raw (-300) and conntrack (-200), after defrag (-400)
 NFT_TIMEOUT = 20.0  # seconds for one nft invocation
@@ -27,7 +28,7 @@ L4_PORT_PROTOS = ("tcp", "udp", "sctp", "dccp", "udplite")  # protocols with por
 PROTO_ALIASES = {"icmpv6": "ipv6-icmp", "icmp6": "ipv6-icmp", "ipv6-icmp": "ipv6-icmp"}  # accepted spellings
 KNOWN_PROTOS = ("icmp", "ipv6-icmp", *L4_PORT_PROTOS, "gre", "esp", "ah")  # names -p accepts
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,15}$")  # a Linux interface name (IFNAMSIZ - 1)
-TABLE_RE = re.compile(r"^table (\S+) (" + TABLE_PREFIX + r"(\d+))$")  # a line of `nft list tables`
+TABLE_RE = re.compile(r"^table (\S+) (" + TABLE_PREFIX + r"(\d+)(?:_(\d+))?)$")  # a line of `nft list tables`
 HANDLE_RE = re.compile(r"\s*# handle (\d+)\s*$")  # the handle comment `nft -a` appends
 COUNTER_RE = re.compile(r"\bcounter packets \d+ bytes \d+")  # live counters: noise in a rule's text
 OPEN_BLOCK_RE = re.compile(r"\{\s*(?:# handle \d+)?$")  # a `table ... {` or `chain ... {` line
@@ -35,7 +36,7 @@ POLICY_RE = re.compile(r"\bpolicy (\w+);")  # the policy of a base chain
 
 
 def table_name(pid: int) -> str:
-    return f"{TABLE_PREFIX}{pid}"
+    return f"{TABLE_PREFIX}{run_tag(pid)}"
 
 
 def nft_binary() -> str:
@@ -156,8 +157,8 @@ def remove(pid: int) -> bool:
     return done.returncode == 0
 
 
-def tagged_tables() -> list[tuple[str, str, int]]:
-    """(family, name, pid) of every gnt iptrace table in this namespace."""
+def tagged_tables() -> list[tuple[str, str, int, int | None]]:
+    """(family, name, pid, start time or None) of every gnt iptrace table in this namespace."""
     done = run_nft("list", "tables", check=False)
     if done.returncode != 0:
         return []
@@ -165,7 +166,8 @@ def tagged_tables() -> list[tuple[str, str, int]]:
     for line in done.stdout.splitlines():
         m = TABLE_RE.match(line.strip())
         if m:
-            found.append((m.group(1), m.group(2), int(m.group(3))))
+            start = m.group(4)
+            found.append((m.group(1), m.group(2), int(m.group(3)), int(start) if start else None))
     return found
 
 
@@ -174,8 +176,8 @@ def cleanup_stale(own_pid: int | None = None) -> list[str]:
     if find_binary("nft") is None:
         return []
     removed = []
-    for family, name, pid in tagged_tables():
-        dead = pid == own_pid or not pid_alive(pid)
+    for family, name, pid, start in tagged_tables():
+        dead = pid == own_pid or not run_alive(pid, start)
         if dead and run_nft("delete", "table", family, name, check=False).returncode == 0:
             removed.append(f"nft table {family} {name}")
     return removed

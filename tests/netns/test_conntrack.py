@@ -224,7 +224,7 @@ def test_filters_select(lb: LoadBalancer) -> None:
     assert keys("-p", "tcp", "-d", f"{VIP4}/32", "--dport", "8080") == {("tcp", tcp_port)}
     assert keys("--reply-src", BACKEND4, "--sport", str(tcp_port)) == {("tcp", tcp_port)}
     assert keys("--reply-dst", "198.18.20.0/24", "-p", "udp") == {("udp", 40002)}
-    assert keys("--state", "ESTABLISHED", "-s", "198.18.10.0/24") == {("tcp", tcp_port)}
+    assert keys("-p", "tcp", "--state", "ESTABLISHED", "-s", "198.18.10.0/24") == {("tcp", tcp_port)}
     assert keys("--snat", "-p", "tcp") == {("tcp", tcp_port)}
     assert keys("--nat", "-4") == {("tcp", tcp_port), ("udp", 40002)}
     plain = lb.entries("-p", "udp", "--dport", "9999")
@@ -263,6 +263,123 @@ def test_output_conntrack_parses_like_conntrack_tools(lb: LoadBalancer) -> None:
     assert mine == reference
     joined = ours.stdout
     assert f"sport={ports[0]} dport=8080" in joined and "icmpv6   58" in joined and "type=8 code=0" in joined
+
+
+# Entries conntrack -I makes in the lb's table beside the real flows: zones of both kinds, the
+# states and protocols the filters name, zero ports, marks, and a reply tuple that differs from
+# the original without any NAT done (conntrack-tools does not call that NAT).
+CRAFTED = (
+    ("-p", "tcp", "-s", "198.18.30.1", "-d", "198.18.30.2", "--sport", "1000", "--dport", "80",
+     "--state", "ESTABLISHED", "--orig-zone", "9", "-u", "ASSURED"),
+    ("-p", "tcp", "-s", "198.18.30.1", "-d", "198.18.30.2", "--sport", "1001", "--dport", "80",
+     "--state", "ESTABLISHED", "--reply-zone", "7"),
+    ("-p", "tcp", "-s", "198.18.30.1", "-d", "198.18.30.2", "--sport", "1002", "--dport", "80",
+     "--state", "ESTABLISHED", "--zone", "5", "-m", "7"),
+    ("-p", "tcp", "-s", "198.18.30.1", "-d", "198.18.30.2", "--sport", "1003", "--dport", "80",
+     "--state", "SYN_SENT2"),
+    ("-p", "tcp", "-s", "198.18.30.1", "-d", "198.18.30.2", "--sport", "1004", "--dport", "80",
+     "--state", "ESTABLISHED", "--reply-zone", "9"),
+    ("-p", "udp", "-s", "198.18.30.1", "-d", "198.18.30.2", "--sport", "0", "--dport", "0"),
+    ("-p", "udp", "-s", "198.18.30.1", "-d", "198.18.30.2", "--sport", "5", "--dport", "6",
+     "-r", "198.18.30.9", "-q", "198.18.30.1", "--reply-port-src", "6", "--reply-port-dst", "5"),
+    ("-p", "igmp", "-s", "198.18.30.1", "-d", "198.18.30.2"),
+)
+# (gnt conntrack list ARGS, conntrack -L ARGS): the same question to both tools.
+PARITY = [
+    ((), ()),
+    (("-p", "0"), ("-p", "0")),
+    (("-p", "udp", "--sport", "0"), ("-p", "udp", "--sport", "0")),
+    (("-p", "udp", "--dport", "0"), ("-p", "udp", "--dport", "0")),
+    (("--zone", "0"), ("--zone", "0")),
+    (("--zone", "5"), ("--zone", "5")),
+    (("--orig-zone", "9"), ("--orig-zone", "9")),
+    (("--reply-zone", "7"), ("--reply-zone", "7")),
+    (("--reply-zone", "9"), ("--reply-zone", "9")),
+    (("-p", "igmp"), ("-p", "igmp")),
+    (("-p", "2"), ("-p", "2")),
+    (("-p", "tcp", "--state", "SYN_SENT2"), ("-p", "tcp", "--state", "SYN_SENT2")),
+    (("-p", "tcp", "--state", "LISTEN"), ("-p", "tcp", "--state", "LISTEN")),
+    (("--mark", "0"), ("--mark", "0")),
+    (("--mark", "7"), ("--mark", "7")),
+    (("--mark", "4/4"), ("--mark", "4/4")),
+    (("-u", "ASSURED"), ("-u", "ASSURED")),
+    (("-u", "SEEN_REPLY"), ("-u", "SEEN_REPLY")),
+    (("--snat",), ("--src-nat",)),
+    (("--dnat",), ("--dst-nat",)),
+    (("--nat",), ("--any-nat",)),
+    (("--snat", "--dnat"), ("--src-nat", "--dst-nat")),
+    (("--dnat", BACKEND4), ("--dst-nat", BACKEND4)),
+    (("--dnat", f"{BACKEND4}:80"), ("--dst-nat", f"{BACKEND4}:80")),
+    (("--dnat", f"{BACKEND4}:81"), ("--dst-nat", f"{BACKEND4}:81")),
+    (("--dnat", "198.18.30.9"), ("--dst-nat", "198.18.30.9")),
+    (("--snat", LB_BACK4), ("--src-nat", LB_BACK4)),
+    (("--snat", CLIENT4), ("--src-nat", CLIENT4)),
+    (("--nat", BACKEND4), ("--any-nat", BACKEND4)),
+    (("-d", VIP4), ("-d", VIP4)),
+    (("-d", "198.18.30.2", "-p", "tcp", "--dport", "80"), ("-d", "198.18.30.2", "-p", "tcp", "--dport", "80")),
+    (("-s", "198.18.30.0/24"), ("-s", "198.18.30.0/24")),
+    (("-p", "tcp", "--dport", "8080"), ("-p", "tcp", "--dport", "8080")),
+    (("-p", "33"), ("-p", "33")),
+]
+DCCP_SENDER = r"""
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 33)  # DCCP: tracked generically when the kernel has no DCCP tracker
+s.sendto(struct.pack("!HHBBH", 4000, 5000, 3, 0, 0) + bytes(12), ("198.18.10.1", 0))
+"""
+
+
+def test_filters_and_lines_agree_with_conntrack_tools(lb: LoadBalancer) -> None:
+    """Every filter of PARITY gives conntrack -L's lines, byte for byte (less the ticking timeout)."""
+    (tcp_port,) = lb.open_tcp(VIP4)
+    lb.udp(VIP4, 40006)
+    lb.client.run(sys.executable, "-c", DCCP_SENDER)
+    for args in CRAFTED:
+        lb.lb.run("conntrack", "-I", *args, "-t", "600")
+    failures = []
+    for ours_args, their_args in PARITY:
+        ours = lb.gnt("list", "-o", "conntrack", *ours_args)
+        theirs = lb.lb.run("conntrack", "-L", *their_args, check=False)
+        assert ours.returncode in (0, 1) and theirs.returncode == 0, (ours_args, ours.stderr, theirs.stderr)
+        mine = sorted(map(_without_timeout, ours.stdout.splitlines()))
+        reference = sorted(map(_without_timeout, theirs.stdout.splitlines()))
+        if mine != reference:
+            failures.append((ours_args, mine, reference))
+        assert ours.returncode == (0 if reference else 1), (ours_args, ours.stderr)
+    assert not failures, "\n".join(f"{a}:\n  gnt {m}\n  conntrack {r}" for a, m, r in failures)
+    # Zero is a value: `-p 0` matched nothing above and `--sport 0` exactly one entry.
+    assert len(lb.entries("-p", "udp", "--sport", "0")) == 1
+    # --zone N selects entries with N in either direction (conntrack -L --zone leaves out per-direction
+    # zones): the union of what conntrack shows for the three zone options.
+    union = set()
+    for option in ("--zone", "--orig-zone", "--reply-zone"):
+        union |= set(map(_without_timeout, lb.lb.run("conntrack", "-L", option, "9").stdout.splitlines()))
+    mine9 = set(map(_without_timeout, lb.gnt("list", "-o", "conntrack", "--zone", "9").stdout.splitlines()))
+    assert mine9 == union and len(mine9) == 2
+    # JSON: per-direction zones, use and labels.
+    (zoned,) = lb.entries("--orig-zone", "9")
+    assert zoned["orig_zone"] == 9 and zoned["reply_zone"] is None and zoned["zone"] == 0
+    assert zoned["use"] == 1 and zoned["labels"] is None
+    (dccp,) = lb.entries("-p", "dccp")
+    assert dccp["original"]["sport"] == 0 and dccp["original"]["dport"] == 0  # type: ignore[index]
+    # Contradictions are usage errors in both tools.
+    for ours_args, their_args in (((("-s", CLIENT4, "-d", CLIENT6)), ("-s", CLIENT4, "-d", CLIENT6)),
+                                  (("--snat", "--nat"), ("--src-nat", "--any-nat")),
+                                  (("--state", "ESTABLISHED"), ("--state", "ESTABLISHED"))):
+        ours = lb.gnt("list", *ours_args)
+        theirs = lb.lb.run("conntrack", "-L", *their_args, check=False)
+        assert ours.returncode == 2 and theirs.returncode != 0, (ours_args, ours.stderr, theirs.stderr)
+        assert len(ours.stderr.splitlines()) == 1 and "Traceback" not in ours.stderr
+    assert tcp_port
+
+
+def test_labels_in_json(lb: LoadBalancer) -> None:
+    lb.lb.run("nft", "add table ip gnt_labels; add chain ip gnt_labels pre "
+              "{ type filter hook prerouting priority 0; }; add rule ip gnt_labels pre ct label set 3")
+    assert lb.udp(VIP4, 40007) == "pong hello"
+    (entry,) = lb.entries("-p", "udp", "--sport", "40007")
+    assert entry["labels"] == ["3"]
+    assert [e["id"] for e in lb.entries("-p", "udp", "-l", "3")] == [entry["id"]]
+    assert lb.entries("-p", "udp", "-l", "4") == []
 
 
 def test_ipv6_flows(lb: LoadBalancer) -> None:
@@ -407,6 +524,49 @@ def test_watch_counts_lost_events_and_keeps_running(lb: LoadBalancer) -> None:
     assert len(out.splitlines()) == 5 and all(line.lstrip().startswith("[") for line in out.splitlines())
 
 
+def test_watch_estimates_the_events_lost(lb: LoadBalancer) -> None:
+    """ENOBUFS says that events were lost; the summary says how many (new events here: every flow
+    made while the reader was stopped is one new entry, so the truth is known)."""
+    watch = lb.lb.gnt_popen("conntrack", "watch", "-e", "new", "-p", "udp", "--json", "-b", "4096",
+                            "--duration", "120")
+    reader = LineReader(watch)
+    wait_for_listeners(lb.lb, 1)
+    watch.send_signal(signal.SIGSTOP)
+    try:
+        lb.udp(VIP4, 43000, count=600)
+    finally:
+        watch.send_signal(signal.SIGCONT)
+    assert lb.udp(VIP4, 40021) == "pong hello"
+    reader.wait_for('"sport": 40021')
+    watch.send_signal(signal.SIGINT)
+    assert watch.wait(timeout=30) == 130
+    reader.thread.join(timeout=10)
+    objects = _events("".join(reader.lines))
+    received = sum(1 for o in objects if o["type"] == "entry")
+    truly_lost = 601 - received
+    (summary,) = [o for o in objects if o["type"] == "summary"]
+    assert truly_lost > 100 and summary["lost"] >= 1
+    # The overflow count alone is far from the truth; the kernel's drop count is the truth.
+    assert summary["lost"] < truly_lost / 10
+    assert summary["lost_events"] == truly_lost, (summary, truly_lost)
+    lost = [o for o in objects if o["type"] == "lost"]
+    assert lost and isinstance(lost[0]["events"], int)
+
+
+def test_watch_prints_its_summary_when_interrupted_in_text_mode(lb: LoadBalancer) -> None:
+    """conntrack -E prints its count when stopped; so does gnt (SIGINT here: SIGTERM takes the same
+    path once the error boundary maps it to KeyboardInterrupt)."""
+    watch = lb.lb.gnt_popen("conntrack", "watch", "-p", "udp")
+    reader = LineReader(watch)
+    wait_for_listeners(lb.lb, 1)
+    assert lb.udp(VIP4, 40022) == "pong hello"
+    reader.wait_for("40022")
+    watch.send_signal(signal.SIGINT)
+    assert watch.wait(timeout=30) == 130
+    err = watch.stderr.read() if watch.stderr is not None else ""
+    assert "events shown in" in err, err
+
+
 def test_stats(lb: LoadBalancer) -> None:
     lb.open_tcp(VIP4)
     out = lb.gnt("stats", "--json")
@@ -475,3 +635,26 @@ def test_a_reader_that_leaves_early_is_not_an_error(topology: Topology, args: tu
     err = proc.stderr.read()
     assert proc.wait(timeout=30) == 0, err
     assert first and err == "", err
+
+
+@pytest.mark.parametrize("fmt", [("-o", "conntrack"), (), ("--json",)])
+def test_fused_listing_equals_the_general_path(lb: LoadBalancer, fmt: tuple[str, ...]) -> None:
+    """An unfiltered listing makes its lines straight from the messages; a filter the kernel
+    cannot apply (--zone 0: every entry but the one in zone 5) takes the model path for every
+    entry. Both say the same, line for line; and a filter the kernel applies exactly (--mark 0/0)
+    is trusted after its first entries, also the same."""
+    _fill(lb.lb, 2000)  # the benchmark's mix: TCP with reply tuples, unreplied UDP, IPv6
+    lb.open_tcp(VIP4, VIP6)
+    lb.udp(VIP4, 40030)
+    lb.lb.run("conntrack", "-I", *CRAFTED[2], "-t", "600")  # a zone: the general path inside the fused run
+    timeouts = re.compile(r'(timeout=|"timeout": |^\S+ +\d+ )\d+')
+    def lines(*args: str) -> list[str]:
+        out = lb.gnt("list", *fmt, *args)
+        assert out.returncode == 0, out.stderr
+        return sorted(timeouts.sub(r"\1", line) for line in out.stdout.splitlines() if '"summary"' not in line)
+
+    fused, general, trusted = lines(), lines("--zone", "0"), lines("--mark", "0/0")
+    zoned = [line for line in fused if "zone=5" in line or '"zone": 5' in line]
+    assert len(zoned) == 1 and len(fused) >= 2005
+    assert [line for line in fused if line not in zoned] == general
+    assert trusted == fused

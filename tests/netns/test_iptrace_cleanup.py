@@ -64,7 +64,7 @@ def _ping(ns: Namespace, count: int = 1) -> None:
 def test_table_is_tagged_with_pid_and_hooks_before_raw(ns: Namespace) -> None:
     proc = _start(ns)
     ruleset = _nft_tables(ns)
-    assert f"table inet gnt_iptrace_{proc.pid} " in ruleset
+    assert f"table inet gnt_iptrace_{proc.pid}_" in ruleset
     assert "hook prerouting priority -350" in ruleset and "hook output priority -350" in ruleset
     assert "meta nftrace set 1" in ruleset
     proc.send_signal(signal.SIGINT)
@@ -167,4 +167,33 @@ def test_without_net_admin_exit_2_with_hint(ns: Namespace) -> None:
     assert "Traceback" not in done.stderr
     done = ns.gnt("iptrace", "--cleanup", user="nobody", timeout=30)
     assert done.returncode == 2 and "hint:" in done.stderr
+    _assert_clean(ns)
+
+
+def test_cleanup_tells_a_reused_pid_from_the_run(ns: Namespace) -> None:
+    """A leftover whose pid now belongs to another process is stale: the start time says so."""
+    sleeper = ns.popen("sleep", "60")
+    try:
+        with open(f"/proc/{sleeper.pid}/stat") as stat:
+            start = int(stat.read().rsplit(")", 1)[1].split()[19])
+        reused = f"gnt_iptrace_{sleeper.pid}_{start + 1}"  # the pid of a live process, another start time
+        current = f"gnt_iptrace_{sleeper.pid}_{start}"  # that very process: a live run, kept
+        for name in (reused, current):
+            ns.run("nft", "add", "table", "inet", name)
+        done = ns.gnt("iptrace", "--cleanup", timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert f"removed nft table inet {reused}" in done.stderr
+        tables = _nft_tables(ns)
+        assert reused not in tables and current in tables
+        ns.run("nft", "delete", "table", "inet", current)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.parametrize("args", [("--cleanup", "-p", "udp"), ("--cleanup", "--json"), ("-i", "nosuchif0")])
+def test_usage_errors_are_one_line_exit_2(ns: Namespace, args: tuple[str, ...]) -> None:
+    done = ns.gnt("iptrace", *args, "--duration", "1", timeout=30) if "-i" in args else ns.gnt("iptrace", *args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
     _assert_clean(ns)

@@ -240,15 +240,19 @@ def test_truncated_and_malformed_messages_decode_what_is_there() -> None:
 
 
 def test_nat_of() -> None:
+    done = (1 << 7) | (1 << 8)  # IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE
     o = PortTuple("10.0.0.1", "10.0.0.2", 1000, 8080)
-    assert nat_of(o, PortTuple("10.0.0.2", "10.0.0.1", 8080, 1000)) == ()
-    assert nat_of(o, PortTuple("10.0.1.2", "10.0.0.1", 80, 1000)) == ("dnat",)
-    assert nat_of(o, PortTuple("10.0.0.2", "10.0.0.1", 9090, 1000)) == ("dnat",)  # REDIRECT-like: port only
-    assert nat_of(o, PortTuple("10.0.0.2", "10.0.1.1", 8080, 1000)) == ("snat",)
-    assert nat_of(o, PortTuple("10.0.0.2", "10.0.0.1", 8080, 2000)) == ("snat",)  # port translation only
-    assert nat_of(o, PortTuple("10.0.1.2", "10.0.1.1", 80, 1000)) == ("snat", "dnat")
+    assert nat_of(o, PortTuple("10.0.0.2", "10.0.0.1", 8080, 1000), done) == ()
+    assert nat_of(o, PortTuple("10.0.1.2", "10.0.0.1", 80, 1000), done) == ("dnat",)
+    assert nat_of(o, PortTuple("10.0.0.2", "10.0.0.1", 9090, 1000), done) == ("dnat",)  # REDIRECT-like: port only
+    assert nat_of(o, PortTuple("10.0.0.2", "10.0.1.1", 8080, 1000), done) == ("snat",)
+    assert nat_of(o, PortTuple("10.0.0.2", "10.0.0.1", 8080, 2000), done) == ("snat",)  # port translation only
+    assert nat_of(o, PortTuple("10.0.1.2", "10.0.1.1", 80, 1000), done) == ("snat", "dnat")
+    assert nat_of(o, PortTuple("10.0.1.2", "10.0.1.1", 80, 1000), 0) == ()  # tuples differ, no NAT was done
+    assert nat_of(o, PortTuple("10.0.1.2", "10.0.1.1", 80, 1000), 1 << 7) == ("snat",)
+    assert nat_of(o, PortTuple("10.0.1.2", "10.0.1.1", 80, 1000), None) == ("snat", "dnat")  # no status: assumed
     i = IcmpTuple("10.0.0.1", "10.0.0.2", 8, 0, 5)
-    assert nat_of(i, IcmpTuple("10.0.0.2", "10.0.0.1", 0, 0, 6)) == ("snat",)
+    assert nat_of(i, IcmpTuple("10.0.0.2", "10.0.0.1", 0, 0, 6), done) == ()  # ids are not ports (conntrack)
 
 
 ports = st.integers(0, 65535)

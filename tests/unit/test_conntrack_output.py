@@ -35,6 +35,7 @@ from gnt.output.json import encode
 from gnt.output.text.conntrack import conntrack_line, conntrack_line_general, entry_line, make_formatter
 
 SEEN_REPLY, ASSURED, CONFIRMED, SRC_NAT, DST_NAT = 0x2, 0x4, 0x8, 0x10, 0x20  # IPS_* bits
+SRC_NAT_DONE, DST_NAT_DONE = 0x80, 0x100  # IPS_* bits
 
 
 def tcp_nat(**changes: object) -> Entry:
@@ -44,7 +45,7 @@ def tcp_nat(**changes: object) -> Entry:
         original=PortTuple("10.0.0.1", "10.0.0.2", 47858, 8080),
         reply=PortTuple("10.0.1.2", "10.0.1.1", 80, 47858),
         nat=("snat", "dnat"), mark=0, zone=0, timeout=431999, id=77, protonum=6,
-        status_bits=SEEN_REPLY | ASSURED | CONFIRMED | SRC_NAT | DST_NAT, use=1,
+        status_bits=SEEN_REPLY | ASSURED | CONFIRMED | SRC_NAT | DST_NAT | SRC_NAT_DONE | DST_NAT_DONE, use=1,
     )
     return dataclasses.replace(entry, **changes)  # type: ignore[arg-type]
 
@@ -87,7 +88,7 @@ def test_conntrack_line_every_optional_field_in_conntrack_order() -> None:
     e = tcp_nat(counters=Counters(3, 180, 2, 112), zone=3, mark=16384, start=1000.9, stop=1010.2,
                 helper="ftp", secctx="ctx", state="SYN_SENT2")
     assert conntrack_line(e) == (
-        "tcp      6 431999 LISTEN src=10.0.0.1 dst=10.0.0.2 sport=47858 dport=8080 packets=3 bytes=180 "
+        "tcp      6 431999 SYN_SENT2 src=10.0.0.1 dst=10.0.0.2 sport=47858 dport=8080 packets=3 bytes=180 "
         "src=10.0.1.2 dst=10.0.1.1 sport=80 dport=47858 packets=2 bytes=112 [ASSURED] mark=16384 secctx=ctx "
         "zone=3 delta-time=10 helper=ftp use=1")
     running = tcp_nat(start=1000.0)
@@ -153,12 +154,16 @@ def test_entry_line_spells_out_the_translation() -> None:
 
 def test_formatter_routes_losses_and_summaries_to_stderr() -> None:
     fmt = make_formatter("text")
-    lost = fmt(Lost(overflows=1, total=3, timestamp=time.time()))
+    lost = fmt(Lost(overflows=1, total=3, timestamp=time.time(), events=133000))
     assert isinstance(lost, ToStderr) and "ENOBUFS" in lost and "3 overflows" in lost
+    assert "events lost: 133000 events so far, in 3 overflows" in lost
+    unknown = fmt(Lost(overflows=1, total=1, timestamp=time.time()))
+    assert isinstance(unknown, ToStderr) and "an unknown number of events" in unknown and "1 overflow " in unknown
     summary = fmt(ListSummary(shown=2, scanned=10, filtered=True))
     assert isinstance(summary, ToStderr) and "2 flow entries" in summary and "10 in the table" in summary
-    watch = fmt(WatchSummary(events=4, lost=1, duration=2.0))
-    assert isinstance(watch, ToStderr) and "4 events" in watch and "events lost: 1 overflow " in watch
+    watch = fmt(WatchSummary(events=4, lost=1, duration=2.0, lost_events=7))
+    assert isinstance(watch, ToStderr) and "4 events" in watch and "events lost: 7 events in 1 overflow " in watch
+    assert "in 1 overflow " in watch
     event = EventEntry(**{**{k: getattr(tcp_nat(), k) for k in (
         "family", "proto", "state", "status", "original", "reply", "nat", "mark", "zone", "timeout", "id")},
         "protonum": 6, "status_bits": 0x3E, "event": "destroy", "timestamp": 0.5})
@@ -171,7 +176,8 @@ def test_formatter_routes_losses_and_summaries_to_stderr() -> None:
 def test_json_entry_shape() -> None:
     obj = json.loads(encode(tcp_nat()) or "")
     assert list(obj) == ["type", "family", "proto", "state", "status", "original", "reply", "nat", "mark", "zone",
-                         "timeout", "id", "start", "stop", "counters", "helper"]
+                         "timeout", "id", "start", "stop", "counters", "helper", "use", "orig_zone", "reply_zone",
+                         "labels"]
     assert obj["type"] == "entry" and obj["nat"] == ["snat", "dnat"]
     assert obj["original"] == {"src": "10.0.0.1", "dst": "10.0.0.2", "sport": 47858, "dport": 8080}
     icmp = dataclasses.replace(tcp_nat(), proto="icmp", original=IcmpTuple("a", "b", 8, 0, 9),
@@ -212,12 +218,26 @@ def test_stats_flag_insert_failed_and_a_full_table() -> None:
 def test_filter_parsing_rejects_bad_values_in_one_sentence() -> None:
     assert f.parse_proto("TCP") == 6 and f.parse_proto("icmpv6") == 58 and f.parse_proto("47") == 47
     assert f.parse_mark("0x10/0xf0") == (0x10, 0xF0) and f.parse_mark("7") == (7, 0xFFFFFFFF)
-    assert f.parse_states("established,listen") == {"ESTABLISHED", "SYN_SENT2"}
+    assert f.parse_states("established,listen", 6) == {"ESTABLISHED", "SYN_SENT2"}
+    assert f.parse_states("COOKIE_WAIT", 132) == {"COOKIE_WAIT"}
+    assert f.parse_proto("igmp") == 2  # any /etc/protocols name
+    assert f.parse_status("ASSURED,!SEEN_REPLY") == (4, 2) and f.parse_status("UNREPLIED") == (0, 2)
+    assert f.parse_nat("", "--snat") == f.NatFilter()
+    assert f.parse_nat("10.0.0.1:80", "--snat") == f.NatFilter("10.0.0.1", 80)
+    assert f.parse_nat("[2001:db8::1]:80", "--snat") == f.NatFilter("2001:db8::1", 80)
+    assert f.parse_nat("2001:db8::1", "--snat") == f.NatFilter("2001:db8::1", None)
     assert f.parse_events("new,destroy") == {"new", "destroy"} and f.parse_events("all") == set(f.EVENT_NAMES)
     for call in (lambda: f.parse_proto("tcpp"), lambda: f.parse_proto("300"),
                  lambda: f.parse_network("10.0.0.300", "-s"), lambda: f.parse_port("70000", "--sport"),
                  lambda: f.parse_mark("0x1/zz"), lambda: f.parse_mark(str(2**32)), lambda: f.parse_zone("-1"),
-                 lambda: f.parse_states("BOGUS"), lambda: f.parse_states(","), lambda: f.parse_events("create"),
+                 lambda: f.parse_states("BOGUS", 6), lambda: f.parse_states(",", 6),
+                 lambda: f.parse_states("ESTABLISHED", None), lambda: f.parse_states("ESTABLISHED", 17),
+                 lambda: f.parse_states("COOKIE_WAIT", 6), lambda: f.parse_events("create"),
+                 lambda: f.parse_status("BOGUS"), lambda: f.parse_status("ASSURED,!ASSURED"),
+                 lambda: f.parse_nat("10.0.0.1:99999", "--snat"), lambda: f.parse_nat("nope", "--snat"),
+                 lambda: f.EntryFilter(src=f.parse_network("10.0.0.1", "-s"), dst=f.parse_network("2001:db8::1", "-d")),
+                 lambda: f.EntryFilter(snat=f.NatFilter(), nat=f.NatFilter()),
+                 lambda: f.EntryFilter(family=10, src=f.parse_network("10.0.0.1", "-s")),
                  lambda: f.family_of(True, True)):
         with pytest.raises(UsageError) as err:
             call()
@@ -230,7 +250,10 @@ def test_filters_match() -> None:
     def match(entry: Entry, **kw: object) -> bool:
         return f.EntryFilter(**kw).matches(entry)  # type: ignore[arg-type]
 
-    assert not f.EntryFilter().active and f.EntryFilter(snat=True).active
+    assert not f.EntryFilter().active and f.EntryFilter(snat=f.NatFilter()).active
+    for zero in ("proto", "sport", "dport", "zone", "orig_zone", "reply_zone"):  # 0 is a value, not "off"
+        assert f.EntryFilter(**{zero: 0}).active
+        assert not match(e, **{zero: 0}) or zero in ("zone", "orig_zone", "reply_zone")
     assert match(e, proto=6) and not match(u, proto=6)
     assert match(e, src=f.parse_network("10.0.0.0/24", "-s")) and not match(e, src=f.parse_network("10.0.1.0/24", "-s"))
     assert match(e, dst=f.parse_network("10.0.0.2", "-d")) and match(e, dport=8080) and match(e, sport=47858)
@@ -243,7 +266,17 @@ def test_filters_match() -> None:
     assert not match(tcp_nat(mark=0x100), mark=f.parse_mark("0x4000/0x4000"))
     assert not match(tcp_nat(mark=None), mark=f.parse_mark("0"))
     assert match(e, zone=0) and not match(e, zone=1)
-    assert match(e, snat=True, dnat=True, nat=True) and not match(u, nat=True) and not match(u, snat=True)
+    nat = f.NatFilter()
+    assert match(e, snat=nat, dnat=nat) and match(e, nat=nat) and not match(u, nat=nat) and not match(u, snat=nat)
+    assert match(e, snat=f.NatFilter("10.0.1.1")) and not match(e, snat=f.NatFilter("10.0.1.9"))
+    assert match(e, dnat=f.NatFilter("10.0.1.2", 80)) and not match(e, dnat=f.NatFilter("10.0.1.2", 81))
+    assert not match(e, snat=f.NatFilter(None, 47858))  # the source port was not translated
+    not_done = tcp_nat(status_bits=SEEN_REPLY | ASSURED | CONFIRMED)  # tuples differ, but no *_NAT_DONE
+    assert not match(not_done, nat=nat)
+    assert match(e, status=(ASSURED, 0)) and not match(e, status=(0, SEEN_REPLY)) and match(u, status=(0, SEEN_REPLY))
+    per_direction = tcp_nat(orig_zone=9)
+    assert match(per_direction, zone=9) and match(per_direction, zone=0) and match(per_direction, orig_zone=9)
+    assert not match(per_direction, reply_zone=9) and not match(e, zone=9)
     assert match(e, family=f.family_of(True, False)) and not match(e, family=f.family_of(False, True))
 
 
@@ -257,7 +290,13 @@ def test_filters_match() -> None:
     (("conntrack", "list", "--json", "-o", "conntrack"), "--json and -o conntrack exclude each other"),
     (("conntrack", "list", "-o", "xml"), "unknown output format 'xml'"),
     (("conntrack", "list", "-4", "-6"), "-4 and -6 exclude each other"),
-    (("conntrack", "list", "--state", "nope"), "unknown state 'nope'"),
+    (("conntrack", "list", "-p", "tcp", "--state", "nope"), "unknown state 'nope'"),
+    (("conntrack", "list", "--state", "ESTABLISHED"), "--state needs -p tcp"),
+    (("conntrack", "list", "-s", "198.18.0.1", "-d", "2001:db8::1"), "mix IPv4 and IPv6"),
+    (("conntrack", "list", "--snat", "--nat"), "--nat excludes --snat"),
+    (("conntrack", "list", "--nat", "--dnat", "198.18.0.1"), "--nat excludes --snat"),
+    (("conntrack", "list", "-u", "BOGUS"), "unknown status 'BOGUS'"),
+    (("conntrack", "watch", "--snat", "--nat"), "--nat excludes --snat"),
     (("conntrack", "watch", "-e", "create"), "unknown event 'create'"),
     (("conntrack", "watch", "--count", "0"), "--count 0: must be at least 1"),
     (("conntrack", "watch", "--duration", "-1"), "must be positive"),

@@ -23,10 +23,11 @@ def test_from_log_json_packets_exactly_as_specified() -> None:
     packets = [o for o in objs if o["type"] == "packet"]
     assert len(packets) == 6
     assert set(packets[0]) == {"type", "id", "summary", "steps"}
-    assert set(packets[0]["steps"][0]) == {"table", "chain", "kind", "rulenum", "handle", "verdict", "rule"}
+    assert set(packets[0]["steps"][0]) == {"table", "chain", "kind", "rulenum", "handle", "verdict", "rule",
+                                           "family"}
     assert packets[0]["steps"][2] == {"table": "filter", "chain": "FORWARD", "kind": "rule", "rulenum": None,
                                       "handle": 3, "verdict": "jump GNTUSER",
-                                      "rule": "-A FORWARD -p icmp -j GNTUSER"}
+                                      "rule": "-A FORWARD -p icmp -j GNTUSER", "family": "ip"}
     assert objs[-1] == {"type": "iptrace_end", "packets": 6, "skipped": 0, "backend": "log",
                         "source": str(DATA / "xtables_monitor_trace.txt")}
 
@@ -82,6 +83,10 @@ def test_from_log_only_garbage_is_counted() -> None:
     (["--duration", "-1"], "--duration must be a positive"),
     (["--backend", "iptables"], "--backend must be auto, nft or legacy"),
     (["--dport", "abc"], "--dport"),
+    (["--from-log", "/dev/zero"], "/dev/zero is a device, not a trace log"),
+    (["-i", "nosuchif0"], "-i nosuchif0: no such interface"),
+    (["--cleanup", "-p", "udp"], "--cleanup takes no other option (got -p)"),
+    (["--cleanup", "--from-log", "-"], "--cleanup takes no other option (got --from-log)"),
 ])
 def test_bad_input_one_line_exit_2(argv: list[str], message: str) -> None:
     code, _out, err = run(*argv)

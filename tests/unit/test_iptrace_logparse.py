@@ -151,3 +151,65 @@ def test_mixed_formats_and_garbage() -> None:
     assert reader.ignored == 2
     assert [p.id for p in packets] == ["daeb4f86", "a3abd244", "1"]
     assert [s.verdict for s in packets[0].steps] == ["jump gntuser", "return", "accept"]
+
+
+LEGACY_LINE = ("kernel: TRACE: filter:FORWARD:rule:1 IN=eth0 OUT=eth1 MAC=aa SRC=198.18.1.1 DST=198.18.4.2 LEN=84 "
+               "TOS=0x00 PREC=0x00 TTL=63 ID=24610 DF PROTO=ICMP TYPE=8 CODE=0 ID=41 SEQ=1 MARK=0x42\n")
+XT_PACKET = "PACKET: 2 a3abd244 IN=eth0 OUT=eth1 SRC=198.18.1.1 DST=198.18.4.2 LEN=84 TTL=62 ID=50231 DF \n"
+XT_RULE = " TRACE: 2 a3abd244 filter:FORWARD:rule:0x3:ACCEPT  -4 -t filter -A FORWARD -p icmp -j ACCEPT\n"
+
+
+@pytest.mark.parametrize("bad", [
+    LEGACY_LINE.replace("MARK=0x42", "MARK=zz"),
+    LEGACY_LINE.replace("MARK=0x42", "MARK=0xzz"),
+    LEGACY_LINE.replace("rule:1 ", "rule:" + "9" * 4400 + " "),
+    XT_RULE.replace("0x3:", "0xzz:"),
+    XT_RULE.replace("0x3:", "0x" + "f" * 4400 + ":"),
+    XT_RULE.replace("0x3:ACCEPT", "0x3:0x" + "f" * 4400),
+    "trace id 1a inet gntfw forward unknown rule handle " + "9" * 4400 + " (verdict accept)\n",
+    "trace id 1a inet gntfw forward rule meta l4proto icmp accept # handle " + "9" * 4400 + " (verdict accept)\n",
+])
+def test_malformed_numbers_skip_the_line_and_count_it(bad: str) -> None:
+    reader = read_lines([LEGACY_LINE, bad, XT_PACKET, XT_RULE])
+    assert reader.skipped == 1 and reader.skipped_lines == [2]
+    assert len(list(reader.packets())) == 2  # the good lines still make their packets
+
+
+def test_nft_policy_and_verdict_lines_with_a_mark() -> None:
+    reader = read_lines([
+        "trace id 1a inet gntfw forward rule meta l4proto udp meta mark set 0x00000042 (verdict continue)\n",
+        "trace id 1a inet gntfw forward verdict continue meta mark 0x00000042\n",
+        "trace id 1a inet gntfw forward policy accept meta mark 0x00000042\n",
+    ])
+    assert reader.skipped == 0
+    (packet,) = reader.packets()
+    assert [(s.kind, s.verdict) for s in packet.steps] == [("rule", "continue"), ("rule", "continue"),
+                                                           ("policy", "accept")]
+    assert packet.summary.mark == 0x42 and packet.summary.verdict == "accept"
+
+
+def test_one_trace_id_several_packets() -> None:
+    second = XT_PACKET.replace("ID=50231", "ID=50232")
+    reader = read_lines([XT_PACKET, XT_RULE, second, XT_RULE])
+    assert [p.summary.ip_id for p in reader.packets()] == [50231, 50232]
+    nft = [
+        'trace id 1a ip6 gnt_iptrace_1_5 pre packet: iif "eth0" ip6 saddr 2001:db8::1 ip6 daddr 2001:db8::2\n',
+        "trace id 1a ip6 gnt_iptrace_1_5 pre rule meta nftrace set 1 (verdict continue)\n",
+        "trace id 1a ip6 gnt_iptrace_1_5 pre policy accept\n",
+        "trace id 1a ip6 filter forward policy accept\n",
+    ]
+    packets = list(read_lines(nft + nft).packets())  # no IP ID in IPv6: gnt's own chain starts each packet
+    assert len(packets) == 2 and all(p.summary.src == "2001:db8::1" and len(p.steps) == 1 for p in packets)
+    assert packets[0].steps[0].family == "ip6"
+
+
+def test_reading_is_bounded() -> None:
+    import io
+
+    from gnt.errors import GntError
+
+    reader = LogReader()
+    reader.read(io.StringIO(LEGACY_LINE + "x" * 200_000 + "\n" + LEGACY_LINE), "log")
+    assert reader.skipped == 1 and reader.skipped_lines == [2] and len(list(reader.packets())) == 2
+    with pytest.raises(GntError, match="not a trace log"):
+        LogReader().read(io.StringIO("\0" * (17 << 20)), "stdin")

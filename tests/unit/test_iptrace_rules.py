@@ -7,6 +7,7 @@ import pytest
 
 from gnt.errors import UsageError
 from gnt.iptrace import legacy
+from gnt.iptrace.commands import process_start, run_alive, run_tag
 from gnt.iptrace.models import Filter
 from gnt.iptrace.nftrules import match_expression, parse_chain_listing, trace_table_script, validate
 
@@ -49,7 +50,7 @@ def test_validate_refuses(flt: Filter, message: str) -> None:
 def test_trace_table_script() -> None:
     script = trace_table_script(validate(Filter(family=4, proto="udp")), 4321)
     assert script.splitlines() == [
-        "table inet gnt_iptrace_4321 {",
+        f"table inet gnt_iptrace_{run_tag(4321)} {{",
         '  comment "gnt iptrace pid 4321"',
         "  chain pre { type filter hook prerouting priority -350; policy accept; "
         "meta nfproto ipv4 meta l4proto udp meta nftrace set 1; }",
@@ -86,7 +87,7 @@ def test_legacy_rule_specs() -> None:
     flt = validate(Filter(family=4, proto="tcp", src="198.18.1.1", dport=22))
     assert legacy.rule_specs(flt, "PREROUTING", 77) == [[
         "-s", "198.18.1.1", "-p", "tcp", "-m", "tcp", "--dport", "22",
-        "-m", "comment", "--comment", "gnt-iptrace:77", "-j", "TRACE"]]
+        "-m", "comment", "--comment", f"gnt-iptrace:{run_tag(77)}", "-j", "TRACE"]]
     both = legacy.rule_specs(validate(Filter(sport=53)), "OUTPUT", 1)
     assert [spec[1] for spec in both] == ["tcp", "udp"]
     assert legacy.rule_specs(validate(Filter(iif="eth0")), "OUTPUT", 1) == []
@@ -106,3 +107,12 @@ def test_legacy_target_verdicts(line: str, verdict: str) -> None:
     import shlex
 
     assert legacy._target_verdict(shlex.split(line)) == verdict
+
+
+def test_run_tag_names_the_run_by_pid_and_start_time() -> None:
+    import os
+
+    start = process_start(os.getpid())
+    assert start is not None and run_tag(os.getpid()) == f"{os.getpid()}_{start}"
+    assert run_alive(os.getpid(), start) and run_alive(os.getpid(), None)
+    assert not run_alive(os.getpid(), start + 1)  # this pid, another run: a reused pid is not "alive"

@@ -10,7 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gnt.conntrack.entries import IPPROTO_GRE, IPS_ASSURED, IPS_HW_OFFLOAD, IPS_OFFLOAD, IPS_SEEN_REPLY, PROTO_NAMES
+from gnt.conntrack.entries import (
+    IPPROTO_GRE,
+    IPS_ASSURED,
+    IPS_HW_OFFLOAD,
+    IPS_OFFLOAD,
+    IPS_SEEN_REPLY,
+    PORT_PROTOS,
+    PROTO_NAMES,
+    FusedLines,
+    status_names,
+)
 from gnt.conntrack.models import (
     CpuStats,
     Entry,
@@ -26,10 +36,8 @@ from gnt.conntrack.models import (
 from gnt.output import ToStderr
 from gnt.output.text import endpoint
 
-PORT_PROTOS = frozenset((6, 17, 33, 132, 136))  # tcp udp dccp sctp udplite: sport/dport
 _ASSURED_MASK = IPS_ASSURED | IPS_OFFLOAD | IPS_HW_OFFLOAD  # the bits behind the one status tag after the reply
 _ASSURED = ("[ASSURED] ", "[OFFLOAD] ", "[HW_OFFLOAD] ", "[HW_OFFLOAD] ")  # by (HW_OFFLOAD, OFFLOAD) bits
-CONNTRACK_STATE_NAMES = {"SYN_SENT2": "LISTEN"}  # where conntrack-tools' name differs from the kernel's
 _proto_prefix: dict[int, str] = {}  # protocol number -> "tcp      6", made once per protocol
 FLAG_ORDER = ("UNREPLIED", "ASSURED", "OFFLOAD", "HW_OFFLOAD", "EXPECTED", "HELPER", "DYING")  # shown, in this order
 
@@ -63,16 +71,99 @@ def conntrack_line(e: Entry, now: float | None = None) -> str:
     if (type(o) is PortTuple and type(r) is PortTuple and num in PORT_PROTOS and e.counters is None
             and bits is not None and e.timeout is not None and e.mark is not None and e.use is not None
             and e.start is None and e.helper is None and e.secctx is None and not e.zone
-            and type(e) is Entry):
+            and e.orig_zone is None and e.reply_zone is None and e.labels is None and type(e) is Entry):
         # The shape of nearly every dumped entry, in one f-string (the listing's hot path).
         state = e.state
         return (f"{_proto_prefix.get(num) or _conntrack_proto(num)} {e.timeout} "
-                f"{'' if state is None else (CONNTRACK_STATE_NAMES.get(state, state) if num == 6 else state) + ' '}"
+                f"{'' if state is None else state + ' '}"
                 f"src={o.src} dst={o.dst} sport={o.sport} dport={o.dport} "
                 f"{'' if bits & IPS_SEEN_REPLY else '[UNREPLIED] '}"
                 f"src={r.src} dst={r.dst} sport={r.sport} dport={r.dport} "
                 f"{_ASSURED[bits >> 14 & 3] if bits & _ASSURED_MASK else ''}mark={e.mark} use={e.use}")
     return conntrack_line_general(e, now)
+
+
+def _conntrack_render(f: dict[str, str]) -> str | None:
+    """The expression of conntrack_line's common shape over a compiled layout's fields (see
+    gnt.conntrack.entries.compile_builder), or None when the layout has fields it does not print."""
+    needed = ("status", "timeout", "mark", "use", "o_sport", "o_dport", "r_sport", "r_dport")
+    if f["kind"] != "ports" or any(f[name] == "None" for name in needed):
+        return None
+    if f["counters"] != "None" or f["start"] != "None" or f["stop"] != "None" or f["zone"] != "0" \
+            or f["o_zone"] != "None" or f["r_zone"] != "None":
+        return None
+    state = "''" if f["state"] == "None" else f"{f['state']} + ' '"
+    status = f["status"]
+    return ("(f\"{_proto_prefix.get(proto) or _conntrack_proto(proto)} {" + f["timeout"] + "} {" + state + "}"
+            "src={o_src} dst={o_dst} sport={" + f["o_sport"] + "} dport={" + f["o_dport"] + "} "
+            "{'' if " + status + " & IPS_SEEN_REPLY else '[UNREPLIED] '}"
+            "src={r_src} dst={r_dst} sport={" + f["r_sport"] + "} dport={" + f["r_dport"] + "} "
+            "{_ASSURED[" + status + " >> 14 & 3] if " + status + " & _ASSURED_MASK else ''}"
+            "mark={" + f["mark"] + "} use={" + f["use"] + "}\" if proto in _LINE_PROTOS else None)")
+
+
+_LINE_PROTOS = PORT_PROTOS  # printed as sport/dport (GRE's keys are not)
+
+
+def _text_render(f: dict[str, str]) -> str | None:
+    """The expression of entry_line over a compiled layout's fields (the common shape: ports, no
+    counters, timestamps or zones), or None."""
+    needed = ("o_sport", "o_dport", "r_sport", "r_dport")
+    if f["kind"] != "ports" or any(f[name] == "None" for name in needed):
+        return None
+    if f["counters"] != "None" or f["start"] != "None" or f["stop"] != "None" or f["zone"] != "0" \
+            or f["o_zone"] != "None" or f["r_zone"] != "None":
+        return None
+    return (f"(_text_line(proto, {f['state']}, {f['status']}, o_src, o_dst, {f['o_sport']}, {f['o_dport']}, "
+            f"r_src, r_dst, {f['r_sport']}, {f['r_dport']}, {f['nat']}, {f['mark']}, {f['timeout']}) "
+            "if proto in _LINE_PROTOS else None)")
+
+
+_flags_text: dict[int | None, str] = {}
+
+
+def _flags(bits: int | None) -> str:
+    """entry_line's flags part for these status bits (a handful of values per table: cached)."""
+    text = _flags_text.get(bits)
+    if text is None:
+        names = status_names(bits) if bits is not None else ()
+        flags = [f"[{name}]" for name in FLAG_ORDER if name in names and name != "UNREPLIED"]
+        if bits is not None and not bits & IPS_SEEN_REPLY:
+            flags.insert(0, "[UNREPLIED]")
+        text = "  " + " ".join(flags) if flags else ""
+        if len(_flags_text) < 4096:
+            _flags_text[bits] = text
+    return text
+
+
+def _text_line(proto: int, state: str | None, bits: int | None, o_src: str, o_dst: str, sport: int, dport: int,
+               r_src: str, r_dst: str, rsport: int, rdport: int, nat: tuple[str, ...], mark: int | None,
+               timeout: int | None) -> str:
+    """entry_line of an entry of the common shape, from its values (the fused listing's path)."""
+    text = (f"{PROTO_NAMES.get(proto) or str(proto):<6} {state or '':<11} "
+            f"{f'[{o_src}]:{sport}' if ':' in o_src else f'{o_src}:{sport}'} -> "
+            f"{f'[{o_dst}]:{dport}' if ':' in o_dst else f'{o_dst}:{dport}'}")
+    if nat:
+        if "dnat" in nat:
+            text += f"  DNAT to {endpoint(r_src, rsport if rsport != dport else None)}"
+        if "snat" in nat:
+            text += f"  SNAT to {endpoint(r_dst, rdport if rdport != sport else None)}"
+    text += _flags_text.get(bits) or _flags(bits)
+    if mark:
+        text += f"  mark=0x{mark:x}"
+    if timeout is not None:
+        text += f"  timeout={timeout}s"
+    return text
+
+
+def fused_lines(mode: str) -> FusedLines:
+    """The listing's lines straight from the messages (gnt.conntrack.entries.FusedLines)."""
+    if mode == "conntrack":
+        helpers = {"_proto_prefix": _proto_prefix, "_conntrack_proto": _conntrack_proto, "_ASSURED": _ASSURED,
+                   "_ASSURED_MASK": _ASSURED_MASK, "IPS_SEEN_REPLY": IPS_SEEN_REPLY, "_LINE_PROTOS": _LINE_PROTOS}
+        return FusedLines(render=_conntrack_render, helpers=helpers, general=conntrack_line)
+    return FusedLines(render=_text_render, helpers={"_text_line": _text_line, "_LINE_PROTOS": _LINE_PROTOS},
+                      general=entry_line)
 
 
 def conntrack_line_general(e: Entry, now: float | None = None) -> str:
@@ -87,14 +178,18 @@ def conntrack_line_general(e: Entry, now: float | None = None) -> str:
     if e.timeout is not None:
         parts.append(str(e.timeout))
     if e.state is not None:
-        parts.append(CONNTRACK_STATE_NAMES.get(e.state, e.state) if num == 6 else e.state)
+        parts.append(e.state)
     parts.append(_conntrack_tuple(o, num))
+    if e.orig_zone is not None:
+        parts.append(f"zone-orig={e.orig_zone}")
     counters = e.counters
     if counters is not None:
         parts.append(f"packets={counters.original_packets} bytes={counters.original_bytes}")
     if bits is not None and not bits & IPS_SEEN_REPLY:
         parts.append("[UNREPLIED]")
     parts.append(_conntrack_tuple(r, num))
+    if e.reply_zone is not None:
+        parts.append(f"zone-reply={e.reply_zone}")
     if counters is not None:
         parts.append(f"packets={counters.reply_packets} bytes={counters.reply_bytes}")
     if bits is not None:
@@ -159,6 +254,12 @@ def entry_line(e: Entry) -> str:
         text += f"  mark=0x{e.mark:x}"
     if e.zone:
         text += f"  zone={e.zone}"
+    if e.orig_zone is not None:
+        text += f"  zone-orig={e.orig_zone}"
+    if e.reply_zone is not None:
+        text += f"  zone-reply={e.reply_zone}"
+    if e.labels:
+        text += f"  labels={','.join(e.labels)}"
     if e.helper:
         text += f"  helper={e.helper}"
     if e.counters is not None:
@@ -181,10 +282,16 @@ def event_line(e: EventEntry) -> str:
     return line
 
 
+def _lost_events(estimate: int | None) -> str:
+    if estimate is None:
+        return "an unknown number of events"
+    return f"{estimate} event{'s' if estimate != 1 else ''}"
+
+
 def lost_line(lost: Lost) -> ToStderr:
     return ToStderr(
-        f"gnt conntrack: events lost: the kernel dropped events (ENOBUFS, {lost.total} overflow"
-        f"{'s' if lost.total != 1 else ''} so far); raise --buffer-size or narrow -e"
+        f"gnt conntrack: events lost: {_lost_events(lost.events)} so far, in {lost.total} overflow"
+        f"{'s' if lost.total != 1 else ''} (ENOBUFS); raise --buffer-size or narrow -e"
     )
 
 
@@ -251,7 +358,8 @@ def _format_any(mode: str, now: Callable[[], float]) -> Callable[[object], str |
             return ToStderr(f"gnt conntrack: {obj.shown} flow entries have been shown"
                             + (f" ({obj.scanned} in the table)." if obj.filtered else "."))
         if isinstance(obj, WatchSummary):
-            lost = f", events lost: {obj.lost} overflow{'s' if obj.lost != 1 else ''} (ENOBUFS)" if obj.lost else ""
+            lost = (f", events lost: {_lost_events(obj.lost_events)} in {obj.lost} overflow"
+                    f"{'s' if obj.lost != 1 else ''} (ENOBUFS)") if obj.lost else ""
             return ToStderr(f"gnt conntrack: {obj.events} events shown in {obj.duration:.1f}s{lost}.")
         if isinstance(obj, (CpuStats, Stats)):
             return stats_lines(obj)
