@@ -276,7 +276,7 @@ def scan(
     general = _general_packet
     other = ip_bad = l4_bad = l4_partial = 0
     # Source: walk a pcap buffer in place, or iterate records.
-    walk = isinstance(source, CaptureFile) and source.format == "pcap"
+    walk = isinstance(source, CaptureFile) and source.format == "pcap" and source.mapped
     it: Iterator[Record] | None = None
     if isinstance(source, CaptureFile):
         capture = source
@@ -504,7 +504,7 @@ def _general_packet(
         iproto, isrc, isport, idst, idport, ibad, seg_sum, seg, partial_pseudo = _inner(
             buf, mv, u + 16, udp_end, tally)
     else:  # a whole datagram too short for a VXLAN header: its checksum is still verified
-        vni = iproto = isrc = isport = idst = idport = None
+        vni, iproto, isrc, isport, idst, idport = None, -1, None, None, None, None
         ibad, seg_sum, seg, partial_pseudo = False, -1, 0, -1
     st = _flow(flows, (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport), ts)
     if ibad:

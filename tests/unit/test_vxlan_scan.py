@@ -72,7 +72,8 @@ def test_inner_v6_and_inner_udp_without_checksum(tmp_path: Path) -> None:
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
 
-    no_csum = Ether(bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src="10.1.0.1", dst="10.1.0.2") / UDP(sport=5, dport=6, chksum=0) / b"xyz"))
+    no_csum = Ether(bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src="10.1.0.1", dst="10.1.0.2")
+                          / UDP(sport=5, dport=6, chksum=0) / b"xyz"))
     frames = [
         vxlan_frame("ok", inner=inner_frame("tcp", v6=True, payload=10)),
         vxlan_frame("ok", inner=inner_frame("udp", v6=True, payload=11, bad="l4")),
