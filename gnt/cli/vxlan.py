@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     import typer
 
 
+MAX_BUFFER_MIB = 4096  # a larger capture ring is a typo, not a plan
+
+
 def parse_ports(text: str) -> tuple[int, ...]:
     """"8472,4789" -> (8472, 4789); one UsageError line for anything else."""
     ports: list[int] = []
@@ -40,6 +43,8 @@ def register(app: typer.Typer) -> None:
         port: str = typer.Option("8472,4789", "--port", "-p", help="VXLAN UDP destination ports, comma-separated."),
         count: int | None = typer.Option(None, "--count", "-c", help="Stop after this many packets."),
         duration: float | None = typer.Option(None, "--duration", "-d", help="Live: stop after this many seconds."),
+        buffer: int | None = typer.Option(
+            None, "--buffer", "-B", help="Live: capture ring size in MiB (default 64), for longer bursts."),
         json: bool = typer.Option(False, "--json", help="One JSON object per line: flows, then a summary."),
     ) -> int:
         """Verify the outer UDP checksum of every VXLAN packet (and the inner checksums). Exit 1 if any is bad."""
@@ -55,32 +60,38 @@ def register(app: typer.Typer) -> None:
             check_duration(duration)
         if duration is not None and pcap is not None:
             raise UsageError("--duration applies to live capture (-i), not to --pcap")
+        if buffer is not None and pcap is not None:
+            raise UsageError("--buffer applies to live capture (-i), not to --pcap")
+        if buffer is not None and not 1 <= buffer <= MAX_BUFFER_MIB:
+            raise UsageError(f"invalid --buffer {buffer}: give the ring size in MiB, 1-{MAX_BUFFER_MIB}")
         ports = parse_ports(port)
         env = current_env()
         renderer = make_renderer(env, json=json, formatter=formatter)
 
         import gnt.vxlan as tool
 
-        interrupted = False
+        scanner: tool.FileScan | tool.LiveScan
         if pcap is not None:
-            report = tool.scan_file(pcap, ports, count)
+            scanner = tool.FileScan(pcap, ports)
+            report = scanner.run(count=count)
         else:
             assert interface is not None
-            live = tool.LiveScan(interface, ports)
-            report = live.run(count=count, duration=duration)
-            interrupted = live.interrupted
+            scanner = tool.LiveScan(interface, ports, buffer_bytes=None if buffer is None else buffer << 20)
+            report = scanner.run(count=count, duration=duration)
         if json:
             for flow in report.flows:
                 renderer.emit(flow)
             renderer.emit(report.summary)
         else:
             renderer.emit(report)
+        if scanner.interrupt is not None:
+            # SIGINT, or SIGTERM/SIGHUP turned into a KeyboardInterrupt by the error boundary: the
+            # report is out, the boundary gives the exit code (128 + the signal).
+            raise scanner.interrupt
         problems = report.summary.problems
         if problems:
             more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
             raise GntError(f"damaged capture: {problems[0]}{more}; the packets before it were analysed")
-        if interrupted:
-            return int(ExitCode.INTERRUPTED)
         return int(ExitCode.NEGATIVE if report.summary.any_bad else ExitCode.OK)
 
     @sub.command("audit")

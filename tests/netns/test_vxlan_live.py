@@ -14,6 +14,18 @@ from helpers.vxlan_frames import inner_frame, vxlan_frame
 
 pytestmark = pytest.mark.netns
 
+MAC_TX, MAC_RX = "02:00:00:00:0b:01", "02:00:00:00:0b:02"  # every injected frame names its MACs
+
+
+def objects(out: str, kind: str) -> list[dict[str, object]]:
+    """The JSON objects of one "type" in a --json stream (never picked by position)."""
+    return [o for o in map(json.loads, out.splitlines()) if o.get("type") == kind]
+
+
+def summary_of(out: str) -> dict[str, object]:
+    (summary,) = objects(out, "summary")
+    return summary
+
 # Runs inside the sending namespace: frames as hex lines on stdin, sent on IFACE with a raw socket.
 SENDER = """
 import socket, sys
@@ -74,8 +86,8 @@ def _frames() -> tuple[list[bytes], dict[str, int]]:
     frames.append(vxlan_frame("ok", inner=inner_frame("tcp", bad="l4")))
     # What the kernel filter must keep out of user space.
     noise = [
-        bytes(Ether() / IP(src="198.18.100.1", dst="198.18.100.2") / UDP(dport=53) / b"x"),
-        bytes(Ether() / IP(src="198.18.100.1", dst="198.18.100.2") / TCP(dport=8472)),
+        bytes(Ether(src=MAC_TX, dst=MAC_RX) / IP(src="198.18.100.1", dst="198.18.100.2") / UDP(dport=53) / b"x"),
+        bytes(Ether(src=MAC_TX, dst=MAC_RX) / IP(src="198.18.100.1", dst="198.18.100.2") / TCP(dport=8472)),
         vxlan_frame("ffff", dport=9999),
     ]
     expected = {"vxlan_packets": 12, "checksum_zero": 3, "checksum_ok": 4, "checksum_bad": 4, "bug_signature": 3,
@@ -89,15 +101,13 @@ def test_live_scan_sees_injected_frames_through_the_filter(pair: tuple[Namespace
     code, out, err = scan_while(rx, "-i", "eth0", "--count", str(expected["vxlan_packets"]), "--json",
                                 action=lambda: inject(tx, "eth0", frames))
     assert code == 1, err
-    objs = [json.loads(line) for line in out.splitlines()]
-    summary = objs[-1]
-    assert summary["type"] == "summary"
+    summary = summary_of(out)
     for key, value in expected.items():
         assert summary[key] == value, (key, summary)
     assert summary["source"] == "live capture on eth0"
     assert summary["kernel_drops"] == 0
     # Only VXLAN-port UDP reached user space: the port-9999 frame and the DNS/TCP noise were filtered.
-    assert {o["outer_dport"] for o in objs[:-1]} == {8472, 4789}
+    assert {o["outer_dport"] for o in objects(out, "flow")} == {8472, 4789}
 
 
 def test_live_scan_duration_and_text(pair: tuple[Namespace, Namespace]) -> None:
@@ -105,7 +115,7 @@ def test_live_scan_duration_and_text(pair: tuple[Namespace, Namespace]) -> None:
     code, out, err = scan_while(rx, "-i", "eth0", "--duration", "3",
                                 action=lambda: inject(tx, "eth0", [vxlan_frame("zero"), vxlan_frame("ok", sport=7)]))
     assert code == 0, err
-    assert out.startswith("all 2 VXLAN packets have a good outer UDP checksum.")
+    assert out.startswith("no bad outer UDP checksum in 2 VXLAN packets: 1 verified good, 1 sent without one.")
     assert "live capture on eth0" in out
 
 
@@ -135,21 +145,22 @@ def test_audit_counts_udp_checksum_errors(pair: tuple[Namespace, Namespace]) -> 
     rx.ip("addr", "add", "198.18.100.2/24", "dev", "eth0")
     clean = rx.gnt("vxlan-csum", "audit", "--json")
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert "udp-in-csum-errors" in json.loads(clean.stdout.splitlines()[-1])["passed"]
+    assert "udp-in-csum-errors" in objects(clean.stdout, "audit")[0]["passed"]
     mac = rx.run("cat", "/sys/class/net/eth0/address").stdout.strip()
-    good = bytes(Ether(dst=mac) / IP(src="198.18.100.1", dst="198.18.100.2") / UDP(sport=5000, dport=5001) / b"hi")
+    good = bytes(Ether(src=MAC_TX, dst=mac) / IP(src="198.18.100.1", dst="198.18.100.2")
+                 / UDP(sport=5000, dport=5001) / b"hi")
     bad = bytearray(good)
     bad[14 + 20 + 6] ^= 0xFF  # UDP checksum
     inject(tx, "eth0", [bytes(bad)] * 3)
     time.sleep(0.2)
     result = rx.gnt("vxlan-csum", "audit", "--json")
     assert result.returncode == 1
-    findings = [json.loads(line) for line in result.stdout.splitlines()[:-1]]
+    findings = objects(result.stdout, "finding")
     errors = [f for f in findings if f["id"] == "udp-in-csum-errors"]
     assert len(errors) == 1
     assert errors[0]["subject"] == "Udp InCsumErrors"
     assert "InCsumErrors = 3" in errors[0]["evidence"]
-    assert json.loads(result.stdout.splitlines()[-1])["at_risk"] is True
+    assert objects(result.stdout, "audit")[0]["at_risk"] is True
 
 
 def test_live_scan_ctrl_c_reports_then_exits_130(pair: tuple[Namespace, Namespace]) -> None:
@@ -167,7 +178,7 @@ def test_live_scan_ctrl_c_reports_then_exits_130(pair: tuple[Namespace, Namespac
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    summary = json.loads(out.splitlines()[-1])
+    summary = summary_of(out)
     assert summary["vxlan_packets"] == 4 and summary["bug_signature"] == 4
     assert "Traceback" not in err
 
@@ -178,9 +189,8 @@ def test_audit_as_unprivileged_user_says_what_it_could_not_check(pair: tuple[Nam
           "local", "198.18.100.2")
     result = rx.gnt("vxlan-csum", "audit", "--json", user="nobody")
     assert result.returncode == 0, result.stderr
-    objs = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [o["id"] for o in objs[:-1]] == ["vxlan-tx-csum-offload"]  # devices and features need no privilege
-    summary = objs[-1]
+    assert [o["id"] for o in objects(result.stdout, "finding")] == ["vxlan-tx-csum-offload"]  # no privilege needed
+    summary = objects(result.stdout, "audit")[0]
     assert "masquerade-random-fully-without-unmark" not in summary["passed"]
     assert any("run the audit as root" in n for n in summary["notes"])
 
@@ -191,11 +201,11 @@ def test_live_scan_on_any_interface(pair: tuple[Namespace, Namespace]) -> None:
     from scapy.layers.l2 import Ether
 
     tx, rx = pair
-    noise = bytes(Ether() / IP(src="198.18.100.1", dst="198.18.100.2") / UDP(dport=53) / b"x")
+    noise = bytes(Ether(src=MAC_TX, dst=MAC_RX) / IP(src="198.18.100.1", dst="198.18.100.2") / UDP(dport=53) / b"x")
     frames = [vxlan_frame("ffff"), noise, vxlan_frame("ok", v6=True), vxlan_frame("zero", vlan=5)]
     code, out, err = scan_while(rx, "-i", "any", "--count", "3", "--json", action=lambda: inject(tx, "eth0", frames))
     assert code == 1, err
-    summary = json.loads(out.splitlines()[-1])
+    summary = summary_of(out)
     assert (summary["vxlan_packets"], summary["bug_signature"], summary["checksum_ok"], summary["checksum_zero"],
             summary["other_packets"]) == (3, 1, 1, 1, 0)
     assert summary["source"] == "live capture on any"
@@ -226,8 +236,8 @@ def test_live_scan_of_real_tunnel_traffic_with_partial_inner_checksums(pair: tup
            "for _ in range(3): s.sendto(b'x' * 500, ('10.99.0.2', 9))"
     code, out, err = scan_while(rx, "-i", "eth0", "--duration", "3", "--json",
                                 action=lambda: tx.run(sys.executable, "-c", send))
-    summary = json.loads(out.splitlines()[-1])
-    flows = [json.loads(line) for line in out.splitlines()[:-1]]
+    summary = summary_of(out)
+    flows = objects(out, "flow")
     udp = [f for f in flows if f["inner_proto"] == "udp" and f["inner_dport"] == 9]
     assert sum(f["packets"] for f in udp) == 3, out
     assert summary["checksum_bad"] == 0, out
