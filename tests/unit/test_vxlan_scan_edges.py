@@ -334,3 +334,156 @@ def test_pcapng_written_by_the_helper_still_reads(tmp_path: Path) -> None:
     path = str(tmp_path / "ok.pcapng")
     write_pcapng(path, [vxlan_frame("ok")] * 3)
     assert scan_file(path).summary.checksum_ok == 3
+
+
+# --- streams: stdin and pipes are read as they come, in flat memory ----------------------------------
+
+def _gnt_argv(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "gnt", "vxlan-csum", "scan", *args]
+
+
+def _summary(out: str) -> dict[str, object]:
+    """The summary object of a --json stream, picked by its type."""
+    import json
+
+    (summary,) = [o for o in map(json.loads, out.splitlines()) if o["type"] == "summary"]
+    return summary
+
+
+def _pcap_bytes(frames: list[bytes]) -> tuple[bytes, list[bytes]]:
+    """A pcap file header and one record per frame, separately."""
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
+    records = [struct.pack("<IIII", 1_700_000_000, i, len(f), len(f)) + f for i, f in enumerate(frames)]
+    return header, records
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "yes"])
+def test_endless_non_captures_are_refused_at_once(source: str) -> None:
+    import subprocess
+
+    if source == "yes":
+        feeder = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+        try:
+            proc = subprocess.run(_gnt_argv("--pcap", "-"), stdin=feeder.stdout, capture_output=True, text=True,
+                                  timeout=30)
+        finally:
+            feeder.kill()
+            feeder.wait()
+        assert "starts with 790a790a" in proc.stderr
+    else:
+        proc = subprocess.run(_gnt_argv("--pcap", source), capture_output=True, text=True, timeout=30)
+        assert "starts with 00000000" in proc.stderr
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("gnt vxlan-csum: ") and "is not a pcap or pcapng capture" in proc.stderr
+
+
+def test_pipe_is_read_as_records_arrive() -> None:
+    """--count 3 over a pipe the writer keeps open: the scan ends after the third record, so it read
+    them as they came, not at the end of the stream."""
+    import subprocess
+
+    header, records = _pcap_bytes([vxlan_frame("ffff")] * 3)
+    proc = subprocess.Popen(_gnt_argv("--pcap", "-", "--count", "3", "--json"), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(header + b"".join(records))
+        proc.stdin.flush()
+        code = proc.wait(timeout=30)  # the pipe is still open
+        out = proc.stdout.read().decode() if proc.stdout else ""
+    finally:
+        proc.kill()
+        proc.wait()
+    assert code == 1
+    summary = _summary(out)
+    assert (summary["vxlan_packets"], summary["bug_signature"]) == (3, 3)
+    assert summary["source"] == "pcap stream -"
+
+
+def test_ctrl_c_on_a_pipe_reports_what_was_read_and_exits_130() -> None:
+    import signal
+    import subprocess
+    import time
+
+    header, records = _pcap_bytes([vxlan_frame("ffff")] * 4)
+    proc = subprocess.Popen(_gnt_argv("--pcap", "-"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=False)
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(header + b"".join(records))
+        proc.stdin.flush()
+        time.sleep(3)  # start-up, then the four records; the pipe stays open
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert out.decode().startswith("4 of 4 VXLAN packets carry a bad outer UDP checksum; 4 are 0xffff")
+    assert b"Traceback" not in err
+
+
+def test_a_long_stream_is_scanned_in_flat_memory() -> None:
+    """256 MB through a pipe; the scan's peak resident memory stays far below it."""
+    import os
+    import subprocess
+    import threading
+
+    frame = vxlan_frame("ok", inner=inner_frame("tcp", payload=8000))
+    header, (record,) = _pcap_bytes([frame])
+    total = 256 << 20
+    n = total // len(record)
+    proc = subprocess.Popen(_gnt_argv("--pcap", "-", "--json"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def feed() -> None:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(header)
+            chunk = record * 64
+            for _ in range(n // 64):
+                proc.stdin.write(chunk)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    out = proc.stdout.read().decode()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    writer.join(timeout=60)
+    summary = _summary(out)
+    assert summary["checksum_ok"] == summary["vxlan_packets"] == n // 64 * 64
+    assert usage.ru_maxrss * 1024 < total // 3, f"peak RSS {usage.ru_maxrss} KiB for a {total >> 20} MiB stream"
+
+
+def test_an_interrupt_keeps_the_report_and_goes_back_to_the_error_boundary(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM/SIGHUP arrive as a KeyboardInterrupt subclass (the error boundary's contract): the scan
+    prints its report, then hands that very exception back for the exit code."""
+    import gnt.vxlan as tool
+
+    class Terminated(KeyboardInterrupt):
+        pass
+
+    real_scan = tool.scan
+
+    def scan_then_signal(source: object, ports: object, **kw: object) -> object:
+        kw["limit"] = 2
+        real_scan(source, ports, **kw)  # type: ignore[arg-type]
+        raise Terminated
+
+    monkeypatch.setattr(tool, "scan", scan_then_signal)
+    path = _pcap(tmp_path, [vxlan_frame("ffff")] * 5)
+    scanner = tool.FileScan(path)
+    report = scanner.run()
+    assert isinstance(scanner.interrupt, Terminated)
+    assert report.summary.vxlan_packets == 2
+    code, out, _err = run_cli("vxlan-csum", "scan", "--json", "--pcap", path)
+    assert code == 130  # today's boundary: every KeyboardInterrupt is 130
+    summary = _summary(out)
+    assert (summary["vxlan_packets"], summary["bug_signature"]) == (2, 2)
