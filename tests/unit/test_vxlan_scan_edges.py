@@ -13,30 +13,21 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_gnt as run_cli
-from helpers.vxlan_frames import inner_frame, vxlan_frame, word_sum, write_pcap, write_pcapng
+from helpers.vxlan_frames import (
+    big_inner,
+    inner_frame,
+    l4_checksum,
+    super_frame,
+    vxlan_frame,
+    write_pcap,
+    write_pcapng,
+)
 
 from gnt.vxlan import scan_file
 
 MAC_A, MAC_B = "02:00:00:00:0c:01", "02:00:00:00:0c:02"
 V4_SRC, V4_DST = "198.18.100.1", "198.18.100.2"
 V6_SRC, V6_DST, V6_FINAL = "2001:db8:100::1", "2001:db8:100::2", "2001:db8:200::9"
-
-
-def _pseudo(src: bytes, dst: bytes, proto: int, length: int) -> int:
-    """The pseudo-header sum with a 32-bit length (RFC 8200 §8.1 / RFC 2675), by the word loop."""
-    return word_sum(src + dst + struct.pack("!IHH", length, 0, proto))
-
-
-def _fold(value: int) -> int:
-    while value > 0xFFFF:
-        value = (value & 0xFFFF) + (value >> 16)
-    return value
-
-
-def _l4_checksum(src: bytes, dst: bytes, proto: int, segment: bytes, field_at: int) -> int:
-    """The right TCP/UDP checksum of `segment` (its checksum field at `field_at` taken as zero)."""
-    seg = segment[:field_at] + b"\0\0" + segment[field_at + 2 :]
-    return (~_fold(_pseudo(src, dst, proto, len(seg)) + word_sum(seg)) & 0xFFFF) or 0xFFFF
 
 
 def _pcap(tmp_path: Path, frames: list[bytes], name: str = "c.pcap") -> str:
@@ -50,60 +41,6 @@ def _a(text: str) -> bytes:
 
 
 # --- BIG TCP / GSO super-frames -------------------------------------------------------------------
-
-INNER_PAYLOAD = 80_000  # a BIG TCP segment: more than an IPv4 total length or a UDP length can say
-
-
-def _big_inner(inner_v6: bool) -> bytes:
-    """An inner Ethernet frame carrying one 80,000-byte TCP segment, its IP length field 0 (BIG TCP),
-    its TCP checksum right for the 32-bit length."""
-    from scapy.layers.inet import IP, TCP
-    from scapy.layers.inet6 import IPv6
-    from scapy.layers.l2 import Ether
-
-    net = IPv6(src="fd00:244::1", dst="fd00:244::2") if inner_v6 else IP(src="10.244.0.5", dst="10.244.1.7")
-    headers = bytes(Ether(src=MAC_A, dst=MAC_B) / net / TCP(sport=40000, dport=80, flags="PA"))
-    raw = bytearray(headers + (bytes(range(256)) * 400)[:INNER_PAYLOAD])  # too long for scapy's length fields
-    ip, l4 = 14, 14 + (40 if inner_v6 else 20)
-    if inner_v6:
-        struct.pack_into("!H", raw, ip + 4, 0)
-        src, dst = bytes(raw[ip + 8 : ip + 24]), bytes(raw[ip + 24 : ip + 40])
-    else:
-        struct.pack_into("!H", raw, ip + 2, 0)  # total length 0, and the header checksum made again
-        struct.pack_into("!H", raw, ip + 10, 0)
-        struct.pack_into("!H", raw, ip + 10, ~word_sum(bytes(raw[ip : ip + 20])) & 0xFFFF)
-        src, dst = bytes(raw[ip + 12 : ip + 16]), bytes(raw[ip + 16 : ip + 20])
-    struct.pack_into("!H", raw, l4 + 16, _l4_checksum(src, dst, 6, bytes(raw[l4:]), 16))
-    return bytes(raw)
-
-
-def super_frame(csum: str, *, outer_v6: bool = False, inner_v6: bool = False) -> bytes:
-    """A VXLAN super-frame as captured on the sender before GSO: outer IPv4 total length / IPv6 payload
-    length 0 and UDP length 0, the lengths being the frame's. `csum`: "ok" (right over the whole frame with
-    a 32-bit length), "partial" (the pseudo-header sum alone), "other" (whatever the stack left)."""
-    inner = _big_inner(inner_v6)
-    head = bytearray(vxlan_frame("zero", v6=outer_v6, inner=inner_frame("udp"))[: 14 + (40 if outer_v6 else 20) + 16])
-    u = 14 + (40 if outer_v6 else 20)
-    if outer_v6:
-        struct.pack_into("!H", head, 18, 0)
-        src, dst = bytes(head[22:38]), bytes(head[38:54])
-    else:
-        struct.pack_into("!H", head, 16, 0)
-        struct.pack_into("!H", head, 24, 0)
-        struct.pack_into("!H", head, 24, ~word_sum(bytes(head[14:34])) & 0xFFFF)
-        src, dst = bytes(head[26:30]), bytes(head[30:34])
-    struct.pack_into("!HH", head, u + 4, 0, 0)
-    frame = bytearray(head + inner)
-    length = len(frame) - u
-    if csum == "ok":
-        value = _l4_checksum(src, dst, 17, bytes(frame[u:]), 6)
-    elif csum == "partial":
-        value = _fold(_pseudo(src, dst, 17, length))
-    else:
-        value = 0x5A5A
-    struct.pack_into("!H", frame, u + 6, value)
-    return bytes(frame)
-
 
 @pytest.mark.parametrize("outer_v6", [False, True])
 @pytest.mark.parametrize("inner_v6", [False, True])
@@ -144,14 +81,14 @@ def test_verdict_never_calls_unverified_packets_good(tmp_path: Path) -> None:
 def test_ipv6_jumbogram_uses_the_jumbo_payload_length(tmp_path: Path) -> None:
     """RFC 2675: payload length 0, a hop-by-hop jumbo payload option, UDP length 0; a real wire packet
     (not a super-frame), so a wrong checksum on it is bad."""
-    inner = _big_inner(False)
+    inner = big_inner(False)
     hbh = struct.pack("!BBBBI", 17, 0, 0xC2, 4, 0)  # next header UDP, 8 bytes, jumbo option
     udp_and_rest = struct.pack("!HHHH", 51000, 8472, 0, 0) + struct.pack("!II", 0x08000000, 1 << 8) + inner
     jumbo = len(hbh) + len(udp_and_rest)
     hbh = hbh[:4] + struct.pack("!I", jumbo)
     ip6 = struct.pack("!IHBB16s16s", 6 << 28, 0, 0, 64, _a(V6_SRC), _a(V6_DST))
     eth = bytes.fromhex(MAC_B.replace(":", "")) + bytes.fromhex(MAC_A.replace(":", "")) + b"\x86\xdd"
-    right = _l4_checksum(_a(V6_SRC), _a(V6_DST), 17, udp_and_rest, 6)
+    right = l4_checksum(_a(V6_SRC), _a(V6_DST), 17, udp_and_rest, 6)
     good = eth + ip6 + hbh + udp_and_rest[:6] + struct.pack("!H", right) + udp_and_rest[8:]
     bad = eth + ip6 + hbh + udp_and_rest[:6] + struct.pack("!H", right ^ 0x0101) + udp_and_rest[8:]
     s = scan_file(_pcap(tmp_path, [good, bad])).summary
@@ -172,7 +109,7 @@ def _srh_frame(*, segments_left: int, sum_with: str, rtype: int = 4) -> bytes:
         rh = struct.pack("!BBBBBBH", 17, 4, 4, segments_left, 1, 0, 0) + _a(V6_FINAL) + _a(V6_DST)
     else:  # type 2 (home address): one address, the final destination
         rh = struct.pack("!BBBBI", 17, 2, 2, segments_left, 0) + _a(V6_FINAL)
-    csum = _l4_checksum(_a(V6_SRC), _a(sum_with), 17, udp, 6)
+    csum = l4_checksum(_a(V6_SRC), _a(sum_with), 17, udp, 6)
     udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
     ip6 = struct.pack("!IHBB16s16s", 6 << 28, len(rh) + len(udp), 43, 64, _a(V6_SRC), _a(V6_DST))
     eth = bytes(Ether(src=MAC_A, dst=MAC_B, type=0x86DD))
