@@ -240,7 +240,17 @@ _FAST = struct.Struct(  # see the comment above
     "HHxxH"  # inner TCP/UDP at 84: sport, dport, (UDP) checksum
 ).unpack_from
 _FAST_LEN = 92  # bytes the fast layout reads
-_FAST_INNER_L4 = 84  # offset of the inner TCP/UDP header in the fast layout
+# The same behind an IPv6 underlay without extension headers (the inner frame still IPv4).
+_FAST6 = struct.Struct(  # see the comment above
+    "!16x"  # Ethernet (the ethertype read by _FAST), IPv6 version/class/flow
+    "HBx16s16s"  # outer IPv6 at 14: payload length, next header, src, dst
+    "HHHH"  # outer UDP at 54
+    "4xI"  # VXLAN at 62
+    "12xH"  # inner Ethernet at 70: ethertype
+    "BxHxxHxB2x4s4s"  # inner IPv4 at 84
+    "HHxxH"  # inner TCP/UDP at 104
+).unpack_from
+_FAST6_LEN = 112  # bytes the IPv6 fast layout reads
 FOLD_ABOVE = 512  # segment bytes above which folding before the modulo pays off (measured)
 _MASKS: dict[int, int] = {}  # bit count -> (1 << bits) - 1, for the folds
 
@@ -271,9 +281,10 @@ def scan(
     fast = _FAST
     masks = _MASKS
     # Module constants as locals: the loop reads them for every packet.
-    fold, bug, fold_above, fast_len, inner_l4, max_record = (
-        FOLD, BUG_SIGNATURE, FOLD_ABOVE, _FAST_LEN, _FAST_INNER_L4, MAX_SANE_RECORD
+    fold, bug, fold_above, fast_len, fast6_len, max_record = (
+        FOLD, BUG_SIGNATURE, FOLD_ABOVE, _FAST_LEN, _FAST6_LEN, MAX_SANE_RECORD
     )
+    fast6 = _FAST6
     general = _general_packet
     other = ip_bad = l4_bad = l4_partial = 0
     # Source: walk a pcap buffer in place, or iterate records.
@@ -335,20 +346,33 @@ def scan(
                 b += 4  # read at b, the layout's "ethertype" is the tag's and every header follows it
                 (et, vihl, _total, frag, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal,
                  ifrag, iproto, isrc, idst, isport, idport, iudpsum) = fast(buf, b)
-            if et != 0x0800 or vihl != 0x45 or proto != 17 or frag & 0x3FFF:
+            if et == 0x0800:
+                if vihl != 0x45 or proto != 17 or frag & 0x3FFF:
+                    other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
+                    continue
+                addrs, udp, inner_ip = b + 26, b + 34, b + 64  # outer addresses, UDP, inner IPv4
+            elif et == 0x86DD and caplen >= fast6_len + b - off:
+                # An IPv6 underlay without extension headers: the same layout 20 bytes further on.
+                (plen, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal, ifrag, iproto, isrc,
+                 idst, isport, idport, iudpsum) = fast6(buf, b)
+                if proto != 17 or plen != ulen:
+                    other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
+                    continue
+                addrs, udp, inner_ip = b + 22, b + 54, b + 84
+            else:
                 other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                 continue
             if dport not in port_set:
                 other += 1
                 continue
             if (iet != 0x0800 or ivihl != 0x45 or ifrag & 0x3FFF or ulen != 30 + itotal
-                    or b + 34 + ulen > off + caplen
+                    or udp + ulen > off + caplen
                     or not ((iproto == 6 and itotal >= 40) or (iproto == 17 and itotal >= 28))):
                 other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                 continue
-            seg = b + inner_l4
-            end = b + 34 + ulen
-            h = from_bytes(mv[b + 64 : seg], "big")
+            seg = inner_ip + 20
+            end = udp + ulen
+            h = from_bytes(mv[inner_ip:seg], "big")
             key = (src, sport, dst, dport, vniw >> 8, iproto, isrc, isport, idst, idport)
             st = flows_get(key)
             if st is None:
@@ -364,7 +388,7 @@ def scan(
             lco = -1  # the inner pseudo-header sum when the inner checksum is partial
             inner_check = iproto == 6 or iudpsum
             if inner_check:
-                ipseudo = from_bytes(mv[b + 76 : seg], "big") + iproto + end - seg
+                ipseudo = from_bytes(mv[inner_ip + 12 : seg], "big") + iproto + end - seg
                 field = iudpsum if iproto == 17 else _H(buf, seg + 16)[0]
                 if field == (ipseudo % fold or fold):
                     l4_partial += 1
@@ -373,8 +397,8 @@ def scan(
             outer = 1  # the tally slot: zero, ok, bad or partial; -1 while the segment sum is needed
             if csum:
                 # Outer: addresses, UDP, VXLAN and inner Ethernet in one piece, plus the inner sums.
-                head = from_bytes(mv[b + 26 : b + 64], "big") + 17 + ulen
-                if csum == ((from_bytes(mv[b + 26 : b + 34], "big") + 17 + ulen) % fold or fold):
+                head = from_bytes(mv[addrs:inner_ip], "big") + 17 + ulen
+                if csum == ((from_bytes(mv[addrs:udp], "big") + 17 + ulen) % fold or fold):
                     outer = 5
                 elif lco >= 0 and not (head + h - lco) % fold:
                     outer = 2  # right for the inner segment as offload finishes it: local checksum offload

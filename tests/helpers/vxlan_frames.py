@@ -184,7 +184,7 @@ def l4_checksum(src: bytes, dst: bytes, proto: int, segment: bytes, field_at: in
 INNER_PAYLOAD = 80_000  # a BIG TCP segment: more than an IPv4 total length or a UDP length can say
 
 
-def big_inner(inner_v6: bool, payload: int = INNER_PAYLOAD) -> bytes:
+def big_inner(inner_v6: bool, payload: int = INNER_PAYLOAD, *, partial: bool = False) -> bytes:
     """An inner Ethernet frame carrying one 80,000-byte TCP segment, its IP length field 0 (BIG TCP),
     its TCP checksum right for the 32-bit length."""
     from scapy.layers.inet import IP, TCP
@@ -205,16 +205,19 @@ def big_inner(inner_v6: bool, payload: int = INNER_PAYLOAD) -> bytes:
         struct.pack_into("!H", raw, ip + 10, 0)
         struct.pack_into("!H", raw, ip + 10, ~word_sum(bytes(raw[ip : ip + 20])) & 0xFFFF)
         src, dst = bytes(raw[ip + 12 : ip + 16]), bytes(raw[ip + 16 : ip + 20])
-    struct.pack_into("!H", raw, l4 + 16, l4_checksum(src, dst, 6, bytes(raw[l4:]), 16))
+    if partial:  # as the sender's stack leaves it for offload: the pseudo-header sum alone
+        struct.pack_into("!H", raw, l4 + 16, _fold(pseudo_sum32(src, dst, 6, len(raw) - l4)))
+    else:
+        struct.pack_into("!H", raw, l4 + 16, l4_checksum(src, dst, 6, bytes(raw[l4:]), 16))
     return bytes(raw)
 
 
 def super_frame(csum: str, *, outer_v6: bool = False, inner_v6: bool = False, payload: int = INNER_PAYLOAD,
-                sport: int = 51000) -> bytes:
+                sport: int = 51000, partial_inner: bool = False) -> bytes:
     """A VXLAN super-frame as captured on the sender before GSO: outer IPv4 total length / IPv6 payload
     length 0 and UDP length 0, the lengths being the frame's. `csum`: "ok" (right over the whole frame with
     a 32-bit length), "partial" (the pseudo-header sum alone), "other" (whatever the stack left)."""
-    inner = big_inner(inner_v6, payload)
+    inner = big_inner(inner_v6, payload, partial=partial_inner)
     u = 14 + (40 if outer_v6 else 20)
     head = bytearray(vxlan_frame("zero", v6=outer_v6, sport=sport, inner=inner_frame("udp"))[: u + 16])
     if outer_v6:

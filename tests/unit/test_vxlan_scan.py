@@ -353,3 +353,17 @@ def test_outer_checksum_over_a_partial_inner_segment_is_ok(tmp_path: Path, proto
     wrong = scan_file(pcap_of(tmp_path, [_lco_frame(proto, v6=v6, vlan=vlan, inner_v6=inner_v6,
                                                     outer_wrong=True)], "wrong.pcap")).summary
     assert (wrong.checksum_ok, wrong.checksum_bad) == (0, 1)
+
+
+def test_ipv6_underlay_fast_path_agrees_with_general_path(tmp_path: Path) -> None:
+    """IPv6 outer, IPv4 inner takes the IPv6 fast layout; as raw IP captures the same frames take the
+    general path: the counts must be the same, partial inner checksums and local checksum offload included."""
+    frames = [vxlan_frame(v, v6=True, sport=6000 + i, inner=inner_frame(p, payload=700 * (i % 3) + i, bad=bad))
+              for i, (v, p, bad) in enumerate([("ok", "tcp", None), ("ok", "udp", None), ("ffff", "tcp", None),
+                                               ("partial", "udp", None), ("bad", "tcp", "l4"), ("ok", "tcp", "ip"),
+                                               ("zero", "udp", None)])]
+    frames += [_lco_frame("tcp", v6=True), _lco_frame("udp", v6=True, outer_wrong=True)]
+    eth = _counts(pcap_of(tmp_path, frames, "v6.pcap"))
+    assert eth[:7] == (9, 1, 4, 3, 1, 1, 2)
+    raw = _counts(pcap_of(tmp_path, [f[14:] for f in frames], "v6-raw.pcap", linktype=LINKTYPE_RAW))
+    assert eth == raw
