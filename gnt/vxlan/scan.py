@@ -242,7 +242,7 @@ _FAST = struct.Struct(  # see the comment above
 _FAST_LEN = 92  # bytes the fast layout reads
 # The same behind an IPv6 underlay without extension headers (the inner frame still IPv4).
 _FAST6 = struct.Struct(  # see the comment above
-    "!16x"  # Ethernet (the ethertype read by _FAST), IPv6 version/class/flow
+    "!18x"  # Ethernet (the ethertype read by _FAST), IPv6 version/class/flow
     "HBx16s16s"  # outer IPv6 at 14: payload length, next header, src, dst
     "HHHH"  # outer UDP at 54
     "4xI"  # VXLAN at 62
