@@ -26,7 +26,6 @@ Standard library only.
 
 from __future__ import annotations
 
-import ctypes
 import errno as errno_mod
 import mmap
 import os
@@ -578,6 +577,8 @@ def udp_dst_port_filter(ports: Iterable[int], *, cooked: bool = False) -> list[B
 def attach_filter(sock: socket.socket, program: list[BpfInsn]) -> None:
     """Attach a classic BPF program to a socket (SO_ATTACH_FILTER with a struct sock_fprog)."""
     insns = b"".join(struct.pack("HBBI", code, jt, jf, k) for code, jt, jf, k in program)
+    import ctypes  # here: only live capture needs it, and it costs file scans start-up time
+
     buf = ctypes.create_string_buffer(insns, len(insns))
     fprog = struct.pack("HL", len(program), ctypes.addressof(buf))  # struct sock_fprog, native layout
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
