@@ -102,6 +102,7 @@ def command_name(argv: list[str]) -> str | None:
 FAST_PATHS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("ping",): ("gnt.cli.ping", "fast", "run"),
     ("conntrack", "list"): ("gnt.cli.conntrack", "fast_list", "run_list"),
+    ("vxlan-csum", "scan"): ("gnt.cli.vxlan", "fast_scan", "run_scan"),
 }
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from gnt.cli.numbers import I64_MAX, PORT_MAX, click_float, click_int, int_value, shown
+from gnt.cli.numbers import I64_MAX, PORT_MAX, int_value, shown
+from gnt.cli.table import Opt, fast_parse, parameters, with_signature
 from gnt.errors import ExitCode, GntError, UsageError
 
 if TYPE_CHECKING:
     import typer
+
+    from gnt.output.env import Environment
+
+
+MAX_BUFFER_MIB = 4096  # a larger capture ring is a typo, not a plan
 
 
 def parse_ports(text: str) -> tuple[int, ...]:
@@ -23,10 +29,78 @@ def parse_ports(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(ports))
 
 
+SCAN_OPTIONS: tuple[Opt, ...] = (  # typer's `scan` is built from this table; `fast_scan` parses it without typer
+    Opt(("--pcap", "-r"), "pcap", str, None, "Read a pcap or pcapng file (- for stdin, or a pipe)."),
+    Opt(("--interface", "-i"), "interface", str, None, "Capture live on this interface.", interface=True),
+    Opt(("--port", "-p"), "port", str, None, "VXLAN UDP destination ports, comma-separated.", "8472,4789"),
+    Opt(("--count", "-c"), "count", int, None, "Stop after this many packets.", high=I64_MAX),
+    Opt(("--duration", "-d"), "duration", float, None, "Live: stop after this many seconds."),
+    Opt(("--buffer", "-B"), "buffer", int, None, "Live: capture ring size in MiB (default 64), for longer bursts.",
+        high=I64_MAX),
+    Opt(("--json",), "json", bool, None, "One JSON object per line: flows, then a summary.", False),
+)
+SCAN_HELP = "Verify the outer UDP checksum of every VXLAN packet (and the inner checksums). Exit 1 if any is bad."
+
+
+def fast_scan(argv: list[str]) -> dict[str, Any] | None:
+    """The option values of a well-formed `gnt vxlan-csum scan` command line, or None for typer."""
+    values = fast_parse(SCAN_OPTIONS, argv, operands=0)
+    if values is not None:
+        values.pop("operands")
+    return values
+
+
+def run_scan(values: dict[str, Any], env: Environment) -> int:
+    """`gnt vxlan-csum scan` with parsed option values; returns the exit code."""
+    from gnt.cli import check_duration
+    from gnt.output import make_renderer
+    from gnt.output.text.vxlan import formatter
+
+    pcap, interface, count, duration, buffer, json = (
+        values["pcap"], values["interface"], values["count"], values["duration"], values["buffer"], values["json"])
+    if (pcap is None) == (interface is None):
+        raise UsageError("give exactly one of --pcap FILE or -i IFACE")
+    if count is not None and count < 1:
+        raise UsageError(f"invalid --count {count}: must be at least 1")
+    if duration is not None:
+        check_duration(duration)
+    if duration is not None and pcap is not None:
+        raise UsageError("--duration applies to live capture (-i), not to --pcap")
+    if buffer is not None and pcap is not None:
+        raise UsageError("--buffer applies to live capture (-i), not to --pcap")
+    if buffer is not None and not 1 <= buffer <= MAX_BUFFER_MIB:
+        raise UsageError(f"invalid --buffer {buffer}: give the ring size in MiB, 1-{MAX_BUFFER_MIB}")
+    ports = parse_ports(values["port"])
+    renderer = make_renderer(env, json=json, formatter=formatter)
+
+    import gnt.vxlan as tool
+
+    scanner: tool.FileScan | tool.LiveScan
+    if pcap is not None:
+        scanner = tool.FileScan(pcap, ports)
+        report = scanner.run(count=count)
+    else:
+        scanner = tool.LiveScan(interface, ports, buffer_bytes=None if buffer is None else buffer << 20)
+        report = scanner.run(count=count, duration=duration)
+    if json:
+        for flow in report.flows:
+            renderer.emit(flow)
+        renderer.emit(report.summary)
+    else:
+        renderer.emit(report)
+    if scanner.interrupt is not None:
+        # SIGINT, or SIGTERM/SIGHUP turned into a KeyboardInterrupt by the error boundary: the
+        # report is out, the boundary gives the exit code (128 + the signal).
+        raise scanner.interrupt
+    problems = report.summary.problems
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise GntError(f"damaged capture: {problems[0]}{more}; the packets before it were analysed")
+    return int(ExitCode.NEGATIVE if report.summary.any_bad else ExitCode.OK)
+
+
 def register(app: typer.Typer) -> None:
     import typer
-
-    from gnt.cli.complete import complete_interface
 
     sub = typer.Typer(
         name="vxlan-csum", no_args_is_help=True, rich_markup_mode=None,
@@ -34,58 +108,12 @@ def register(app: typer.Typer) -> None:
              "and in the node's configuration (audit).",
     )
 
-    @sub.command("scan")
-    def scan_cmd(
-        pcap: str | None = typer.Option(None, "--pcap", "-r", help="Read a pcap or pcapng file (- for stdin)."),
-        interface: str | None = typer.Option(None, "--interface", "-i", help="Capture live on this interface.",
-                                                  autocompletion=complete_interface),
-        port: str = typer.Option("8472,4789", "--port", "-p", help="VXLAN UDP destination ports, comma-separated."),
-        count: int | None = typer.Option(None, "--count", "-c", help="Stop after this many packets.",
-                                         click_type=click_int(None, I64_MAX)),
-        duration: float | None = typer.Option(None, "--duration", "-d", help="Live: stop after this many seconds.",
-                                              click_type=click_float(None, None)),
-        json: bool = typer.Option(False, "--json", help="One JSON object per line: flows, then a summary."),
-    ) -> int:
-        """Verify the outer UDP checksum of every VXLAN packet (and the inner checksums). Exit 1 if any is bad."""
-        from gnt.cli import check_duration, current_env
-        from gnt.output import make_renderer
-        from gnt.output.text.vxlan import formatter
+    def scan_cmd(**values: Any) -> int:
+        from gnt.cli import current_env
 
-        if (pcap is None) == (interface is None):
-            raise UsageError("give exactly one of --pcap FILE or -i IFACE")
-        if count is not None and count < 1:
-            raise UsageError(f"invalid --count {count}: must be at least 1")
-        if duration is not None:
-            check_duration(duration)
-        if duration is not None and pcap is not None:
-            raise UsageError("--duration applies to live capture (-i), not to --pcap")
-        ports = parse_ports(port)
-        env = current_env()
-        renderer = make_renderer(env, json=json, formatter=formatter)
+        return run_scan(values, current_env())
 
-        import gnt.vxlan as tool
-
-        interrupted = False
-        if pcap is not None:
-            report = tool.scan_file(pcap, ports, count)
-        else:
-            assert interface is not None
-            live = tool.LiveScan(interface, ports)
-            report = live.run(count=count, duration=duration)
-            interrupted = live.interrupted
-        if json:
-            for flow in report.flows:
-                renderer.emit(flow)
-            renderer.emit(report.summary)
-        else:
-            renderer.emit(report)
-        problems = report.summary.problems
-        if problems:
-            more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-            raise GntError(f"damaged capture: {problems[0]}{more}; the packets before it were analysed")
-        if interrupted:
-            return int(ExitCode.INTERRUPTED)
-        return int(ExitCode.NEGATIVE if report.summary.any_bad else ExitCode.OK)
+    sub.command("scan", help=SCAN_HELP)(with_signature(scan_cmd, parameters(SCAN_OPTIONS)))
 
     @sub.command("audit")
     def audit_cmd(

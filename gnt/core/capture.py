@@ -4,10 +4,10 @@ Both sources yield the same record tuple, built for hot loops that decode fields
 
     (buf, offset, caplen, wirelen, linktype, timestamp)
 
-`buf` is a bytes-like object holding the frame at `buf[offset:offset + caplen]` (for a file the
-whole file, read once; for a socket one frame), `wirelen` is the length on the wire (larger
-than `caplen` when the capture's snap length cut the frame), `linktype` a LINKTYPE_* value
-(tcpdump.org/linktypes.html) and `timestamp` seconds since the epoch as a float.
+`buf` is a bytes-like object holding the frame at `buf[offset:offset + caplen]` (for a regular
+file the whole file, mapped; for a stream one record or block; for a live socket its ring),
+`wirelen` is the length on the wire (larger than `caplen` when the capture's snap length cut the
+frame), `linktype` a LINKTYPE_* value (tcpdump.org/linktypes.html) and `timestamp` seconds since the epoch as a float.
 
 Formats: pcap (tcpdump.org/manpages/pcap-savefile.5.html, micro- and nanosecond magic, either
 byte order) and pcapng (RFC draft-ietf-opsawg-pcapng: section header, interface description,
@@ -26,7 +26,6 @@ Standard library only.
 
 from __future__ import annotations
 
-import ctypes
 import errno as errno_mod
 import mmap
 import os
@@ -66,6 +65,9 @@ PCAP_MAGIC_NS = 0xA1B23C4D  # nanosecond timestamps
 PCAP_HEADER_LEN = 24  # magic, version 2+2, thiszone, sigfigs, snaplen, linktype
 PCAP_RECORD_LEN = 16  # ts_sec, ts_frac, incl_len, orig_len
 LINKTYPE_MASK = 0xFFFF  # the upper bits of the pcap linktype field carry FCS information
+LINKTYPE_RESERVED = 0x03FF0000  # bits 16-25 of the pcap linktype field: reserved, must be zero
+PCAP_VERSION_MAJOR = 2  # the pcap file format version, 2.4 (minor 0-4 are read alike)
+PCAP_VERSION_MINOR = 4
 
 # pcapng block types and options.
 PCAPNG_SHB = 0x0A0D0D0A  # section header block (a palindrome: same in both byte orders)
@@ -78,6 +80,14 @@ PCAPNG_OPT_END = 0  # opt_endofopt
 PCAPNG_IF_TSRESOL = 9  # if_tsresol: timestamp resolution, 10^-n or 2^-n (high bit set)
 PCAPNG_IF_TSOFFSET = 14  # if_tsoffset: seconds added to every timestamp
 PCAPNG_MIN_BLOCK = 12  # type, total length, trailing total length
+PCAPNG_VERSION_MAJOR = 1  # the section header's major version
+PCAPNG_MIN_LEN = {  # smallest total length of each block type: its fixed fields
+    PCAPNG_SHB: 28, PCAPNG_IDB: 20, PCAPNG_PB: 32, PCAPNG_SPB: 16, PCAPNG_EPB: 32,
+}
+PCAPNG_BLOCK_NAMES = {  # for messages
+    PCAPNG_SHB: "section header block", PCAPNG_IDB: "interface description block", PCAPNG_PB: "packet block",
+    PCAPNG_SPB: "simple packet block", PCAPNG_EPB: "enhanced packet block",
+}
 
 MAX_SANE_RECORD = 0x4000000  # 64 MiB: a larger capture length means a corrupt record header
 
@@ -85,12 +95,24 @@ MAX_SANE_RECORD = 0x4000000  # 64 MiB: a larger capture length means a corrupt r
 ETH_P_ALL = 0x0003  # every protocol
 SO_ATTACH_FILTER = 26  # asm-generic/socket.h
 SOL_PACKET = 263  # packet socket option level
-PACKET_STATISTICS = 6  # struct tpacket_stats {tp_packets, tp_drops}
+PACKET_STATISTICS = 6  # struct tpacket_stats_v3 {tp_packets, tp_drops, tp_freeze_q_cnt} with a V3 ring
+PACKET_RX_RING = 5  # set up the memory-mapped receive ring (struct tpacket_req3)
+PACKET_VERSION = 10  # ring frame layout version
+TPACKET_V3 = 2  # variable-size frames packed in blocks the kernel hands over whole
+TP_STATUS_KERNEL = 0  # block status: the kernel's to fill
+TP_STATUS_USER = 1  # block status: filled, ours to read and give back
+TPACKET_REQ3 = struct.Struct("IIIIIII")  # block size, block count, frame size, frame count, retire ms, priv, features
+TPACKET_BLOCK = struct.Struct("III")  # tpacket_hdr_v1 at +8 of a block: block_status, num_pkts, offset_to_first_pkt
+TPACKET3_HDR = struct.Struct("IIIIIIH")  # next offset, sec, nsec, snaplen, len, status, mac offset
+RING_BYTES = 64 << 20  # default ring size: ~0.4 s of 150 kpps small frames, rides out Python's pauses
+RING_BLOCK_MAX = 1 << 20  # block size cap: large enough for a 512 KiB GRO/BIG TCP frame
+RING_MIN_BLOCKS = 8  # at least this many blocks, so the kernel fills some while we read others
+RING_FRAME = 2048  # nominal frame size the kernel checks the request against (V3 frames are variable)
+RING_RETIRE_MS = 50  # a block partly filled is handed over after this long: latency at low rates
 ARPHRD_ETHER = 1  # Ethernet-framed device
 ARPHRD_LOOPBACK = 772  # loopback: Ethernet framing with zero addresses
 ARPHRD_NONE = 0xFFFE  # no link-layer header (tun, wireguard): captured cooked
 ANY_INTERFACE = "any"  # capture on every interface, as tcpdump -i any
-RCVBUF_BYTES = 8 << 20  # socket receive buffer: rides out bursts while Python catches up
 SNAPLEN = 262144  # bytes read per frame, as tcpdump's default
 
 # Classic BPF opcodes (linux/bpf_common.h, linux/filter.h).
@@ -112,51 +134,65 @@ class CaptureFormatError(GntError):
     """A file that is not a pcap/pcapng capture, or one gnt cannot read."""
 
 
+class _Stop(Exception):
+    """Damage after which nothing more of a capture can be read (the problem is already recorded)."""
+
+
 class CaptureFile:
-    """A pcap or pcapng file, read with one read; `records()` yields every frame in it.
+    """A pcap or pcapng capture; `records()` yields every frame in it.
+
+    A regular file is mapped and walked in place. Anything else (stdin, a pipe, a FIFO, a device) is
+    read as a stream: the magic is checked as soon as it arrives, then one record (pcap) or block
+    (pcapng) at a time, as the writer produces it, so memory stays flat and
+    `tcpdump -w - | gnt vxlan-csum scan --pcap -` reports as it goes.
 
     `problems` collects what was wrong with the file (a record cut short at the end, a corrupt
-    block); everything before the damage is still yielded.
+    block); everything before the damage is still yielded. A file libpcap would refuse outright
+    (not a capture, an unsupported version, reserved link-type bits) raises CaptureFormatError.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.problems: list[str] = []
         self.format = ""
-        self.data = self._read(path)
-        if len(self.data) < 4:
-            raise CaptureFormatError(f"{path} is not a pcap or pcapng capture (only {len(self.data)} bytes)")
-        magic_le = _u32le.unpack_from(self.data, 0)[0]
+        self.stream: BinaryIO | None = None
+        self.data: bytes | mmap.mmap = b""
+        self._header = b""
+        self._open(path)
+        head = self.data[:4] if self.stream is None else self._read_exact(4)
+        if len(head) < 4:
+            raise CaptureFormatError(f"{path} is not a pcap or pcapng capture (only {len(head)} bytes)")
+        magic_le = _u32le.unpack_from(head, 0)[0]
         if magic_le == PCAPNG_SHB:
             self.format = "pcapng"
-        elif magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or _u32be.unpack_from(self.data, 0)[0] in (
+            self._header = bytes(head)
+        elif magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or _u32be.unpack_from(head, 0)[0] in (
             PCAP_MAGIC_US, PCAP_MAGIC_NS,
         ):
             self.format = "pcap"
-            if len(self.data) < PCAP_HEADER_LEN:
-                raise CaptureFormatError(f"{path}: the pcap file header is cut short ({len(self.data)} bytes)")
+            header = self.data[:PCAP_HEADER_LEN] if self.mapped else head + self._read_exact(PCAP_HEADER_LEN - 4)
+            if len(header) < PCAP_HEADER_LEN:
+                raise CaptureFormatError(f"{path}: the pcap file header is cut short ({len(header)} bytes)")
+            self._header = bytes(header)
+            self._check_pcap_header()
         else:
             raise CaptureFormatError(
-                f"{path} is not a pcap or pcapng capture (starts with {bytes(self.data[:4]).hex()})",
+                f"{path} is not a pcap or pcapng capture (starts with {bytes(head).hex()})",
                 "write captures with `tcpdump -w FILE` or `tshark -w FILE`",
             )
 
-    @staticmethod
-    def _read(path: str) -> bytes | mmap.mmap:
-        """The whole file: mapped when it is a regular file (no copy), else read (stdin, a pipe)."""
+    @property
+    def mapped(self) -> bool:
+        """True when the whole file is in `data` (a mapped regular file), False for a stream."""
+        return self.stream is None
+
+    def _open(self, path: str) -> None:
+        """Map a regular file (no copy); keep anything else (stdin, a pipe, a device) as a stream."""
         try:
             if path == "-":
-                stream: BinaryIO = sys.stdin.buffer
-                return stream.read()
-            with open(path, "rb") as f:
-                info = os.fstat(f.fileno())
-                if stat.S_ISREG(info.st_mode) and info.st_size > 0:
-                    try:
-                        # The mapping outlives the descriptor; it goes when the last view of it does.
-                        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-                    except (OSError, ValueError):
-                        pass
-                return f.read()
+                self.stream = sys.stdin.buffer
+                return
+            f = open(path, "rb")  # noqa: SIM115 -- kept open as the stream when it is not mapped
         except FileNotFoundError as exc:
             raise GntError(f"no such file: {path}", errno=exc.errno) from exc
         except IsADirectoryError as exc:
@@ -165,23 +201,52 @@ class CaptureFile:
             raise PermissionDenied(f"cannot read {path}: permission denied", errno=exc.errno) from exc
         except OSError as exc:
             raise GntError(f"cannot read {path}: {exc.strerror}", errno=exc.errno) from exc
+        try:
+            info = os.fstat(f.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > 0:
+                # The mapping outlives the descriptor; it goes when the last view of it does.
+                self.data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                f.close()
+                return
+        except (OSError, ValueError):
+            pass
+        self.stream = f
+
+    def _read_exact(self, n: int) -> bytes:
+        """`n` bytes from the stream, fewer only at its end."""
+        assert self.stream is not None
+        try:
+            return self.stream.read(n) or b""
+        except OSError as exc:
+            raise GntError(f"cannot read {self.path}: {exc.strerror}", errno=exc.errno) from exc
+
+    def _check_pcap_header(self) -> None:
+        """Refuse what libpcap refuses: versions other than 2.0-2.4, reserved link-type bits set."""
+        order = "<" if _u32le.unpack_from(self._header, 0)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS) else ">"
+        _magic, major, minor, _zone, _sigfigs, _snaplen, linktype = struct.unpack_from(order + "IHHiIII", self._header)
+        if major != PCAP_VERSION_MAJOR or minor > PCAP_VERSION_MINOR:
+            raise CaptureFormatError(
+                f"{self.path}: unsupported pcap file version {major}.{minor} (pcap files are version 2.4): "
+                "a corrupt or foreign file", "rewrite it with `editcap -F pcap IN OUT` if another tool reads it")
+        if linktype & LINKTYPE_RESERVED:
+            raise CaptureFormatError(
+                f"{self.path}: the pcap link-type field 0x{linktype:08x} has reserved bits set: a corrupt file")
 
     def records(self) -> Iterator[Record]:
         if self.format == "pcap":
-            return self._pcap_records()
-        return self._pcapng_records()
+            return self._pcap_records() if self.mapped else self._pcap_stream_records()
+        return self._pcapng_records() if self.mapped else self._pcapng_stream_records()
 
     def pcap_layout(self) -> tuple[bytes | mmap.mmap, int, PcapRecordUnpack, float, int]:
-        """For loops that walk a pcap file in place: (data, first record offset, record header
+        """For loops that walk a mapped pcap file in place: (data, first record offset, record header
         unpack (ts_sec, ts_frac, incl_len, orig_len), seconds per ts_frac unit, linktype).
         Such a loop reports damage through `pcap_damage`, as `records()` does."""
-        data = self.data
-        order = "<" if _u32le.unpack_from(data, 0)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS) else ">"
+        order = "<" if _u32le.unpack_from(self._header, 0)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS) else ">"
         magic, _vmaj, _vmin, _zone, _sigfigs, _snaplen, linktype = struct.unpack_from(
-            order + "IHHiIII", data, 0
+            order + "IHHiIII", self._header, 0
         )
         scale = 1e-9 if magic == PCAP_MAGIC_NS else 1e-6
-        return data, PCAP_HEADER_LEN, struct.Struct(order + "IIII").unpack_from, scale, linktype & LINKTYPE_MASK
+        return self.data, PCAP_HEADER_LEN, struct.Struct(order + "IIII").unpack_from, scale, linktype & LINKTYPE_MASK
 
     def pcap_damage(self, index: int, offset: int, announced: int, have: int) -> None:
         """Record that pcap record `index` at byte `offset` is cut short or corrupt.
@@ -220,107 +285,176 @@ class CaptureFile:
         if off < n:
             self.pcap_damage(index + 1, off, -1, n - off)
 
+    def _pcap_stream_records(self) -> Iterator[Record]:
+        """pcap records as they arrive: one read for the record header, one for the frame."""
+        _data, off, unpack, scale, linktype = self.pcap_layout()
+        read = self._read_exact
+        index = 0
+        while True:
+            head = read(PCAP_RECORD_LEN)
+            if len(head) < PCAP_RECORD_LEN:
+                if head:
+                    self.pcap_damage(index + 1, off, -1, len(head))
+                return
+            index += 1
+            sec, frac, incl, orig = unpack(head, 0)
+            if incl > MAX_SANE_RECORD:
+                self.pcap_damage(index, off, incl, 0)
+                return
+            frame = read(incl)
+            if len(frame) < incl:
+                self.pcap_damage(index, off, incl, len(frame))
+                yield frame, 0, len(frame), max(orig, incl), linktype, sec + frac * scale
+                return
+            yield frame, 0, incl, orig, linktype, sec + frac * scale
+            off += PCAP_RECORD_LEN + incl
+
     def _pcapng_records(self) -> Iterator[Record]:
+        """pcapng blocks walked in place; whole enhanced packet blocks of a known interface take a
+        one-unpack path, every other block goes through `_pcapng_block`."""
         data = self.data
         n = len(data)
         off = 0
-        order = "<"
-        hdr = struct.Struct("<II")
-        epb = struct.Struct("<IIIII")
-        # Per interface of the current section: linktype, snaplen, ticks per second, offset.
-        ifaces: list[tuple[int, int, float, float]] = []
-        epb_whole = struct.Struct("<IIIIIII").unpack_from  # type, length, and the EPB fields, at once
-        while off + PCAPNG_MIN_BLOCK <= n:
-            # The common case first, with one unpack: a whole enhanced packet block.
-            if off + 28 <= n:
-                btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, off)
-                if (btype == PCAPNG_EPB and iface < len(ifaces) and not blen & 3 and off + blen <= n
-                        and 32 + caplen <= blen):
-                    linktype, _snap, tick, base = ifaces[iface]
-                    yield data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
-                    off += blen
-                    continue
-            btype = _u32le.unpack_from(data, off)[0]
-            if btype == PCAPNG_SHB:
-                if off + 16 > n:
-                    break
-                bom = _u32le.unpack_from(data, off + 8)[0]
-                if bom == PCAPNG_BYTE_ORDER_MAGIC:
-                    order = "<"
-                elif bom == 0x4D3C2B1A:  # the magic read in the other byte order
-                    order = ">"
-                else:
-                    self.problems.append(f"section header at byte {off} has a bad byte-order magic; "
-                                         "the rest is skipped")
+        section = _Section()
+        try:
+            while off + PCAPNG_MIN_BLOCK <= n:
+                # The common case first, with one unpack: a whole enhanced packet block.
+                if off + 28 <= n:
+                    btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = section.epb_whole(data, off)
+                    if (btype == PCAPNG_EPB and iface < len(section.ifaces) and not blen & 3 and off + blen <= n
+                            and 32 + caplen <= blen):
+                        linktype, _snap, tick, base = section.ifaces[iface]
+                        yield data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
+                        off += blen
+                        continue
+                btype = _u32le.unpack_from(data, off)[0]
+                if btype == PCAPNG_SHB:
+                    if off + 16 > n:
+                        break
+                    self._section_order(section, data[off + 8 : off + 12], off)
+                btype, blen = section.hdr.unpack_from(data, off)
+                self._check_block_length(blen, off)
+                record = self._pcapng_block(data, off, btype, blen, n - off, off, section)
+                if record is not None:
+                    yield record
+                if off + blen > n:
                     return
-                hdr = struct.Struct(order + "II")
-                epb = struct.Struct(order + "IIIII")
-                epb_whole = struct.Struct(order + "IIIIIII").unpack_from
-                ifaces = []
-            btype, blen = hdr.unpack_from(data, off)
-            if blen < PCAPNG_MIN_BLOCK or blen % 4:
-                self.problems.append(f"block at byte {off} has an impossible length {blen}; the rest is skipped")
-                return
-            end = off + blen
-            if end > n:
-                if btype in (PCAPNG_EPB, PCAPNG_SPB, PCAPNG_PB):
-                    self.problems.append(f"packet block at byte {off} is truncated: {blen} bytes announced, "
-                                  f"{n - off} in the file")
-                    partial = self._partial_packet(data, off, btype, order, ifaces)
-                    if partial is not None:
-                        yield partial
-                else:
-                    self.problems.append(f"block at byte {off} is truncated: {blen} bytes announced, "
-                                         f"{n - off} in the file")
-                return
-            if btype == PCAPNG_EPB:
-                iface, ts_hi, ts_lo, caplen, wirelen = epb.unpack_from(data, off + 8)
-                if iface >= len(ifaces):
-                    self.problems.append(f"packet block at byte {off} names undeclared interface {iface}; skipped")
-                elif off + 28 + caplen > end - 4:
-                    self.problems.append(f"packet block at byte {off} has a capture length beyond its block; skipped")
-                else:
-                    linktype, _snap, tick, base = ifaces[iface]
-                    yield data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
-            elif btype == PCAPNG_SPB:
-                if not ifaces:
-                    self.problems.append(f"simple packet block at byte {off} before any interface; skipped")
-                else:
-                    linktype, snap, _tick, _base = ifaces[0]
-                    wirelen = struct.unpack_from(order + "I", data, off + 8)[0]
-                    caplen = min(wirelen, blen - 16, snap or wirelen)
-                    yield data, off + 12, caplen, wirelen, linktype, 0.0
-            elif btype == PCAPNG_PB:
-                iface, _drops, ts_hi, ts_lo, caplen, wirelen = struct.unpack_from(order + "HHIIII", data, off + 8)
-                if iface < len(ifaces) and off + 28 + caplen <= end - 4:
-                    linktype, _snap, tick, base = ifaces[iface]
-                    yield data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
-                else:
-                    self.problems.append(f"packet block at byte {off} is malformed; skipped")
-            elif btype == PCAPNG_IDB:
-                linktype, _reserved, snap = struct.unpack_from(order + "HHI", data, off + 8)
-                tick, base = self._idb_options(data, off + 16, end - 4, order)
-                ifaces.append((linktype, snap, tick, base))
-            off = end
+                off += blen
+        except _Stop:
+            return
         if off < n:
             self.problems.append(f"the file ends inside a block header at byte {off} ({n - off} stray bytes)")
 
-    @staticmethod
-    def _partial_packet(
-        data: bytes | mmap.mmap, off: int, btype: int, order: str, ifaces: list[tuple[int, int, float, float]]
+    def _pcapng_stream_records(self) -> Iterator[Record]:
+        """pcapng blocks as they arrive: the block header, then the rest of the block, one at a time."""
+        read = self._read_exact
+        section = _Section()
+        where = 0
+        head = self._header + read(PCAPNG_MIN_BLOCK - len(self._header))  # the magic was read already
+        try:
+            while head:
+                if len(head) < PCAPNG_MIN_BLOCK:
+                    self.problems.append(f"the file ends inside a block header at byte {where} "
+                                         f"({len(head)} stray bytes)")
+                    return
+                btype = _u32le.unpack_from(head, 0)[0]
+                if btype == PCAPNG_SHB:
+                    self._section_order(section, head[8:12], where)
+                btype, blen = section.hdr.unpack_from(head, 0)
+                self._check_block_length(blen, where)
+                if blen > MAX_SANE_RECORD:
+                    self.problems.append(f"block at byte {where} claims {blen} bytes: corrupt, the rest is skipped")
+                    return
+                block = head + read(blen - PCAPNG_MIN_BLOCK)
+                record = self._pcapng_block(block, 0, btype, blen, len(block), where, section)
+                if record is not None:
+                    yield record
+                if len(block) < blen:
+                    return
+                where += blen
+                head = read(PCAPNG_MIN_BLOCK)
+        except _Stop:
+            return
+
+    def _section_order(self, section: _Section, bom_bytes: bytes | mmap.mmap, where: int) -> None:
+        """A section header starts: its byte-order magic sets how the section's blocks are read."""
+        bom = _u32le.unpack_from(bom_bytes, 0)[0]
+        if bom == PCAPNG_BYTE_ORDER_MAGIC:
+            section.start("<")
+        elif bom == 0x4D3C2B1A:  # the magic read in the other byte order
+            section.start(">")
+        else:
+            self.problems.append(f"section header at byte {where} has a bad byte-order magic; the rest is skipped")
+            raise _Stop
+
+    def _check_block_length(self, blen: int, where: int) -> None:
+        if blen < PCAPNG_MIN_BLOCK or blen % 4:
+            self.problems.append(f"block at byte {where} has an impossible length {blen}; the rest is skipped")
+            raise _Stop
+
+    def _pcapng_block(
+        self, data: bytes | mmap.mmap, off: int, btype: int, blen: int, have: int, where: int, section: _Section,
     ) -> Record | None:
-        """What is left of a packet block the file cuts short (at least its fixed header)."""
-        n = len(data)
-        if btype == PCAPNG_EPB and off + 28 <= n:
+        """One pcapng block at `data[off:]` (`have` bytes of its `blen` there; `where` its position in
+        the file, for messages): the record it holds, if any. Damage that makes the rest of the file
+        unreadable is recorded and raises _Stop; a block that is only itself malformed is skipped."""
+        order = section.order
+        ifaces = section.ifaces
+        end = off + blen
+        minimum = PCAPNG_MIN_LEN.get(btype, PCAPNG_MIN_BLOCK)
+        if blen < minimum:
+            self.problems.append(f"{PCAPNG_BLOCK_NAMES.get(btype, 'block')} at byte {where} is {blen} bytes, "
+                                 f"shorter than its fixed fields ({minimum}); the rest is skipped")
+            raise _Stop
+        if have < blen:
+            if btype in (PCAPNG_EPB, PCAPNG_SPB, PCAPNG_PB):
+                self.problems.append(f"packet block at byte {where} is truncated: {blen} bytes announced, "
+                                     f"{have} in the file")
+                if btype == PCAPNG_EPB and have >= 28:
+                    iface, ts_hi, ts_lo, caplen, wirelen = struct.unpack_from(order + "IIIII", data, off + 8)
+                    if iface < len(ifaces):
+                        linktype, _snap, tick, base = ifaces[iface]
+                        return (data, off + 28, min(caplen, have - 28), max(wirelen, caplen), linktype,
+                                ((ts_hi << 32) | ts_lo) / tick + base)
+            else:
+                self.problems.append(f"block at byte {where} is truncated: {blen} bytes announced, {have} in the file")
+            return None
+        if btype == PCAPNG_EPB:
             iface, ts_hi, ts_lo, caplen, wirelen = struct.unpack_from(order + "IIIII", data, off + 8)
-            if iface < len(ifaces):
+            if iface >= len(ifaces):
+                self.problems.append(f"packet block at byte {where} names undeclared interface {iface}; skipped")
+            elif off + 28 + caplen > end - 4:
+                self.problems.append(f"packet block at byte {where} has a capture length beyond its block; skipped")
+            else:
                 linktype, _snap, tick, base = ifaces[iface]
-                have = min(caplen, n - off - 28)
-                return data, off + 28, have, max(wirelen, caplen), linktype, ((ts_hi << 32) | ts_lo) / tick + base
+                return data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
+        elif btype == PCAPNG_SPB:
+            if not ifaces:
+                self.problems.append(f"simple packet block at byte {where} before any interface; skipped")
+            else:
+                linktype, snap, _tick, _base = ifaces[0]
+                wirelen = struct.unpack_from(order + "I", data, off + 8)[0]
+                caplen = min(wirelen, blen - 16, snap or wirelen)
+                return data, off + 12, caplen, wirelen, linktype, 0.0
+        elif btype == PCAPNG_PB:
+            iface, _drops, ts_hi, ts_lo, caplen, wirelen = struct.unpack_from(order + "HHIIII", data, off + 8)
+            if iface < len(ifaces) and off + 28 + caplen <= end - 4:
+                linktype, _snap, tick, base = ifaces[iface]
+                return data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
+            self.problems.append(f"packet block at byte {where} is malformed; skipped")
+        elif btype == PCAPNG_IDB:
+            linktype, _reserved, snap = struct.unpack_from(order + "HHI", data, off + 8)
+            tick, base = self._idb_options(data, off + 16, end - 4, order, where)
+            ifaces.append((linktype, snap, tick, base))
+        elif btype == PCAPNG_SHB:
+            major, minor = struct.unpack_from(order + "HH", data, off + 12)
+            if major != PCAPNG_VERSION_MAJOR:
+                self.problems.append(f"section header at byte {where} has unsupported pcapng version "
+                                     f"{major}.{minor} (1.0 is read); the rest is skipped")
+                raise _Stop
         return None
 
-    @staticmethod
-    def _idb_options(data: bytes | mmap.mmap, off: int, end: int, order: str) -> tuple[float, float]:
+    def _idb_options(self, data: bytes | mmap.mmap, off: int, end: int, order: str, where: int) -> tuple[float, float]:
         """(timestamp ticks per second, seconds offset) from an IDB's if_tsresol / if_tsoffset."""
         tick, base = 1e6, 0.0
         opt = struct.Struct(order + "HH")
@@ -329,13 +463,33 @@ class CaptureFile:
             if code == PCAPNG_OPT_END:
                 break
             value = off + 4
-            if code == PCAPNG_IF_TSRESOL and length >= 1 and value < end:
+            if value + length > end:
+                self.problems.append(f"interface description block at byte {where}: option {code} claims "
+                                     f"{length} bytes, more than the block holds; the rest is skipped")
+                raise _Stop
+            if code == PCAPNG_IF_TSRESOL and length >= 1:
                 r = data[value]
-                tick = 2.0 ** (r & 0x7F) if r & 0x80 else 10.0**r
-            elif code == PCAPNG_IF_TSOFFSET and length >= 8 and value + 8 <= end:
+                tick = 2.0 ** (r & 0x7F) if r & 0x80 else 10.0 ** (r & 0x7F)
+            elif code == PCAPNG_IF_TSOFFSET and length >= 8:
                 base = float(struct.unpack_from(order + "q", data, value)[0])
             off = value + ((length + 3) & ~3)
         return tick, base
+
+
+class _Section:
+    """What a pcapng section's blocks are read with: its byte order and its interfaces so far."""
+
+    __slots__ = ("epb_whole", "hdr", "ifaces", "order")
+
+    def __init__(self) -> None:
+        self.start("<")
+
+    def start(self, order: str) -> None:
+        self.order = order
+        self.hdr = struct.Struct(order + "II")
+        self.epb_whole = struct.Struct(order + "IIIIIII").unpack_from  # type, length and the EPB fields
+        # Per interface: linktype, snaplen, ticks per second, seconds offset.
+        self.ifaces: list[tuple[int, int, float, float]] = []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,6 +577,8 @@ def udp_dst_port_filter(ports: Iterable[int], *, cooked: bool = False) -> list[B
 def attach_filter(sock: socket.socket, program: list[BpfInsn]) -> None:
     """Attach a classic BPF program to a socket (SO_ATTACH_FILTER with a struct sock_fprog)."""
     insns = b"".join(struct.pack("HBBI", code, jt, jf, k) for code, jt, jf, k in program)
+    import ctypes  # here: only live capture needs it, and it costs file scans start-up time
+
     buf = ctypes.create_string_buffer(insns, len(insns))
     fprog = struct.pack("HL", len(program), ctypes.addressof(buf))  # struct sock_fprog, native layout
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
@@ -431,12 +587,17 @@ def attach_filter(sock: socket.socket, program: list[BpfInsn]) -> None:
 class LiveCapture:
     """An AF_PACKET socket on one interface (or "any") that only ever sees UDP to `ports`.
 
-    "any", as with tcpdump, captures on every interface of the network namespace through a
-    cooked (SOCK_DGRAM) socket, since the interfaces need not share a link type.
+    Frames arrive in a TPACKET_V3 memory-mapped ring (packet(7), Documentation/networking/
+    packet_mmap.rst): the kernel packs them into blocks and hands over a whole block at a time, so
+    a burst costs no system call per frame and the ring (`buffer_bytes`, 64 MiB by default) rides
+    out the moments Python falls behind. "any", as with tcpdump, captures on every interface of the
+    network namespace through a cooked (SOCK_DGRAM) socket, since the interfaces need not share a
+    link type.
     """
 
-    def __init__(self, ifname: str, ports: Iterable[int]) -> None:
+    def __init__(self, ifname: str, ports: Iterable[int], *, buffer_bytes: int | None = None) -> None:
         self.ifname = ifname
+        self.ring: mmap.mmap | None = None
         every = ifname == ANY_INTERFACE
         if not every:
             try:
@@ -462,16 +623,26 @@ class LiveCapture:
             ) from exc
         try:
             attach_filter(self.sock, udp_dst_port_filter(ports, cooked=self.cooked))
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
             if every:
-                self._drain()
-            else:
+                self._drain()  # before the ring: what is queued now never reaches it
+            self.block_size, self.block_count = ring_geometry(RING_BYTES if buffer_bytes is None else buffer_bytes)
+            self.sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            self.sock.setsockopt(SOL_PACKET, PACKET_RX_RING, TPACKET_REQ3.pack(
+                self.block_size, self.block_count, RING_FRAME, self.block_size // RING_FRAME * self.block_count,
+                RING_RETIRE_MS, 0, 0))
+            self.ring = mmap.mmap(self.sock.fileno(), self.block_size * self.block_count, mmap.MAP_SHARED,
+                                  mmap.PROT_READ | mmap.PROT_WRITE)
+            if not every:
                 self.sock.bind((ifname, ETH_P_ALL))
         except OSError as exc:
-            self.sock.close()
+            self.close()
             if exc.errno == errno_mod.ENODEV:
                 raise InterfaceError(f"no interface named {ifname}", errno=exc.errno) from exc
+            if exc.errno == errno_mod.ENOMEM:
+                raise GntError(f"cannot capture on {ifname}: no memory for a {buffer_bytes or RING_BYTES} byte ring",
+                               "give a smaller ring with --buffer", errno=exc.errno) from exc
             raise GntError(f"cannot capture on {ifname}: {exc.strerror}", errno=exc.errno) from exc
+        self._block = 0  # the next block to read
 
     def _drain(self) -> None:
         """Discard frames queued before the filter was attached."""
@@ -492,41 +663,62 @@ class LiveCapture:
     def records(self, *, count: int | None = None, duration: float | None = None) -> Iterator[Record]:
         """Frames as they arrive, until `count` frames or `duration` seconds (or forever).
 
-        Every record shares one buffer, overwritten by the next frame: decode before moving on.
+        Records point into the ring; a block goes back to the kernel once all its frames have been
+        yielded, so decode a frame before asking for the next.
         """
-        sock = self.sock
+        ring = self.ring
+        assert ring is not None
         linktype = self.linktype
         deadline = None if duration is None else time.monotonic() + duration
-        seen = 0
-        now = time.time
-        # One buffer for every frame: the consumer decodes a frame before asking for the next.
-        # MSG_TRUNC makes recv_into return the frame's real length even when it did not fit.
-        frame = bytearray(SNAPLEN)
-        recv_into = sock.recv_into
-        trunc = socket.MSG_TRUNC
+        remaining = sys.maxsize if count is None else count
+        block_size, blocks = self.block_size, self.block_count
+        block_hdr = TPACKET_BLOCK.unpack_from
+        frame_hdr = TPACKET3_HDR.unpack_from
+        give_back = struct.Struct("I").pack_into
         poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        while count is None or seen < count:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
+        poller.register(self.sock, select.POLLIN | select.POLLERR)
+        i = self._block
+        while remaining > 0:
+            base = i * block_size
+            status, frames, first = block_hdr(ring, base + 8)
+            if not status & TP_STATUS_USER:
+                wait: float = 1000
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return
+                    wait = min(left, 1.0) * 1000
+                poller.poll(wait)
+                continue
+            off = base + first
+            for _ in range(frames):
+                step, sec, nsec, snaplen, wirelen, _status, mac = frame_hdr(ring, off)
+                yield ring, off + mac, snaplen, wirelen, linktype, sec + nsec * 1e-9
+                remaining -= 1
+                if not remaining:
                     return
-                if not poller.poll(min(left, 1.0) * 1000):
-                    continue
-            wirelen = recv_into(frame, SNAPLEN, trunc)
-            seen += 1
-            yield frame, 0, min(wirelen, SNAPLEN), wirelen, linktype, now()
+                off += step
+            give_back(ring, base + 8, TP_STATUS_KERNEL)
+            i = self._block = (i + 1) % blocks
+            if deadline is not None and time.monotonic() >= deadline:
+                return
 
     def kernel_drops(self) -> int:
-        """Frames the kernel dropped for want of buffer space since the last call (PACKET_STATISTICS)."""
+        """Frames the kernel dropped for want of ring space since the last call (PACKET_STATISTICS)."""
         try:
-            raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+            raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)
         except OSError:
             return 0
-        _packets, drops = struct.unpack("II", raw)
+        _packets, drops = struct.unpack_from("II", raw)
         return int(drops)
 
     def close(self) -> None:
+        if self.ring is not None:
+            try:
+                self.ring.close()
+            except BufferError:  # a view of a frame is still held (an exception's traceback): the GC unmaps it
+                pass
+            self.ring = None
         self.sock.close()
 
     def __enter__(self) -> LiveCapture:
@@ -534,3 +726,13 @@ class LiveCapture:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def ring_geometry(total: int) -> tuple[int, int]:
+    """(block size, block count) for a ring of about `total` bytes: power-of-two blocks of at most
+    RING_BLOCK_MAX, at least RING_MIN_BLOCKS of them."""
+    page = mmap.PAGESIZE
+    block = page
+    while block * 2 <= RING_BLOCK_MAX and block * 2 * RING_MIN_BLOCKS <= total:
+        block *= 2
+    return block, max(RING_MIN_BLOCKS, total // block)

@@ -78,9 +78,12 @@ def pseudo_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
     """The ones' complement sum of the pseudo-header alone, folded and not inverted.
 
     With tx checksum offload (CHECKSUM_PARTIAL) the kernel leaves exactly this value in the
-    checksum field for the NIC to finish; a capture taken on the sender shows it.
+    checksum field for the NIC to finish; a capture taken on the sender shows it. `length` may
+    exceed 65535 (an IPv6 jumbogram, RFC 2675, or a BIG TCP / GSO super-frame over either family):
+    it is summed as the 32-bit field of the IPv6 pseudo-header is, as two 16-bit words, which is also
+    what the kernel's csum_tcpudp_magic() does with its 32-bit length for IPv4.
     """
-    return add(0, pseudo_header(src, dst, proto, length))
+    return add(proto + (length >> 16) + (length & 0xFFFF), src + dst)
 
 
 def transport_checksum(src: bytes, dst: bytes, proto: int, segment: bytes | bytearray | memoryview) -> int:

@@ -29,6 +29,7 @@ class VxlanFlow:
     checksum_partial: int
     inner_bad: int  # packets whose inner IPv4 header or inner TCP/UDP checksum is wrong
     truncated: int  # packets cut by the capture's snap length: outer checksum not verifiable
+    fragments: int  # first IP fragments: the outer checksum covers the whole datagram, not verified
     first_seen: float
     last_seen: float
 
@@ -51,6 +52,7 @@ class ScanSummary:
     inner_l4_bad: int
     inner_l4_partial: int  # inner TCP/UDP checksums left partial (offload pending): not errors
     truncated_packets: int
+    fragments: int  # first fragments of fragmented outer datagrams (later fragments count as other)
     other_packets: int
     flows: int
     ports: list[int]

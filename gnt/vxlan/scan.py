@@ -46,21 +46,34 @@ from gnt.core.packets.ethernet import ETH_P_8021AD as ETH_QINQ
 from gnt.core.packets.ethernet import ETH_P_8021Q as ETH_VLAN
 from gnt.core.packets.ethernet import ETH_P_IP as ETH_IPV4
 from gnt.core.packets.ethernet import ETH_P_IPV6 as ETH_IPV6
-from gnt.core.packets.ipv4 import OFFSET_MASK
-from gnt.core.packets.ipv6 import DSTOPTS, FRAGMENT_HEADER, HOPOPT, ROUTING
+from gnt.core.packets.ipv4 import FLAG_MF, OFFSET_MASK
+from gnt.core.packets.ipv6 import (
+    DSTOPTS,
+    FRAG_M,
+    FRAG_OFFSET_MASK,
+    FRAGMENT_HEADER,
+    HOPOPT,
+    OPT_JUMBO,
+    ROUTING,
+    ROUTING_HOME,
+    ROUTING_SOURCE,
+    ROUTING_SRH,
+)
 from gnt.core.packets.vxlan import HEADER as VXLAN_HEADER
 from gnt.core.packets.vxlan import PORT_IANA, PORT_LINUX
 from gnt.vxlan.models import ScanReport, ScanSummary, VxlanFlow
 
 DEFAULT_PORTS = (PORT_LINUX, PORT_IANA)  # the order they are named in messages
 BUG_SIGNATURE = 0xFFFF  # the bad outer checksum the kernel NAT bug leaves on the wire
-IPV6_EXT_HEADERS = frozenset({HOPOPT, ROUTING, DSTOPTS})  # skipped over (8-byte length units)
-IPV4_FRAG = 0x2000 | OFFSET_MASK  # MF flag + fragment offset: any fragment
+IPV6_EXT_HEADERS = frozenset({HOPOPT, ROUTING, DSTOPTS, FRAGMENT_HEADER})  # walked through
+IPV4_FRAG = FLAG_MF | OFFSET_MASK  # MF flag + fragment offset: any fragment
 FOLD = 0xFFFF  # ones' complement modulus
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}  # IANA protocol numbers
 
 # Per-flow tally slots.
-_PACKETS, _ZERO, _OK, _BAD, _BUG, _PARTIAL, _INNER_BAD, _TRUNC, _FIRST, _LAST = range(10)
+_PACKETS, _ZERO, _OK, _BAD, _BUG, _PARTIAL, _INNER_BAD, _TRUNC, _FIRST, _LAST, _FRAGMENT = range(11)
+# What an IPv6 header chain walk found about fragmentation.
+NOT_FRAGMENT, FIRST_FRAGMENT, LATER_FRAGMENT = range(3)
 
 _H = struct.Struct("!H").unpack_from  # one 16-bit field (ethertype, checksum)
 _HH = struct.Struct("!HH").unpack_from  # source and destination port
@@ -82,6 +95,49 @@ class Tally:
         self.inner_l4_partial = 0
 
 
+def _ipv6_chain(buf: Buffer, u: int, end: int, proto: int, dst: bytes) -> tuple[int, int, bytes, int, int]:
+    """Walk the IPv6 extension headers from `u` (just past the fixed header) up to the upper layer.
+
+    Returns (proto, offset of the upper-layer header, the destination the pseudo-header uses,
+    jumbo payload length or -1, NOT_FRAGMENT / FIRST_FRAGMENT / LATER_FRAGMENT). The pseudo-header
+    destination is the final one (RFC 8200 §8.1): with a routing header that still has segments left,
+    the last address of a type 0/2 header, or Segment List[0] of a segment routing header (RFC 8754).
+    A hop-by-hop jumbo payload option (RFC 2675) gives the 32-bit payload length.
+    """
+    jumbo = -1
+    fragment = NOT_FRAGMENT
+    while proto in IPV6_EXT_HEADERS and u + 8 <= end:
+        nxt = buf[u]
+        if proto == FRAGMENT_HEADER:
+            field = _H(buf, u + 2)[0]
+            if field & FRAG_OFFSET_MASK:
+                return nxt, u + 8, dst, jumbo, LATER_FRAGMENT
+            if field & FRAG_M:
+                fragment = FIRST_FRAGMENT
+            u += 8
+            proto = nxt
+            continue
+        hlen = (buf[u + 1] + 1) * 8
+        if proto == ROUTING and buf[u + 3] and u + hlen <= end and hlen >= 24:
+            kind = buf[u + 2]
+            if kind == ROUTING_SRH:
+                dst = bytes(buf[u + 8 : u + 24])
+            elif kind in (ROUTING_SOURCE, ROUTING_HOME):
+                dst = bytes(buf[u + hlen - 16 : u + hlen])
+        elif proto == HOPOPT:
+            i, stop = u + 2, min(u + hlen, end)
+            while i + 2 <= stop:
+                if buf[i] == 0:  # Pad1
+                    i += 1
+                    continue
+                if buf[i] == OPT_JUMBO and buf[i + 1] == 4 and i + 6 <= stop:
+                    jumbo = int.from_bytes(buf[i + 2 : i + 6], "big")
+                i += 2 + buf[i + 1]
+        u += hlen
+        proto = nxt
+    return proto, u, dst, jumbo, fragment
+
+
 def _inner(
     buf: Buffer, mv: memoryview, pos: int, end: int, tally: Tally,
     whole: bool = True,
@@ -94,7 +150,8 @@ def _inner(
     TCP/UDP checksum is partial (-1 otherwise): the outer checksum may then be computed over the
     segment as offload will finish it (local checksum offload, see the module docstring). With `whole`
     False (the capture cut the frame) the TCP/UDP checksum is not verified, only the headers that are
-    there decoded.
+    there decoded. A length field of 0 (IPv4 total length, IPv6 payload length: a BIG TCP / GSO
+    super-frame) means the packet runs to the end of the frame.
     """
     if pos + 14 > end:
         return -1, None, None, None, None, False, -1, 0, -1
@@ -117,24 +174,20 @@ def _inner(
         seg = p + ihl
         seg_end = p + total
         if seg_end > end or seg_end < seg:
-            seg_end = end  # a lying total length: verify what is there
+            seg_end = end  # 0 (BIG TCP) or a lying total length: verify what is there
         if frag & IPV4_FRAG:
             return proto, src, None, dst, None, bad, -1, 0, -1
-        pseudo = pseudo_sum(src, dst, proto, seg_end - seg)
+        pseudo_dst = dst
     elif et == ETH_IPV6:
         if p + 40 > end:
             return -1, None, None, None, None, False, -1, 0, -1
         plen, proto, src, dst = _IP6(buf, p)
-        seg = p + 40
-        seg_end = seg + plen
+        proto, seg, pseudo_dst, jumbo, fragment = _ipv6_chain(buf, p + 40, end, proto, dst)
+        seg_end = p + 40 + (plen or (jumbo if jumbo >= 0 else end - p - 40))
         if seg_end > end:
             seg_end = end
-        while proto in IPV6_EXT_HEADERS and seg + 8 <= seg_end:
-            proto = buf[seg]
-            seg += (buf[seg + 1] + 1) * 8
-        if proto == FRAGMENT_HEADER or seg > seg_end:  # a fragment: no checksum to verify here
+        if fragment or seg > seg_end:  # a fragment: no checksum to verify here
             return proto, src, None, dst, None, False, -1, 0, -1
-        pseudo = pseudo_sum(src, dst, proto, seg_end - seg)
     else:
         return -1, None, None, None, None, False, -1, 0, -1
     if not whole:
@@ -158,17 +211,19 @@ def _inner(
     else:
         ssum = add(0, mv[seg:seg_end]) if seg_end == end else -1
         return proto, src, None, dst, None, bad, ssum, seg, -1
+    pseudo = pseudo_sum(src, pseudo_dst, proto, seg_end - seg)
+    if field == pseudo:
+        # Partial (offload pending), told without summing the segment: a GSO/GRO super-frame's
+        # 64-512 KB are never summed for nothing. (A segment that would also verify with this field
+        # is a 1 in 65,535 coincidence; the fast path orders its checks the same way.)
+        tally.inner_l4_partial += 1
+        return proto, src, sport, dst, dport, bad, -1, seg, (pseudo if seg_end == end else -1)
     ssum = add(0, mv[seg:seg_end])
     total_sum = pseudo + ssum
-    partial_pseudo = -1
     if total_sum % FOLD or not total_sum:
-        if field == pseudo:
-            tally.inner_l4_partial += 1
-            partial_pseudo = pseudo
-        else:
-            tally.inner_l4_bad += 1
-            bad = True
-    return proto, src, sport, dst, dport, bad, (ssum if seg_end == end else -1), seg, partial_pseudo
+        tally.inner_l4_bad += 1
+        bad = True
+    return proto, src, sport, dst, dport, bad, (ssum if seg_end == end else -1), seg, -1
 
 
 Flows = dict[tuple[object, ...], list[float]]  # flow key -> tallies (see the _PACKETS.. slots)
@@ -185,7 +240,17 @@ _FAST = struct.Struct(  # see the comment above
     "HHxxH"  # inner TCP/UDP at 84: sport, dport, (UDP) checksum
 ).unpack_from
 _FAST_LEN = 92  # bytes the fast layout reads
-_FAST_INNER_L4 = 84  # offset of the inner TCP/UDP header in the fast layout
+# The same behind an IPv6 underlay without extension headers (the inner frame still IPv4).
+_FAST6 = struct.Struct(  # see the comment above
+    "!18x"  # Ethernet (the ethertype read by _FAST), IPv6 version/class/flow
+    "HBx16s16s"  # outer IPv6 at 14: payload length, next header, src, dst
+    "HHHH"  # outer UDP at 54
+    "4xI"  # VXLAN at 62
+    "12xH"  # inner Ethernet at 70: ethertype
+    "BxHxxHxB2x4s4s"  # inner IPv4 at 84
+    "HHxxH"  # inner TCP/UDP at 104
+).unpack_from
+_FAST6_LEN = 112  # bytes the IPv6 fast layout reads
 FOLD_ABOVE = 512  # segment bytes above which folding before the modulo pays off (measured)
 _MASKS: dict[int, int] = {}  # bit count -> (1 << bits) - 1, for the folds
 
@@ -216,13 +281,14 @@ def scan(
     fast = _FAST
     masks = _MASKS
     # Module constants as locals: the loop reads them for every packet.
-    fold, bug, fold_above, fast_len, inner_l4, max_record = (
-        FOLD, BUG_SIGNATURE, FOLD_ABOVE, _FAST_LEN, _FAST_INNER_L4, MAX_SANE_RECORD
+    fold, bug, fold_above, fast_len, fast6_len, max_record = (
+        FOLD, BUG_SIGNATURE, FOLD_ABOVE, _FAST_LEN, _FAST6_LEN, MAX_SANE_RECORD
     )
+    fast6 = _FAST6
     general = _general_packet
     other = ip_bad = l4_bad = l4_partial = 0
     # Source: walk a pcap buffer in place, or iterate records.
-    walk = isinstance(source, CaptureFile) and source.format == "pcap"
+    walk = isinstance(source, CaptureFile) and source.format == "pcap" and source.mapped
     it: Iterator[Record] | None = None
     if isinstance(source, CaptureFile):
         capture = source
@@ -280,77 +346,97 @@ def scan(
                 b += 4  # read at b, the layout's "ethertype" is the tag's and every header follows it
                 (et, vihl, _total, frag, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal,
                  ifrag, iproto, isrc, idst, isport, idport, iudpsum) = fast(buf, b)
-            if et != 0x0800 or vihl != 0x45 or proto != 17 or frag & 0x3FFF:
+            if et == 0x0800:
+                if vihl != 0x45 or proto != 17 or frag & 0x3FFF:
+                    other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
+                    continue
+                addrs, udp, inner_ip = b + 26, b + 34, b + 64  # outer addresses, UDP, inner IPv4
+            elif et == 0x86DD and caplen >= fast6_len + b - off:
+                # An IPv6 underlay without extension headers: the same layout 20 bytes further on.
+                (plen, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal, ifrag, iproto, isrc,
+                 idst, isport, idport, iudpsum) = fast6(buf, b)
+                if proto != 17 or plen != ulen:
+                    other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
+                    continue
+                addrs, udp, inner_ip = b + 22, b + 54, b + 84
+            else:
                 other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                 continue
             if dport not in port_set:
                 other += 1
                 continue
             if (iet != 0x0800 or ivihl != 0x45 or ifrag & 0x3FFF or ulen != 30 + itotal
-                    or b + 34 + ulen > off + caplen
+                    or udp + ulen > off + caplen
                     or not ((iproto == 6 and itotal >= 40) or (iproto == 17 and itotal >= 28))):
                 other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                 continue
-            seg = b + inner_l4
-            end = b + 34 + ulen
-            s = from_bytes(mv[seg:end], "big")
-            seglen = end - seg
-            if seglen & 1:
-                s <<= 8  # an odd trailing byte is the high byte of a zero-padded word
-            if seglen > fold_above:
-                # Halve the number twice before the modulo: 2**(16k) == 1 (mod 0xffff), so the high
-                # and low parts split at a multiple of 16 bits add up to the same sum, and a shift
-                # and a mask are much cheaper than the per-digit division the modulo does.
-                bits = (seglen >> 2) << 4
-                mask = masks.get(bits)
-                if mask is None:
-                    mask = masks[bits] = (1 << bits) - 1
-                s = (s >> bits) + (s & mask)
-                bits = (seglen >> 3) << 4
-                mask = masks.get(bits)
-                if mask is None:
-                    mask = masks[bits] = (1 << bits) - 1
-                s = (s >> bits) + (s & mask)
-            s %= fold
-            h = from_bytes(mv[b + 64 : seg], "big")
+            seg = inner_ip + 20
+            end = udp + ulen
+            h = from_bytes(mv[inner_ip:seg], "big")
             key = (src, sport, dst, dport, vniw >> 8, iproto, isrc, isport, idst, idport)
             st = flows_get(key)
             if st is None:
-                st = flows[key] = [0, 0, 0, 0, 0, 0, 0, 0, ts, ts]
+                st = flows[key] = [0, 0, 0, 0, 0, 0, 0, 0, ts, ts, 0]
             st[0] += 1
             st[9] = ts
             ibad = False
-            lco = -1  # the inner pseudo-header sum when the inner checksum is partial
             if h % fold:
                 ip_bad += 1
                 ibad = True
-            if iproto == 6 or iudpsum:
-                ipseudo = from_bytes(mv[b + 76 : seg], "big") + iproto + end - seg
-                if (ipseudo + s) % fold:
-                    field = iudpsum if iproto == 17 else _H(buf, seg + 16)[0]
-                    if field == (ipseudo % fold or fold):
-                        l4_partial += 1
-                        lco = ipseudo
+            # The checks that need no sum over the segment first (partial inner, then partial or local
+            # checksum offload outer, as the general path): GSO/GRO super-frames are not summed for nothing.
+            lco = -1  # the inner pseudo-header sum when the inner checksum is partial
+            inner_check = iproto == 6 or iudpsum
+            if inner_check:
+                ipseudo = from_bytes(mv[inner_ip + 12 : seg], "big") + iproto + end - seg
+                field = iudpsum if iproto == 17 else _H(buf, seg + 16)[0]
+                if field == (ipseudo % fold or fold):
+                    l4_partial += 1
+                    lco = ipseudo
+                    inner_check = False
+            outer = 1  # the tally slot: zero, ok, bad or partial; -1 while the segment sum is needed
+            if csum:
+                # Outer: addresses, UDP, VXLAN and inner Ethernet in one piece, plus the inner sums.
+                head = from_bytes(mv[addrs:inner_ip], "big") + 17 + ulen
+                if csum == ((from_bytes(mv[addrs:udp], "big") + 17 + ulen) % fold or fold):
+                    outer = 5
+                elif lco >= 0 and not (head + h - lco) % fold:
+                    outer = 2  # right for the inner segment as offload finishes it: local checksum offload
+                else:
+                    outer = -1
+            if inner_check or outer < 0:
+                s = from_bytes(mv[seg:end], "big")
+                seglen = end - seg
+                if seglen & 1:
+                    s <<= 8  # an odd trailing byte is the high byte of a zero-padded word
+                if seglen > fold_above:
+                    # Halve the number twice before the modulo: 2**(16k) == 1 (mod 0xffff), so the high
+                    # and low parts split at a multiple of 16 bits add up to the same sum, and a shift
+                    # and a mask are much cheaper than the per-digit division the modulo does.
+                    bits = (seglen >> 2) << 4
+                    mask = masks.get(bits)
+                    if mask is None:
+                        mask = masks[bits] = (1 << bits) - 1
+                    s = (s >> bits) + (s & mask)
+                    bits = (seglen >> 3) << 4
+                    mask = masks.get(bits)
+                    if mask is None:
+                        mask = masks[bits] = (1 << bits) - 1
+                    s = (s >> bits) + (s & mask)
+                s %= fold
+                if inner_check and (ipseudo + s) % fold:
+                    l4_bad += 1
+                    ibad = True
+                if outer < 0:
+                    if not (head + h + s) % fold:
+                        outer = 2
                     else:
-                        l4_bad += 1
-                        ibad = True
+                        outer = 3
+                        if csum == bug:
+                            st[4] += 1
+            st[outer] += 1
             if ibad:
                 st[6] += 1
-            if not csum:
-                st[1] += 1
-                continue
-            # Outer: addresses, UDP, VXLAN and inner Ethernet in one piece, plus the two sums above.
-            head = from_bytes(mv[b + 26 : b + 64], "big") + 17 + ulen
-            if not (head + h + s) % fold:
-                st[2] += 1
-            elif csum == ((from_bytes(mv[b + 26 : b + 34], "big") + 17 + ulen) % fold or fold):
-                st[5] += 1
-            elif lco >= 0 and not (head + h - lco) % fold:
-                st[2] += 1  # right for the inner segment as offload finishes it: local checksum offload
-            else:
-                st[3] += 1
-                if csum == bug:
-                    st[4] += 1
     finally:
         tally.other += other
         tally.inner_ipv4_header_bad += ip_bad
@@ -395,24 +481,33 @@ def _general_packet(
             return 1
         et = H(buf, p + 2)[0]
         p += 4
-    # Outer IP header -> UDP offset `u`.
+    # Outer IP header -> UDP offset `u`, the end of the IP packet `ip_end`, the pseudo-header
+    # destination, and whether the lengths come from the frame (a BIG TCP / GSO super-frame).
     if et == ETH_IPV4:
         if p + 20 > end:
             return 1
-        vihl, _total, frag, proto, _c, src, dst = _IP4(buf, p)
-        if proto != PROTO_UDP or frag & IPV4_FRAG or vihl >> 4 != 4:
+        vihl, total, frag, proto, _c, src, dst = _IP4(buf, p)
+        ihl = (vihl & 15) * 4
+        # A header length under 5 words is no IPv4 header (RFC 791): the "UDP header" would be read
+        # from the addresses. A non-first fragment carries no UDP header.
+        if proto != PROTO_UDP or vihl >> 4 != 4 or ihl < 20 or frag & OFFSET_MASK or 0 < total < ihl:
             return 1
-        u = p + (vihl & 15) * 4
+        u = p + ihl
+        ip_end = p + total if total else end  # total length 0: BIG TCP, the length is the frame's
+        super_frame = not total
+        fragment = FIRST_FRAGMENT if frag & FLAG_MF else NOT_FRAGMENT
+        pseudo_dst = dst
     elif et == ETH_IPV6:
         if p + 40 > end:
             return 1
-        _plen, proto, src, dst = _IP6(buf, p)
-        u = p + 40
-        while proto in IPV6_EXT_HEADERS and u + 8 <= end:
-            proto = buf[u]
-            u += (buf[u + 1] + 1) * 8
-        if proto != PROTO_UDP:
+        plen, proto, src, dst = _IP6(buf, p)
+        proto, u, pseudo_dst, jumbo, fragment = _ipv6_chain(buf, p + 40, end, proto, dst)
+        if proto != PROTO_UDP or fragment == LATER_FRAGMENT:
             return 1
+        # Payload length 0: a jumbogram (RFC 2675) with its 32-bit length in a hop-by-hop option, or,
+        # without one, a BIG TCP / GSO super-frame whose length is the frame's.
+        super_frame = not plen and jumbo < 0
+        ip_end = p + 40 + (plen or (jumbo if jumbo >= 0 else end - p - 40))
     else:
         return 1
     if u + 8 > end:
@@ -420,51 +515,68 @@ def _general_packet(
     sport, dport, ulen, csum = _UDP(buf, u)
     if dport not in port_set:
         return 1
+    if not ulen:  # RFC 2675 §4: UDP length 0, the length is the IP layer's (a jumbogram, BIG TCP)
+        ulen = ip_end - u
+    if ulen < 8:
+        return 1  # no UDP datagram: its length cannot even hold the UDP header
     udp_end = u + ulen
-    if ulen < 16 or udp_end > end:
-        # Cut by the snap length (or a lying UDP length): decode what is there, verify nothing.
-        limit = end if ulen < 16 else min(end, udp_end)
+    if udp_end > end or fragment:
+        # Cut by the snap length (or a lying UDP length), or the first fragment of a datagram whose
+        # checksum covers every fragment: decode what is there, verify nothing.
+        limit = min(end, udp_end)
         vni = _VNI(buf, u + 8)[1] >> 8 if u + 16 <= limit else None
         iproto, isrc, isport, idst, idport, ibad, _s, _o, _p = _inner(buf, mv, u + 16, limit, tally, False)
-        key = (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport)
-        st = flows.get(key)
-        if st is None:
-            st = flows[key] = [0, 0, 0, 0, 0, 0, 0, 0, ts, ts]
-        st[_PACKETS] += 1
-        st[_TRUNC] += 1
-        st[_LAST] = ts
+        st = _flow(flows, (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport), ts)
+        st[_FRAGMENT if fragment else _TRUNC] += 1
         if ibad:
             st[_INNER_BAD] += 1
         return 0
-    vni = _VNI(buf, u + 8)[1] >> 8
-    iproto, isrc, isport, idst, idport, ibad, seg_sum, seg, partial_pseudo = _inner(
-        buf, mv, u + 16, udp_end, tally)
-    key = (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport)
-    st = flows.get(key)
-    if st is None:
-        st = flows[key] = [0, 0, 0, 0, 0, 0, 0, 0, ts, ts]
-    st[_PACKETS] += 1
-    st[_LAST] = ts
+    if ulen >= 16:
+        vni = _VNI(buf, u + 8)[1] >> 8
+        iproto, isrc, isport, idst, idport, ibad, seg_sum, seg, partial_pseudo = _inner(
+            buf, mv, u + 16, udp_end, tally)
+    else:  # a whole datagram too short for a VXLAN header: its checksum is still verified
+        vni, iproto, isrc, isport, idst, idport = None, -1, None, None, None, None
+        ibad, seg_sum, seg, partial_pseudo = False, -1, 0, -1
+    st = _flow(flows, (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport), ts)
     if ibad:
         st[_INNER_BAD] += 1
     if csum == 0:
         st[_ZERO] += 1
         return 0
-    pseudo = pseudo_sum(src, dst, PROTO_UDP, ulen)
+    pseudo = pseudo_sum(src, pseudo_dst, PROTO_UDP, ulen)
+    # The checks that need no sum over the payload first: partial, then local checksum offload
+    # (right for the inner segment as offload finishes it: its sum is then minus its pseudo-header's).
+    even = not (seg - u) & 1
+    if csum == pseudo:
+        st[_PARTIAL] += 1
+        return 0
+    if partial_pseudo >= 0 and even and not (add(pseudo, mv[u:seg]) - partial_pseudo) % FOLD:
+        st[_OK] += 1
+        return 0
     # Reuse the inner segment's sum when there is one (it ends where the UDP payload ends).
-    reuse = seg_sum >= 0 and not (seg - u) & 1
-    total = add(pseudo, mv[u:seg]) + seg_sum if reuse else add(pseudo, mv[u:udp_end])
+    total = add(pseudo, mv[u:seg]) + seg_sum if seg_sum >= 0 and even else add(pseudo, mv[u:udp_end])
     if total and not total % FOLD:
         st[_OK] += 1
-    elif csum == pseudo:
+    elif super_frame:
+        # Captured before segmentation: GSO computes each segment's outer checksum; the super-frame's
+        # field is whatever the stack left for it (tcpdump calls such a one bad), not a wire checksum.
         st[_PARTIAL] += 1
-    elif partial_pseudo >= 0 and reuse and not (add(pseudo, mv[u:seg]) - partial_pseudo) % FOLD:
-        st[_OK] += 1  # right for the inner segment as offload finishes it: local checksum offload
     else:
         st[_BAD] += 1
         if csum == BUG_SIGNATURE:
             st[_BUG] += 1
     return 0
+
+
+def _flow(flows: Flows, key: tuple[object, ...], ts: float) -> list[float]:
+    """The tallies of flow `key`, created on its first packet, with this packet counted."""
+    st = flows.get(key)
+    if st is None:
+        st = flows[key] = [0, 0, 0, 0, 0, 0, 0, 0, ts, ts, 0]
+    st[_PACKETS] += 1
+    st[_LAST] = ts
+    return st
 
 
 def _addr(raw: object) -> str | None:
@@ -480,11 +592,13 @@ def build_report(
     """Turn the scan's tallies into model objects, flows in order of first appearance."""
     out: list[VxlanFlow] = []
     totals = [0] * 8
+    fragments = 0
     for key, st in flows.items():
         src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport = key
         counts = [int(x) for x in st[:8]]
         for i in range(8):
             totals[i] += counts[i]
+        fragments += int(st[_FRAGMENT])
         out.append(VxlanFlow(
             outer_src=_addr(src) or "?", outer_sport=int(sport),  # type: ignore[call-overload]
             outer_dst=_addr(dst) or "?", outer_dport=int(dport),  # type: ignore[call-overload]
@@ -495,14 +609,15 @@ def build_report(
             inner_dst=_addr(idst), inner_dport=idport if isinstance(idport, int) else None,
             packets=counts[_PACKETS], checksum_zero=counts[_ZERO], checksum_ok=counts[_OK],
             checksum_bad=counts[_BAD], bug_signature=counts[_BUG], checksum_partial=counts[_PARTIAL],
-            inner_bad=counts[_INNER_BAD], truncated=counts[_TRUNC], first_seen=st[_FIRST], last_seen=st[_LAST],
+            inner_bad=counts[_INNER_BAD], truncated=counts[_TRUNC], fragments=int(st[_FRAGMENT]),
+            first_seen=st[_FIRST], last_seen=st[_LAST],
         ))
     summary = ScanSummary(
         source=source, vxlan_packets=totals[_PACKETS], checksum_zero=totals[_ZERO], checksum_ok=totals[_OK],
         checksum_bad=totals[_BAD], bug_signature=totals[_BUG], checksum_partial=totals[_PARTIAL],
         inner_bad=totals[_INNER_BAD], inner_ipv4_header_bad=tally.inner_ipv4_header_bad,
         inner_l4_bad=tally.inner_l4_bad, inner_l4_partial=tally.inner_l4_partial,
-        truncated_packets=totals[_TRUNC], other_packets=tally.other, flows=len(out),
+        truncated_packets=totals[_TRUNC], fragments=fragments, other_packets=tally.other, flows=len(out),
         ports=sorted(set(ports)), kernel_drops=kernel_drops, problems=list(problems or []), verdict="",
     )
     summary.verdict = verdict(summary)
@@ -510,7 +625,7 @@ def build_report(
 
 
 def verdict(s: ScanSummary) -> str:
-    """The first sentence of the report."""
+    """The first sentence of the report. "Good" is said only of checksums that were verified."""
     n = s.vxlan_packets
     noun = "VXLAN packet" if n == 1 else "VXLAN packets"
     if n == 0:
@@ -522,10 +637,17 @@ def verdict(s: ScanSummary) -> str:
             are = "is" if s.bug_signature == 1 else "are"
             text += f"; {s.bug_signature} {are} 0xffff, the signature of the kernel NAT checksum bug"
         parts.append(text)
-    else:
+    elif s.checksum_ok == n:
         parts.append(f"all {n} {noun} have a good outer UDP checksum" if n > 1
                      else f"the {noun} has a good outer UDP checksum")
+    else:
+        # No bad one, but not every packet was verified: say what each of them is.
+        kinds = [(s.checksum_ok, "verified good"), (s.checksum_zero, "sent without one"),
+                 (s.checksum_partial, "partial (captured before offload or segmentation)"),
+                 (s.truncated_packets, "cut short in the capture, not verified"),
+                 (s.fragments, "IP fragments, not verified")]
+        detail = ", ".join(f"{count} {what}" for count, what in kinds if count)
+        parts.append(f"no bad outer UDP checksum in {n} {noun}: {detail}")
     if s.inner_bad:
         parts.append(f"{s.inner_bad} carry a bad inner checksum")
     return "; ".join(parts)
-

@@ -160,3 +160,82 @@ def to_sll2(frame: bytes) -> bytes:
     """An Ethernet frame as Linux cooked v2 (LINKTYPE_LINUX_SLL2) would record it."""
     proto = struct.unpack_from("!H", frame, 12)[0]
     return struct.pack("!HHIHBB8s", proto, 0, 2, 1, 0, 6, frame[6:12] + b"\0\0") + frame[14:]
+
+
+# --- BIG TCP / GSO super-frames, built by hand past scapy's 16-bit length fields ---------------------
+
+def pseudo_sum32(src: bytes, dst: bytes, proto: int, length: int) -> int:
+    """The pseudo-header sum with a 32-bit length (RFC 8200 §8.1 / RFC 2675), by the word loop."""
+    return word_sum(src + dst + struct.pack("!IHH", length, 0, proto))
+
+
+def _fold(value: int) -> int:
+    while value > 0xFFFF:
+        value = (value & 0xFFFF) + (value >> 16)
+    return value
+
+
+def l4_checksum(src: bytes, dst: bytes, proto: int, segment: bytes, field_at: int) -> int:
+    """The right TCP/UDP checksum of `segment` (its checksum field at `field_at` taken as zero)."""
+    seg = segment[:field_at] + b"\0\0" + segment[field_at + 2 :]
+    return (~_fold(pseudo_sum32(src, dst, proto, len(seg)) + word_sum(seg)) & 0xFFFF) or 0xFFFF
+
+
+INNER_PAYLOAD = 80_000  # a BIG TCP segment: more than an IPv4 total length or a UDP length can say
+
+
+def big_inner(inner_v6: bool, payload: int = INNER_PAYLOAD, *, partial: bool = False) -> bytes:
+    """An inner Ethernet frame carrying one 80,000-byte TCP segment, its IP length field 0 (BIG TCP),
+    its TCP checksum right for the 32-bit length."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    net = IPv6(src="fd00:244::1", dst="fd00:244::2") if inner_v6 else IP(src="10.244.0.5", dst="10.244.1.7")
+    eth = Ether(src="02:00:00:00:01:01", dst="02:00:00:00:02:02")
+    headers = bytes(eth / net / TCP(sport=40000, dport=80, flags="PA"))
+    # (the payload is added past scapy: too long for its length fields)
+    raw = bytearray(headers + (bytes(range(256)) * (payload // 256 + 1))[:payload])
+    ip, l4 = 14, 14 + (40 if inner_v6 else 20)
+    if inner_v6:
+        struct.pack_into("!H", raw, ip + 4, 0)
+        src, dst = bytes(raw[ip + 8 : ip + 24]), bytes(raw[ip + 24 : ip + 40])
+    else:
+        struct.pack_into("!H", raw, ip + 2, 0)  # total length 0, and the header checksum made again
+        struct.pack_into("!H", raw, ip + 10, 0)
+        struct.pack_into("!H", raw, ip + 10, ~word_sum(bytes(raw[ip : ip + 20])) & 0xFFFF)
+        src, dst = bytes(raw[ip + 12 : ip + 16]), bytes(raw[ip + 16 : ip + 20])
+    if partial:  # as the sender's stack leaves it for offload: the pseudo-header sum alone
+        struct.pack_into("!H", raw, l4 + 16, _fold(pseudo_sum32(src, dst, 6, len(raw) - l4)))
+    else:
+        struct.pack_into("!H", raw, l4 + 16, l4_checksum(src, dst, 6, bytes(raw[l4:]), 16))
+    return bytes(raw)
+
+
+def super_frame(csum: str, *, outer_v6: bool = False, inner_v6: bool = False, payload: int = INNER_PAYLOAD,
+                sport: int = 51000, partial_inner: bool = False) -> bytes:
+    """A VXLAN super-frame as captured on the sender before GSO: outer IPv4 total length / IPv6 payload
+    length 0 and UDP length 0, the lengths being the frame's. `csum`: "ok" (right over the whole frame with
+    a 32-bit length), "partial" (the pseudo-header sum alone), "other" (whatever the stack left)."""
+    inner = big_inner(inner_v6, payload, partial=partial_inner)
+    u = 14 + (40 if outer_v6 else 20)
+    head = bytearray(vxlan_frame("zero", v6=outer_v6, sport=sport, inner=inner_frame("udp"))[: u + 16])
+    if outer_v6:
+        struct.pack_into("!H", head, 18, 0)
+        src, dst = bytes(head[22:38]), bytes(head[38:54])
+    else:
+        struct.pack_into("!H", head, 16, 0)
+        struct.pack_into("!H", head, 24, 0)
+        struct.pack_into("!H", head, 24, ~word_sum(bytes(head[14:34])) & 0xFFFF)
+        src, dst = bytes(head[26:30]), bytes(head[30:34])
+    struct.pack_into("!HH", head, u + 4, 0, 0)
+    frame = bytearray(head + inner)
+    length = len(frame) - u
+    if csum == "ok":
+        value = l4_checksum(src, dst, 17, bytes(frame[u:]), 6)
+    elif csum == "partial":
+        value = _fold(pseudo_sum32(src, dst, 17, length))
+    else:
+        value = 0x5A5A
+    struct.pack_into("!H", frame, u + 6, value)
+    return bytes(frame)

@@ -90,3 +90,43 @@ def test_every_conntrack_list_option_is_in_the_help() -> None:
     result = CliRunner().invoke(build_app("conntrack"), ["conntrack", "list", "--help"])
     for option in LIST_OPTIONS:
         assert all(flag in result.output for flag in option.flags)
+
+
+def vxlan_scan_values(argv: list[str]) -> dict[str, Any]:
+    import typer.main
+
+    group = typer.main.get_command(build_app("vxlan-csum"))
+    vxlan = group.commands["vxlan-csum"]  # type: ignore[attr-defined]
+    context = vxlan.commands["scan"].make_context("scan", list(argv))
+    return dict(context.params)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--pcap", "x.pcap"],
+    ["-r", "-", "--json", "-c", "10"],
+    ["-i", "eth0", "--port=4789", "--duration", "2.5", "-B", "16"],
+    ["--interface", "any", "-p", "8472,4789", "--buffer=1", "--count=3", "--json"],
+])
+def test_vxlan_scan_fast_parser_matches_typer(argv: list[str]) -> None:
+    from gnt.cli.vxlan import fast_scan
+
+    values = fast_scan(argv)
+    assert values is not None
+    assert values == vxlan_scan_values(argv)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["extra"], ["--pca", "x"], ["-c", "ten"], ["-r"]])
+def test_vxlan_scan_fast_parser_leaves_the_rest_to_typer(argv: list[str]) -> None:
+    from gnt.cli.vxlan import fast_scan
+
+    assert fast_scan(argv) is None
+
+
+def test_every_vxlan_scan_option_is_in_the_help() -> None:
+    from typer.testing import CliRunner
+
+    from gnt.cli.vxlan import SCAN_OPTIONS
+
+    result = CliRunner().invoke(build_app("vxlan-csum"), ["vxlan-csum", "scan", "--help"])
+    for option in SCAN_OPTIONS:
+        assert all(flag in result.output for flag in option.flags)

@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 from gnt.core.capture import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
 from gnt.vxlan import scan_file
 
+MAC_A, MAC_B = "02:00:00:00:0a:01", "02:00:00:00:0a:02"  # every test frame names its MACs
+
 
 def pcap_of(tmp_path: Path, frames: list[bytes], name: str = "c.pcap", **kw: object) -> str:
     path = str(tmp_path / name)
@@ -70,7 +72,8 @@ def test_inner_v6_and_inner_udp_without_checksum(tmp_path: Path) -> None:
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
 
-    no_csum = Ether(bytes(Ether() / IP(src="10.1.0.1", dst="10.1.0.2") / UDP(sport=5, dport=6, chksum=0) / b"xyz"))
+    no_csum = Ether(bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src="10.1.0.1", dst="10.1.0.2")
+                          / UDP(sport=5, dport=6, chksum=0) / b"xyz"))
     frames = [
         vxlan_frame("ok", inner=inner_frame("tcp", v6=True, payload=10)),
         vxlan_frame("ok", inner=inner_frame("udp", v6=True, payload=11, bad="l4")),
@@ -89,8 +92,8 @@ def test_other_packets_and_other_ports(tmp_path: Path) -> None:
     from scapy.layers.l2 import Ether
 
     frames = [
-        bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=53) / b"q"),
-        bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(dport=8472)),
+        bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=53) / b"q"),
+        bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(dport=8472)),
         b"\xff" * 12 + b"\x08\x06" + b"\0" * 46,
         vxlan_frame("ok", dport=4789),
         vxlan_frame("ok", dport=9999),
@@ -196,12 +199,14 @@ def test_cli_text_verdict_first_and_exit_1_on_bad(tmp_path: Path) -> None:
     assert err == ""
 
 
-def test_cli_exit_0_when_all_good(tmp_path: Path) -> None:
+def test_cli_exit_0_when_none_bad_and_good_only_when_verified(tmp_path: Path) -> None:
     frames = [vxlan_frame("zero"), vxlan_frame("ok"), vxlan_frame("partial")]
     code, out, _ = run_cli("vxlan-csum", "scan", "--pcap", pcap_of(tmp_path, frames))
     assert code == 0
-    assert out.startswith("all 3 VXLAN packets have a good outer UDP checksum.")
-    assert "1 partial" in out
+    assert out.startswith("no bad outer UDP checksum in 3 VXLAN packets: 1 verified good, 1 sent without one, "
+                          "1 partial (captured before offload or segmentation).")
+    code, out, _ = run_cli("vxlan-csum", "scan", "--pcap", pcap_of(tmp_path, [vxlan_frame("ok")] * 2, "ok.pcap"))
+    assert (code, out.splitlines()[0]) == (0, "all 2 VXLAN packets have a good outer UDP checksum.")
 
 
 def test_cli_exit_1_on_inner_bad_only(tmp_path: Path) -> None:
@@ -348,3 +353,17 @@ def test_outer_checksum_over_a_partial_inner_segment_is_ok(tmp_path: Path, proto
     wrong = scan_file(pcap_of(tmp_path, [_lco_frame(proto, v6=v6, vlan=vlan, inner_v6=inner_v6,
                                                     outer_wrong=True)], "wrong.pcap")).summary
     assert (wrong.checksum_ok, wrong.checksum_bad) == (0, 1)
+
+
+def test_ipv6_underlay_fast_path_agrees_with_general_path(tmp_path: Path) -> None:
+    """IPv6 outer, IPv4 inner takes the IPv6 fast layout; as raw IP captures the same frames take the
+    general path: the counts must be the same, partial inner checksums and local checksum offload included."""
+    frames = [vxlan_frame(v, v6=True, sport=6000 + i, inner=inner_frame(p, payload=700 * (i % 3) + i, bad=bad))
+              for i, (v, p, bad) in enumerate([("ok", "tcp", None), ("ok", "udp", None), ("ffff", "tcp", None),
+                                               ("partial", "udp", None), ("bad", "tcp", "l4"), ("ok", "tcp", "ip"),
+                                               ("zero", "udp", None)])]
+    frames += [_lco_frame("tcp", v6=True), _lco_frame("udp", v6=True, outer_wrong=True)]
+    eth = _counts(pcap_of(tmp_path, frames, "v6.pcap"))
+    assert eth[:7] == (9, 1, 4, 3, 1, 1, 2)
+    raw = _counts(pcap_of(tmp_path, [f[14:] for f in frames], "v6-raw.pcap", linktype=LINKTYPE_RAW))
+    assert eth == raw

@@ -13,6 +13,7 @@ LAYER = "ipv4"  # the layer name DecodeError reports
 HEADER = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, total length, id, flags/frag, ttl, proto, csum, addrs
 MIN_LEN = 20  # header without options, RFC 791 §3.1
 FLAG_DF = 0x4000  # don't fragment
+FLAG_MF = 0x2000  # more fragments: with offset 0, the first fragment of a datagram
 OFFSET_MASK = 0x1FFF  # fragment offset, in 8-byte units
 
 

@@ -59,6 +59,10 @@ OPT_PAD1 = 0  # one byte of padding, RFC 8200 §4.2
 OPT_PADN = 1  # N bytes of padding, RFC 8200 §4.2
 FRAG_OFFSET_MASK = 0xFFF8  # fragment offset in 8-byte units, high 13 bits of the 16-bit field
 FRAG_M = 0x0001  # more fragments follow
+OPT_JUMBO = 0xC2  # jumbo payload option (hop-by-hop), RFC 2675: a 32-bit payload length
+ROUTING_SOURCE = 0  # type 0 routing header (deprecated, RFC 5095): addresses, the final one last
+ROUTING_HOME = 2  # type 2 routing header, RFC 6275: one address, the final destination
+ROUTING_SRH = 4  # segment routing header, RFC 8754: Segment List[0] is the final destination
 
 
 def extension_length(kind: int, length_byte: int) -> int:

@@ -15,20 +15,24 @@ def _clock(ts: float) -> str:
     """UTC wall-clock time of a packet, to the microsecond (as tcpdump -tttt, in UTC)."""
     if ts <= 0:
         return "-"
-    return time.strftime("%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1e6) % 1000000:06d}"
+    try:
+        return time.strftime("%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1e6) % 1000000:06d}"
+    except (OverflowError, OSError, ValueError):  # a capture's timestamp beyond any calendar
+        return f"{ts:.6f}"
 
 
 def format_flow(f: VxlanFlow) -> str:
     outer = f"{endpoint(f.outer_src, f.outer_sport)} > {endpoint(f.outer_dst, f.outer_dport)}"
     if f.inner_proto is None:
-        inner = "inner frame not captured" if f.truncated == f.packets else "non-IP inner frame"
+        inner = "inner frame not captured" if f.truncated + f.fragments == f.packets else "non-IP inner frame"
     else:
         inner = f"{f.inner_proto} {endpoint(f.inner_src, f.inner_sport)} > {endpoint(f.inner_dst, f.inner_dport)}"
     vni = "-" if f.vni is None else str(f.vni)
     counts = []
     for label, value in (("zero", f.checksum_zero), ("ok", f.checksum_ok), ("bad", f.checksum_bad),
                          ("0xffff", f.bug_signature), ("partial", f.checksum_partial),
-                         ("inner-bad", f.inner_bad), ("truncated", f.truncated)):
+                         ("inner-bad", f.inner_bad), ("truncated", f.truncated),
+                         ("fragment", f.fragments)):
         if value:
             counts.append(f"{label} {value}")
     return (f"  {outer}  vni {vni}  {inner}\n"
@@ -48,6 +52,8 @@ def format_summary(s: ScanSummary) -> str:
     rest = f"{s.vxlan_packets} VXLAN packets in {s.flows} flows, {s.other_packets} other packets"
     if s.truncated_packets:
         rest += f", {s.truncated_packets} cut short in the capture (not verified)"
+    if s.fragments:
+        rest += f", {s.fragments} first IP fragments (not verified: the checksum covers the whole datagram)"
     if s.kernel_drops:
         rest += f", {s.kernel_drops} dropped by the kernel"
     lines.append(f"  {rest} (ports {', '.join(map(str, s.ports))}; {s.source})")
