@@ -35,8 +35,10 @@ def main(argv: list[str] | None = None, env: object | None = None) -> int:
     prog = _prog(args)
     code: int
     try:
-        from gnt.cli import run
+        from gnt.cli import run, take_fleet_options
 
+        args = take_fleet_options(args, environment)
+        environment.argv = tuple(args)
         code = run(args, environment)
     except GntError as exc:
         environment.stderr.write(f"{prog}: {exc.message}\n")
@@ -68,6 +70,14 @@ def main(argv: list[str] | None = None, env: object | None = None) -> int:
                 f"{prog}: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n"
             )
         code = int(ExitCode.ERROR)
+    for finish in environment.finishers:  # --prom / --npd: written once the exit code is known
+        try:
+            finish(code)
+        except GntError as exc:
+            environment.stderr.write(f"{prog}: {exc.message}\n")
+            code = int(exc.exit_code)
+        except OSError:
+            pass  # stdout gone: nothing left to tell
     try:
         environment.stdout.flush()
     except (OSError, ValueError):

@@ -128,7 +128,7 @@ def run_list(values: dict[str, Any], env: Environment) -> int:
     mode = _output_mode(values["output"], values["json"])
     flt = build_filter(**{name: values[name] for name in FILTER_FIELDS})
     out = _BatchedStream(env.stdout)
-    batched = Environment(stdout=out, stderr=env.stderr, stdin=env.stdin, debug=env.debug)  # type: ignore[arg-type]
+    batched = Environment(stdout=out, stderr=env.stderr, stdin=env.stdin, debug=env.debug, argv=env.argv)  # type: ignore[arg-type]
     renderer = make_renderer(batched, json=values["json"], formatter=make_formatter(mode))
     emit = renderer.emit
     obj: object = None
