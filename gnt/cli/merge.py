@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     @app.command("merge")
     def merge_cmd(
         sources: list[str] | None = typer.Argument(  # noqa: B008 (typer reads defaults, never mutates them)
-            None, metavar="[FILE|DIR|-]...", help="Streams of `gnt ... --json`; a DIR means its files; - (default) stdin."),
+            None, metavar="[FILE|DIR|-]...", help="Streams of `gnt ... --json`; DIR: its files; - (default): stdin."),
         all_nodes: bool = typer.Option(False, "--all", "-a", help="List every node, not only those that need a look."),
         json: bool = typer.Option(False, "--json", help="One JSON object per line: fleet, node, merge_summary."),
     ) -> int:

@@ -108,7 +108,7 @@ class Merger:
                 continue
             if stream is None:
                 self.malformed += 1
-                yield StreamProblem(where, f"a {obj['type']!r} object before any meta object (not a gnt --json stream?)")
+                yield StreamProblem(where, f"a {obj['type']!r} object before any meta object (not a gnt stream?)")
                 continue
             stream.judge.feed(obj)
         self._close(stream)
@@ -138,6 +138,6 @@ def open_source(path: str, stdin: IO[Any]) -> IO[Any]:
     if path == "-":
         return getattr(stdin, "buffer", stdin)
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed by the caller
+        return open(path, "rb")
     except OSError as exc:
         raise GntError(f"cannot read {path}: {exc.strerror}", errno=exc.errno) from None

@@ -76,8 +76,8 @@ class JsonRenderer:
     def __init__(self, env: Environment) -> None:
         self.env = env
         if not env.meta_written:
-            from gnt.output.json import encode
             from gnt.fleet.envelope import stream_meta
+            from gnt.output.json import encode
 
             env.meta_written = True
             write(env.stdout, str(encode(stream_meta(env.argv))) + "\n")

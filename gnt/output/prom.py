@@ -10,6 +10,7 @@ the one condition line node-problem-detector shows (at most 80 characters).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -91,6 +92,12 @@ class FleetTap:
     def emit(self, obj: object) -> None:
         if getattr(obj, "json_type", None) is not None:
             self.judge.feed(self._jsonable(obj))
+        elif dataclasses.is_dataclass(obj):  # a text-only wrapper (vxlan's ScanReport): what it carries
+            for f in dataclasses.fields(obj):
+                inner = getattr(obj, f.name)
+                for part in inner if isinstance(inner, list) else [inner]:
+                    if getattr(part, "json_type", None) is not None:
+                        self.judge.feed(self._jsonable(part))
         if self.inner is not None:
             self.inner.emit(obj)
 

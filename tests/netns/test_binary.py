@@ -13,7 +13,6 @@ mounted only inside it and the loopback that ping uses is its own.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers.jsonl import records
 
 from gnt import __version__
 
@@ -163,8 +163,8 @@ def test_binary_scans_a_pcap_in_the_root_file_system(chroot: Path) -> None:
         assert clean.returncode == 0, clean.stdout + clean.stderr
         broken = run_in_chroot(rootfs, "vxlan-csum", "scan", "--json", "--pcap", f"/tmp/{bad.name}")
         assert broken.returncode == 1, broken.stdout + broken.stderr
-        records = [json.loads(line) for line in broken.stdout.splitlines()]
-        assert records and all("type" in record for record in records)
+        objs = records(broken.stdout)
+        assert objs and all("type" in record for record in objs)
     finally:
         good.unlink(missing_ok=True)
         bad.unlink(missing_ok=True)

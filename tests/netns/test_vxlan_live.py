@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from helpers.jsonl import records
 from helpers.netns import Namespace, Topology
 from helpers.vxlan_frames import inner_frame, vxlan_frame
 
@@ -89,7 +90,7 @@ def test_live_scan_sees_injected_frames_through_the_filter(pair: tuple[Namespace
     code, out, err = scan_while(rx, "-i", "eth0", "--count", str(expected["vxlan_packets"]), "--json",
                                 action=lambda: inject(tx, "eth0", frames))
     assert code == 1, err
-    objs = [json.loads(line) for line in out.splitlines()]
+    objs = records(out)
     summary = objs[-1]
     assert summary["type"] == "summary"
     for key, value in expected.items():
@@ -144,7 +145,7 @@ def test_audit_counts_udp_checksum_errors(pair: tuple[Namespace, Namespace]) -> 
     time.sleep(0.2)
     result = rx.gnt("vxlan-csum", "audit", "--json")
     assert result.returncode == 1
-    findings = [json.loads(line) for line in result.stdout.splitlines()[:-1]]
+    findings = records(result.stdout)[:-1]
     errors = [f for f in findings if f["id"] == "udp-in-csum-errors"]
     assert len(errors) == 1
     assert errors[0]["subject"] == "Udp InCsumErrors"
@@ -178,7 +179,7 @@ def test_audit_as_unprivileged_user_says_what_it_could_not_check(pair: tuple[Nam
           "local", "198.18.100.2")
     result = rx.gnt("vxlan-csum", "audit", "--json", user="nobody")
     assert result.returncode == 0, result.stderr
-    objs = [json.loads(line) for line in result.stdout.splitlines()]
+    objs = records(result.stdout)
     assert [o["id"] for o in objs[:-1]] == ["vxlan-tx-csum-offload"]  # devices and features need no privilege
     summary = objs[-1]
     assert "masquerade-random-fully-without-unmark" not in summary["passed"]
