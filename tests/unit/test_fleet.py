@@ -200,7 +200,8 @@ def test_prom_is_replaced_atomically(tmp_path: Path, captures: dict[str, str]) -
 def test_prom_unwritable_is_one_line(captures: dict[str, str]) -> None:
     code, _, err = run_gnt("vxlan-csum", "scan", "--pcap", captures["good"], "--prom", "/nonexistent/dir/x.prom")
     assert code == 2
-    assert err.strip().splitlines()[-1] == "gnt vxlan-csum: cannot write /nonexistent/dir/x.prom: No such file or directory"
+    expected = "gnt vxlan-csum: cannot write /nonexistent/dir/x.prom: No such file or directory"
+    assert err.strip().splitlines()[-1] == expected
 
 
 def test_npd_one_short_line_and_the_exit_code(captures: dict[str, str]) -> None:

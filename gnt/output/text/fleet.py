@@ -32,18 +32,22 @@ class FleetText:
                     lines.append(f"  {len(nodes)} ok")
                 else:
                     lines.append(f"  {len(nodes)} {verdict}: {_names(nodes)}")
-            head = (f"{obj.command}: {obj.bad} of {obj.nodes} nodes need a look" if obj.bad
-                    else f"{obj.command}: all {obj.nodes} nodes ok")
+            head = (f"{obj.command}: {obj.bad} of {_count(obj.nodes, 'node')} need a look" if obj.bad
+                    else f"{obj.command}: {'the one node' if obj.nodes == 1 else f'all {obj.nodes} nodes'} ok")
             return lead + "\n".join([head, *lines])
         if isinstance(obj, NodeResult):
             if not (obj.bad or self.all_nodes):
                 return None
-            return f"    {obj.node:<24} {obj.verdict:<12} {obj.detail}"
+            return f"    {obj.node:<24} {obj.verdict + ':':<15} {obj.detail}"
         if isinstance(obj, MergeSummary):
-            return (f"\n{obj.nodes} nodes, {obj.streams} streams, {obj.commands} commands; "
-                    f"{obj.bad_nodes} nodes need a look"
+            return (f"\n{_count(obj.nodes, 'node')}, {_count(obj.streams, 'stream')}, "
+                    f"{_count(obj.commands, 'command')}; {_count(obj.bad_nodes, 'node')} need a look"
                     + (f"; {obj.malformed_lines} malformed lines skipped" if obj.malformed_lines else ""))
         return None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def verdict_rank(verdict: str) -> int:
