@@ -182,6 +182,74 @@ class ConntrackJudge(Judge):
                 self.detail = f"{obj.get('events')} events, {obj.get('lost')} lost"
 
 
+class DropsJudge(Judge):
+    """`gnt drops`: the summary's reasons; any drop matched is a negative result (its exit 1)."""
+
+    def feed(self, obj: Obj) -> None:
+        if obj.get("type") != "summary" or "reasons" not in obj:
+            return
+        reasons = [(str(r.get("reason")), int(r.get("count") or 0)) for r in obj.get("reasons") or []]
+        total, lost = int(obj.get("total") or 0), int(obj.get("lost") or 0)
+        self.metrics = {"total": float(total), "lost": float(lost), "seconds": float(obj.get("seconds") or 0)}
+        self.verdict, self.bad = ("drops", True) if total else ("ok", False)
+        self.detail = ", ".join(f"{name} {count}" for name, count in reasons) or f"no drops in {obj.get('seconds')} s"
+        self.samples = [
+            Sample("gnt_drops_total", "Packets the kernel dropped, by reason (skb:kfree_skb).", "counter", count,
+                   {"reason": name}) for name, count in reasons
+        ] + [
+            Sample("gnt_drops_lost_events_total", "Drop events the trace buffers lost.", "counter", float(lost)),
+            Sample("gnt_drops_seconds", "Seconds traced.", "gauge", float(obj.get("seconds") or 0)),
+        ]
+
+
+class MtuJudge(Judge):
+    """`gnt mtu`: the `mtu` object's verdict; anything but ok is negative (its exit 1)."""
+
+    def feed(self, obj: Obj) -> None:
+        if obj.get("type") != "mtu":
+            return
+        verdict = str(obj.get("verdict"))
+        path_mtu, local = obj.get("path_mtu"), obj.get("local_mtu")
+        self.verdict, self.bad = verdict, verdict != "ok"
+        hop = obj.get("hop") or {}
+        where = f" at {hop.get('address')}" if hop.get("address") else ""
+        self.detail = {
+            "ok": f"path MTU {path_mtu} (the local {local} reaches)",
+            "pmtu": f"path MTU {path_mtu}{where}, local {local}",
+            "black-hole": f"{obj.get('largest_ok')} passes, {obj.get('smallest_lost')} vanishes{where}",
+            "local-mismatch": f"{(obj.get('mismatch') or {}).get('device')} MTU {local} over a path of {path_mtu}",
+        }.get(verdict, verdict)
+        target = {"target": str(obj.get("host") or self.target[0]), "protocol": str(obj.get("protocol"))}
+        self.samples = [
+            Sample("gnt_mtu_ok", "1 when the local MTU reaches the target.", "gauge", 0.0 if self.bad else 1.0, target),
+            Sample("gnt_mtu_local_bytes", "MTU of the device the route leaves through.", "gauge",
+                   float(local or 0), target),
+        ]
+        if path_mtu is not None:
+            self.samples.append(Sample("gnt_mtu_path_bytes", "The largest packet that reaches the target.", "gauge",
+                                       float(path_mtu), target))
+        self.metrics = {s.name: s.value for s in self.samples}
+
+
+class WhyJudge(Judge):
+    """`gnt why`: the verdict's cause (None: the destination answers and nothing is wrong)."""
+
+    def feed(self, obj: Obj) -> None:
+        if obj.get("type") != "verdict":
+            return
+        cause = obj.get("cause")
+        self.verdict, self.bad = ("ok", False) if cause is None else ("cause found", True)
+        self.detail = str(cause or "the destination answers") + (f" (fix: {obj['fix']})" if obj.get("fix") else "")
+        target = {"target": self.target[0]}
+        self.samples = [
+            Sample("gnt_why_reachable", "1 when the destination answered the probe.", "gauge",
+                   1.0 if obj.get("reachable") else 0.0, target),
+            Sample("gnt_why_cause_found", "1 when gnt named a cause.", "gauge", 0.0 if cause is None else 1.0,
+                   {**target, "confidence": str(obj.get("confidence"))}),
+        ]
+        self.metrics = {"reachable": 1.0 if obj.get("reachable") else 0.0}
+
+
 class UnjudgedJudge(Judge):
     """A command merge has no rule for: listed by its last object's type, never called bad."""
 
@@ -194,6 +262,9 @@ JUDGES: dict[str, type[Judge]] = {
     "traceroute": TracerouteJudge,
     "vxlan-csum": VxlanJudge,
     "conntrack": ConntrackJudge,
+    "drops": DropsJudge,
+    "mtu": MtuJudge,
+    "why": WhyJudge,
 }
 
 
