@@ -228,7 +228,7 @@ def test_live_scan_of_real_tunnel_traffic_with_partial_inner_checksums(pair: tup
     code, out, err = scan_while(rx, "-i", "eth0", "--duration", "3", "--json",
                                 action=lambda: tx.run(sys.executable, "-c", send))
     summary = json.loads(out.splitlines()[-1])
-    flows = [json.loads(line) for line in out.splitlines()[:-1]]
+    flows = records(out)[:-1]
     udp = [f for f in flows if f["inner_proto"] == "udp" and f["inner_dport"] == 9]
     assert sum(f["packets"] for f in udp) == 3, out
     assert summary["checksum_bad"] == 0, out
