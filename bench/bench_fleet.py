@@ -103,9 +103,9 @@ def bench_ansible(directory: Path) -> None:
             times = []
             for _ in range(3):
                 start = time.perf_counter()
-                run = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv),
-                                      str(ROOT / "deploy" / "ansible" / "gnt.yml"), "-e", f"@{directory / 'vars.json'}"],
-                                     capture_output=True, text=True, env=ansible_env(directory), cwd=directory,
+                argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv),
+                        str(ROOT / "deploy" / "ansible" / "gnt.yml"), "-e", f"@{directory / 'vars.json'}"]
+                run = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(directory), cwd=directory,
                                      check=False)
                 times.append(time.perf_counter() - start)
                 named = "1 of 3 nodes need a look" in run.stdout
