@@ -2,12 +2,12 @@
 # Install: copy to /usr/share/bash-completion/completions/gnt (or source it from ~/.bashrc).
 
 declare -gA _gnt_subcommands=(
-    ['gnt']='ping traceroute iptrace ndisc rdisc ip6 neigh vxlan-csum conntrack'
+    ['gnt']='ping traceroute iptrace ndisc rdisc ip6 neigh merge vxlan-csum conntrack'
     ['gnt vxlan-csum']='scan audit'
     ['gnt conntrack']='list watch stats'
 )
 declare -gA _gnt_options=(
-    ['gnt']='-V --version --verbose --debug --install-completion --show-completion --help'
+    ['gnt']='-V --version --verbose --debug --prom --npd --install-completion --show-completion --help'
     ['gnt ping']='-4 -6 -c -i -W -w -s -t -I -q -D -O -n -f -p -m --json --help'
     ['gnt traceroute']='-4 -6 -I --icmp -U --udp -T --tcp -p --port -f --first -m --max-hops -q --queries -N --sim-queries -w --wait -z --sendwait -s --source -i --interface -n --paris --paths --json --help'
     ['gnt iptrace']='-4 -6 -p --proto -s --src -d --dst --sport --dport -i --in-interface -c --count --duration --backend --from-log --cleanup --json --help'
@@ -15,6 +15,7 @@ declare -gA _gnt_options=(
     ['gnt rdisc']='-r --retry -w --wait --listen -c --count -q --quiet -v --verbose --json --help'
     ['gnt ip6']='--mac --prefix --json --help'
     ['gnt neigh']='-i --interface -4 -6 -a --all --watch -c --count -d --duration --json --help'
+    ['gnt merge']='-a --all --json --help'
     ['gnt vxlan-csum']='--help'
     ['gnt vxlan-csum scan']='-r --pcap -i --interface -p --port -c --count -d --duration --json --help'
     ['gnt vxlan-csum audit']='--json --help'
@@ -25,6 +26,7 @@ declare -gA _gnt_options=(
 )
 # "<command> <option>" -> what its value completes to: @iface, @file, @none or a word list
 declare -gA _gnt_option_values=(
+    ['gnt --prom']='@file'
     ['gnt ping -c']='@none'
     ['gnt ping -i']='@none'
     ['gnt ping -W']='@none'
@@ -141,6 +143,7 @@ declare -gA _gnt_arguments=(
     ['gnt ndisc']='@none @iface'
     ['gnt rdisc']='@iface @none'
     ['gnt ip6']='@none...'
+    ['gnt merge']='@file...'
 )
 
 _gnt_interfaces() {

@@ -24,8 +24,8 @@ function __gnt_state
         set -l valued
         switch $path
             case 'gnt'
-                set subs ping traceroute iptrace ndisc rdisc ip6 neigh vxlan-csum conntrack
-                set valued --
+                set subs ping traceroute iptrace ndisc rdisc ip6 neigh merge vxlan-csum conntrack
+                set valued -- --prom
             case 'gnt ping'
                 set subs
                 set valued -- -c -i -W -w -s -t -I -p -m
@@ -47,6 +47,9 @@ function __gnt_state
             case 'gnt neigh'
                 set subs
                 set valued -- -i --interface -c --count -d --duration
+            case 'gnt merge'
+                set subs
+                set valued --
             case 'gnt vxlan-csum'
                 set subs scan audit
                 set valued --
@@ -101,11 +104,14 @@ complete -c gnt -n "__gnt_at 'gnt'" -f -a ndisc -d 'Neighbor Solicitation for AD
 complete -c gnt -n "__gnt_at 'gnt'" -f -a rdisc -d 'Router Solicitation on IFACE and every Router Advertisement decoded (rdisc6).'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a ip6 -d 'Kind, scope, full form, solicited-node group, EUI-64 MAC and ip6.arpa name of each ADDRESS.'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a neigh -d 'The neighbour table: address, link-layer address, interface, NUD state, router flag.'
+complete -c gnt -n "__gnt_at 'gnt'" -f -a merge -d 'Merge the --json streams of many nodes: per command, which nodes are bad, and why.'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a vxlan-csum -d 'Find the VXLAN checksum bug behind 63-second connection delays: on the wire (scan) and in the node\'s configuration (audit).'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a conntrack -d 'The connection-tracking table and its events, with NAT spelled out.'
 complete -c gnt -n "__gnt_at 'gnt'" -s V -l version -d 'Print the version and exit (--verbose adds build details).'
 complete -c gnt -n "__gnt_at 'gnt'" -l verbose -d 'With --version: Python, frozen or not, glibc.'
 complete -c gnt -n "__gnt_at 'gnt'" -l debug -d 'Show tracebacks for errors.'
+complete -c gnt -n "__gnt_at 'gnt'" -l prom -r -F -d 'Also write the result as Prometheus textfile metrics to FILE (atomically); for ping, traceroute, mtu, drops, conntrack stats, vxlan-csum and why. Anywhere on the line.'
+complete -c gnt -n "__gnt_at 'gnt'" -l npd -d 'Print only one condition line of at most 80 characters (node-problem-detector), keep the exit code.'
 complete -c gnt -n "__gnt_at 'gnt'" -l install-completion -d 'Install completion for the current shell.'
 complete -c gnt -n "__gnt_at 'gnt'" -l show-completion -d 'Show completion for the current shell, to copy it or customize the installation.'
 complete -c gnt -n "__gnt_at 'gnt'" -s h -l help -d 'Show the help and exit'
@@ -193,6 +199,10 @@ complete -c gnt -n "__gnt_at 'gnt neigh'" -s c -l count -x -d 'With --watch: sto
 complete -c gnt -n "__gnt_at 'gnt neigh'" -s d -l duration -x -d 'With --watch: stop after this many seconds.'
 complete -c gnt -n "__gnt_at 'gnt neigh'" -l json -d 'One JSON object per line.'
 complete -c gnt -n "__gnt_at 'gnt neigh'" -s h -l help -d 'Show the help and exit'
+complete -c gnt -n "__gnt_at 'gnt merge'" -s a -l all -d 'List every node, not only those that need a look.'
+complete -c gnt -n "__gnt_at 'gnt merge'" -l json -d 'One JSON object per line: fleet, node, merge_summary.'
+complete -c gnt -n "__gnt_at 'gnt merge'" -s h -l help -d 'Show the help and exit'
+complete -c gnt -n "__gnt_operand_from 'gnt merge' 0" -F
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum'" -f -a scan -d 'Verify the outer UDP checksum of every VXLAN packet (and the inner checksums).'
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum'" -f -a audit -d 'Check this node for the conditions behind bad VXLAN checksums.'
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum'" -s h -l help -d 'Show the help and exit'

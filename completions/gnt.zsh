@@ -16,6 +16,8 @@ _gnt() {
         '(-V --version)--version[Print the version and exit (--verbose adds build details).]' \
         '--verbose[With --version\: Python, frozen or not, glibc.]' \
         '--debug[Show tracebacks for errors.]' \
+        '--prom[Also write the result as Prometheus textfile metrics to FILE (atomically); for ping, traceroute, mtu, drops, conntrack stats, vxlan-csum and why. Anywhere on the line.]:FILE:_files' \
+        '--npd[Print only one condition line of at most 80 characters (node-problem-detector), keep the exit code.]' \
         '--install-completion[Install completion for the current shell.]' \
         '--show-completion[Show completion for the current shell, to copy it or customize the installation.]' \
         '(- *)'{-h,--help}'[Show the help and exit]' \
@@ -23,7 +25,7 @@ _gnt() {
         '*:: :->argument' && ret=0
     case $state in
         command)
-            local -a commands=('ping:Send ICMP echo requests (unprivileged ping socket first, raw socket as root), iputils-style.' 'traceroute:Trace the route to HOST with UDP (default), ICMP (-I), UDP to one port (-U) or TCP SYN (-T) probes, without root.' 'iptrace:Follow packets through the iptables/nftables rules\: which chain, which rule, which verdict.' 'ndisc:Neighbor Solicitation for ADDRESS on IFACE (ndisc6).' 'rdisc:Router Solicitation on IFACE and every Router Advertisement decoded (rdisc6).' 'ip6:Kind, scope, full form, solicited-node group, EUI-64 MAC and ip6.arpa name of each ADDRESS.' 'neigh:The neighbour table\: address, link-layer address, interface, NUD state, router flag.' 'vxlan-csum:Find the VXLAN checksum bug behind 63-second connection delays\: on the wire (scan) and in the node'\''s configuration (audit).' 'conntrack:The connection-tracking table and its events, with NAT spelled out.')
+            local -a commands=('ping:Send ICMP echo requests (unprivileged ping socket first, raw socket as root), iputils-style.' 'traceroute:Trace the route to HOST with UDP (default), ICMP (-I), UDP to one port (-U) or TCP SYN (-T) probes, without root.' 'iptrace:Follow packets through the iptables/nftables rules\: which chain, which rule, which verdict.' 'ndisc:Neighbor Solicitation for ADDRESS on IFACE (ndisc6).' 'rdisc:Router Solicitation on IFACE and every Router Advertisement decoded (rdisc6).' 'ip6:Kind, scope, full form, solicited-node group, EUI-64 MAC and ip6.arpa name of each ADDRESS.' 'neigh:The neighbour table\: address, link-layer address, interface, NUD state, router flag.' 'merge:Merge the --json streams of many nodes\: per command, which nodes are bad, and why.' 'vxlan-csum:Find the VXLAN checksum bug behind 63-second connection delays\: on the wire (scan) and in the node'\''s configuration (audit).' 'conntrack:The connection-tracking table and its events, with NAT spelled out.')
             _describe -t commands 'gnt command' commands && ret=0 ;;
         argument)
             curcontext="${curcontext%:*:*}:gnt-$words[1]:"
@@ -35,6 +37,7 @@ _gnt() {
                 rdisc) _gnt_rdisc ;;
                 ip6) _gnt_ip6 ;;
                 neigh) _gnt_neigh ;;
+                merge) _gnt_merge ;;
                 vxlan-csum) _gnt_vxlan_csum ;;
                 conntrack) _gnt_conntrack ;;
             esac ;;
@@ -190,6 +193,15 @@ _gnt_neigh() {
         '(-d --duration)--duration[With --watch\: stop after this many seconds.]:DURATION: ' \
         '--json[One JSON object per line.]' \
         '(- *)'{-h,--help}'[Show the help and exit]'
+}
+
+_gnt_merge() {
+    _arguments -s \
+        '(-a --all)-a[List every node, not only those that need a look.]' \
+        '(-a --all)--all[List every node, not only those that need a look.]' \
+        '--json[One JSON object per line\: fleet, node, merge_summary.]' \
+        '(- *)'{-h,--help}'[Show the help and exit]' \
+        '*::\[FILE|DIR|-\]...:_files'
 }
 
 _gnt_vxlan_csum() {

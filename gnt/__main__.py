@@ -147,8 +147,10 @@ def _run(argv: list[str] | None, env: object | None) -> int:
     code: int
     try:
         prog = _prog(args)
-        from gnt.cli import run
+        from gnt.cli import run, take_fleet_options
 
+        args = take_fleet_options(args, environment)
+        environment.argv = tuple(args)
         code = run(args, environment)
         if code == ExitCode.INTERRUPTED and _stopped_by is not None:
             # The command (or typer, which turns every KeyboardInterrupt into exit 130) ended on the
@@ -183,6 +185,14 @@ def _run(argv: list[str] | None, env: object | None) -> int:
             _say(environment.stderr,
                  f"{prog}: internal error: {type(exc).__name__}: {_clip(str(exc))} (run with --debug for details)\n")
         code = int(ExitCode.ERROR)
+    for finish in environment.finishers:  # --prom / --npd: written once the exit code is known
+        try:
+            finish(code)
+        except GntError as exc:
+            environment.stderr.write(f"{prog}: {exc.message}\n")
+            code = int(exc.exit_code)
+        except OSError:
+            pass  # stdout gone: nothing left to tell
     try:
         environment.stdout.flush()
     except OutputClosed:

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "ip6": "gnt.cli.ip6",
     "neigh": "gnt.cli.neigh",
     "why": "gnt.cli.why",
+    "merge": "gnt.cli.merge",
 }
 
 _current: Environment | None = None
@@ -79,6 +80,13 @@ def build_app(only: str | None = None, *, with_commands: bool = True) -> typer.T
         ),
         verbose: bool = typer.Option(False, "--verbose", help="With --version: Python, frozen or not, glibc."),
         debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+        prom: str | None = typer.Option(
+            None, "--prom", metavar="FILE",
+            help="Also write the result as Prometheus textfile metrics to FILE (atomically); "
+                 "for ping, traceroute, mtu, drops, conntrack stats, vxlan-csum and why. Anywhere on the line."),
+        npd: bool = typer.Option(
+            False, "--npd",
+            help="Print only one condition line of at most 80 characters (node-problem-detector), keep the exit code."),
     ) -> None:
         """A network toolbox for Linux and Kubernetes nodes."""
 
@@ -191,6 +199,40 @@ def check_duration(value: float, option: str = "--duration") -> None:
         raise UsageError(f"invalid {option} {value}: must be positive")
     if value > MAX_SECONDS:  # inf too
         raise UsageError(f"invalid {option} {value}: at most {MAX_SECONDS} seconds")
+
+
+def take_fleet_options(argv: list[str], env: Environment) -> list[str]:
+    """Take `--prom FILE` and `--npd` out of the command line (anywhere in it) into `env`.
+
+    They work the same way for every command that supports them (the commands whose result
+    a fleet judges: gnt/output/prom.py PROM_COMMANDS), so they are read here once, not by
+    each command's parser; `gnt --help` lists them as root options.
+    """
+    if not any(a == "--npd" or a == "--prom" or a.startswith("--prom=") for a in argv):
+        return argv
+    from gnt.output.prom import PROM_COMMANDS
+
+    rest: list[str] = []
+    words = iter(argv)
+    for arg in words:
+        if arg == "--":
+            rest.append(arg)
+            rest.extend(words)
+            break
+        if arg == "--npd":
+            env.npd = True
+        elif arg == "--prom" or arg.startswith("--prom="):
+            path = arg.partition("=")[2] if "=" in arg else next(words, None)
+            if not path:
+                raise UsageError("--prom needs a FILE (e.g. /var/lib/node_exporter/textfile/gnt.prom)")
+            env.prom_path = path
+        else:
+            rest.append(arg)
+    name = command_name(rest)
+    if name not in PROM_COMMANDS:
+        which = "--npd" if env.npd else "--prom"
+        raise UsageError(f"{which} is for {', '.join(sorted(PROM_COMMANDS))}, not {name or 'bare gnt'}")
+    return rest
 
 
 def _one_line(message: str) -> str:

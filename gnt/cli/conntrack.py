@@ -153,7 +153,7 @@ def run_list(values: dict[str, Any], env: Environment) -> int:
     mode = _output_mode(values["output"], values["json"])
     flt = build_filter(**{name: values[name] for name in FILTER_FIELDS})
     out = _BatchedStream(env.stdout)
-    batched = Environment(stdout=out, stderr=env.stderr, stdin=env.stdin, debug=env.debug)  # type: ignore[arg-type]
+    batched = Environment(stdout=out, stderr=env.stderr, stdin=env.stdin, debug=env.debug, argv=env.argv)  # type: ignore[arg-type]
     formatter = make_formatter(mode)
     renderer = make_renderer(batched, json=values["json"], formatter=formatter)
     # Entries are formatted here in batches and written at once (the renderer's per-object write

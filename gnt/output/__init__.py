@@ -130,10 +130,16 @@ class TextRenderer:
 
 
 class JsonRenderer:
-    """NDJSON: one object per line, each with a "type"."""
+    """NDJSON: one object per line, each with a "type"; the first line of a stream is `meta`."""
 
     def __init__(self, env: Environment) -> None:
         self.env = env
+        if not env.meta_written:
+            from gnt.fleet.envelope import stream_meta
+            from gnt.output.json import encode
+
+            env.meta_written = True
+            write(env.stdout, str(encode(stream_meta(env.argv))) + "\n")
 
     def emit(self, obj: object) -> None:
         from gnt.output.json import encode
@@ -145,6 +151,19 @@ class JsonRenderer:
 
 
 def make_renderer(env: Environment, *, json: bool, formatter: Formatter) -> Renderer:
-    if json:
-        return JsonRenderer(env)
-    return TextRenderer(env, formatter)
+    if env.npd:  # node-problem-detector reads one line: nothing else goes to stdout
+        return _tap(env, None)
+    base: Renderer = JsonRenderer(env) if json else TextRenderer(env, formatter)
+    return _tap(env, base) if env.prom_path else base
+
+
+def _tap(env: Environment, inner: Renderer | None) -> Renderer:
+    """The run's one FleetTap (--prom/--npd), passing objects on to `inner`."""
+    from gnt.output.prom import FleetTap
+
+    if isinstance(env.tap, FleetTap):
+        env.tap.inner = inner
+        return env.tap
+    tap = FleetTap(env, inner)
+    env.tap = tap
+    return tap

@@ -25,6 +25,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from helpers.jsonl import check_stream, is_json_run
+
 NOBODY_UID = 65534
 NOBODY_GID = 65534
 _counter = itertools.count(1)
@@ -97,8 +99,11 @@ class Namespace:
 
     def gnt(self, *args: str, user: str | None = None, timeout: float = 60,
             check: bool = False) -> subprocess.CompletedProcess[str]:
-        """Run `gnt ARGS` inside this namespace, as root or as nobody."""
-        return self.run(*gnt_command(*args), user=user, timeout=timeout, check=check)
+        """Run `gnt ARGS` inside this namespace, as root or as nobody (a --json stream is schema-checked)."""
+        result = self.run(*gnt_command(*args), user=user, timeout=timeout, check=check)
+        if is_json_run(args):
+            check_stream(result.stdout)
+        return result
 
     def gnt_popen(self, *args: str, user: str | None = None, **kwargs: object) -> subprocess.Popen[str]:
         return self.popen(*gnt_command(*args), user=user, **kwargs)

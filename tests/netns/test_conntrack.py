@@ -12,7 +12,6 @@ in the lb namespace.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from collections.abc import Iterator
 from typing import IO
 
 import pytest
+from helpers.jsonl import records
 from helpers.netns import Namespace, Topology
 
 pytestmark = pytest.mark.netns
@@ -157,7 +157,7 @@ class LoadBalancer:
     def entries(self, *args: str) -> list[dict[str, object]]:
         out = self.gnt("list", "--json", *args)
         assert out.returncode in (0, 1), out.stderr
-        return [obj for obj in map(json.loads, out.stdout.splitlines()) if obj["type"] == "entry"]
+        return [obj for obj in records(out.stdout) if obj["type"] == "entry"]
 
 
 @pytest.fixture
@@ -417,7 +417,7 @@ def test_kernel_timestamps_when_enabled(lb: LoadBalancer) -> None:
 
 
 def _events(out: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    return records(out)
 
 
 def wait_for_listeners(ns: Namespace, count: int, timeout: float = 30.0) -> None:
@@ -604,7 +604,7 @@ def test_empty_namespace_lists_nothing_and_exits_0(topology: Topology) -> None:
     assert "0 flow entries" in out.stderr
     quiet = ns.gnt("conntrack", "watch", "--duration", "0.5", "--json")
     assert quiet.returncode == 0, quiet.stderr
-    assert [json.loads(line)["type"] for line in quiet.stdout.splitlines()] == ["summary"]
+    assert [o["type"] for o in records(quiet.stdout)] == ["summary"]
     filtered = ns.gnt("conntrack", "watch", "-p", "sctp", "--duration", "0.5")
     assert filtered.returncode == 1 and "0 events shown" in filtered.stderr
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.jsonl import records
 from helpers.netns import Chain, Namespace, gnt_command
 
 pytestmark = pytest.mark.netns
@@ -70,7 +71,7 @@ def _nft_rules(r2: Namespace, version: int, assignment: dict[str, str]) -> None:
 
 
 def _packets(stdout: str) -> list[dict]:
-    return [obj for obj in map(json.loads, stdout.splitlines()) if obj["type"] == "packet"]
+    return [obj for obj in records(stdout) if obj["type"] == "packet"]
 
 
 def _forward_steps(packet: dict) -> list[dict]:

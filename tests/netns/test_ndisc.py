@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers.jsonl import records
 from helpers.netns import Namespace, Topology
 
 from gnt.core.packets import icmpv6 as m
@@ -79,7 +80,7 @@ def test_ndisc_json_and_link_local_target(link: tuple[Namespace, Namespace]) -> 
     host, router = link
     result = host.gnt("ndisc", "--json", link_local(router), "eth0")
     assert result.returncode == 0, result.stderr
-    (obj,) = [json.loads(line) for line in result.stdout.splitlines()]
+    (obj,) = records(result.stdout)
     assert obj == {
         "type": "neighbor", "address": link_local(router), "lladdr": mac_of(router).upper(), "router": True,
         "source": link_local(router), "ifname": "eth0", "solicited": True, "override": True,
@@ -111,7 +112,7 @@ def test_dad_finds_the_duplicate_and_passes_a_free_address(link: tuple[Namespace
     router.ip("-6", "addr", "add", f"{duplicate}/64", "dev", "eth0", "nodad")  # the duplicate, on purpose
     found = host.gnt("ndisc", "--dad", "--json", "-w", "500", duplicate, "eth0")
     assert found.returncode == 1, found.stderr
-    (obj,) = [json.loads(line) for line in found.stdout.splitlines()]
+    (obj,) = records(found.stdout)
     assert obj["type"] == "dad"
     assert obj["duplicate"] is True
     assert obj["lladdr"] == mac_of(router).upper()
@@ -196,7 +197,7 @@ def test_rdisc_decodes_radvd_field_by_field(link: tuple[Namespace, Namespace], r
     host, router = link
     result = host.gnt("rdisc", "--json", "eth0")
     assert result.returncode == 0, result.stderr
-    routers = [json.loads(line) for line in result.stdout.splitlines()]
+    routers = records(result.stdout)
     assert routers, "no advertisement decoded"
     ra = routers[0]
     assert ra["type"] == "router"
@@ -235,7 +236,7 @@ def test_rdisc_to_one_router_by_link_local_address(link: tuple[Namespace, Namesp
     host, router = link
     result = host.gnt("rdisc", "--json", "eth0", link_local(router))
     assert result.returncode == 0, result.stderr
-    assert all(json.loads(line)["source"] == link_local(router) for line in result.stdout.splitlines())
+    assert all(o["source"] == link_local(router) for o in records(result.stdout))
 
 
 def test_rdisc_listen_shows_unsolicited_advertisements(link: tuple[Namespace, Namespace],
@@ -251,7 +252,7 @@ def test_rdisc_listen_shows_unsolicited_advertisements(link: tuple[Namespace, Na
         daemon.terminate()
         daemon.wait(timeout=5)
     assert listener.returncode == 0, err
-    (obj,) = [json.loads(line) for line in out.splitlines()]
+    (obj,) = records(out)
     assert obj["mtu"] == 1400 and obj["preference"] == "high"
 
 
@@ -350,7 +351,7 @@ def test_malformed_router_advertisements_are_rejected(link: tuple[Namespace, Nam
     with sending(router, [*bad, (255, good)]):
         accepted = host.gnt("rdisc", "--json", "-r", "1", "-w", "1000", "eth0")
     assert accepted.returncode == 0, accepted.stderr
-    routers = [json.loads(line) for line in accepted.stdout.splitlines()]
+    routers = records(accepted.stdout)
     assert routers and all(r["hop_limit"] == 42 for r in routers)
     assert all(r["prefixes"][0]["prefix"] == "2001:db8:7::/64" for r in routers)
 
@@ -363,7 +364,7 @@ def test_neigh_table_matches_ip_neigh(link: tuple[Namespace, Namespace]) -> None
     host.run("ping", "-c", "1", "-W", "2", ROUTER_ADDR)
     result = host.gnt("neigh", "--json", "-6", "-i", "eth0")
     assert result.returncode == 0, result.stderr
-    ours = {(o["address"], o["lladdr"], o["state"], o["router"]) for o in map(json.loads, result.stdout.splitlines())}
+    ours = {(o["address"], o["lladdr"], o["state"], o["router"]) for o in records(result.stdout)}
     theirs = {
         (e["dst"], e.get("lladdr"), e["state"][0], "router" in e)
         for e in json.loads(host.ip("-j", "-6", "neigh", "show", "dev", "eth0").stdout)

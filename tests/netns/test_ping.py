@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
 import time
 
 import pytest
+from helpers.jsonl import records
 from helpers.netns import Chain
 
 pytestmark = pytest.mark.netns
@@ -163,7 +163,7 @@ def test_deadline(chain: Chain) -> None:
 
 def test_json_lines(chain: Chain) -> None:
     result = chain["h1"].gnt("ping", "--json", "-c", "2", "-i", "0.2", "-t", "2", H2, user="nobody")
-    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    objects = records(result.stdout)
     assert [o["type"] for o in objects] == ["error", "error", "timeout", "timeout", "summary"]
     assert objects[0] == {"type": "error", "seq": 1, "from": Chain.addresses4["r2"], "icmp_type": 11,
                           "icmp_code": 0, "message": "Time to live exceeded"}
@@ -171,7 +171,7 @@ def test_json_lines(chain: Chain) -> None:
     assert summary["transmitted"] == 2 and summary["received"] == 0 and summary["errors"] == 2
     assert summary["loss_percent"] == 100.0 and summary["rtt"] is None
     ok = chain["h1"].gnt("ping", "--json", "-c", "2", "-i", "0.2", H2_6, user="nobody")
-    replies = [json.loads(line) for line in ok.stdout.splitlines()]
+    replies = records(ok.stdout)
     assert [r["seq"] for r in replies if r["type"] == "reply"] == [1, 2]
     assert all(isinstance(r["time_ms"], float) and r["ttl"] == 61 for r in replies if r["type"] == "reply")
 
@@ -292,7 +292,7 @@ def test_errors_and_replies_mixed_are_all_reported(chain: Chain) -> None:
     r2.run("iptables", "-A", "FORWARD", "-p", "icmp", "--icmp-type", "echo-request", "-m", "statistic",
            "--mode", "nth", "--every", "2", "--packet", "0", "-j", "REJECT", "--reject-with", "icmp-host-prohibited")
     result = chain["h1"].gnt("ping", "--json", "-c", "40", "-i", "0.005", "-W", "2", H2, user="nobody")
-    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    objects = records(result.stdout)
     errors = [o for o in objects if o["type"] == "error"]
     replies = [o for o in objects if o["type"] == "reply"]
     summary = objects[-1]

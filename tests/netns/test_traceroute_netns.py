@@ -6,10 +6,10 @@ destination's and routers' default ICMP rate limits stay on throughout.
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
+from helpers.jsonl import records
 from helpers.netns import Chain
 
 pytestmark = pytest.mark.netns
@@ -148,7 +148,7 @@ def test_json_lines(chain: Chain) -> None:
     addr = chain.addresses6
     result = chain["h1"].gnt("traceroute", "--json", "-I", addr["h2"], user="nobody")
     assert result.returncode == 0, result.stderr
-    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    objects = records(result.stdout)
     assert [o["type"] for o in objects] == ["hop"] * 4 + ["summary"]
     assert [o["ttl"] for o in objects[:4]] == [1, 2, 3, 4]
     assert all(p["address"] is None and p["rtt_ms"] is None for p in objects[1]["probes"])

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from helpers.jsonl import records
 from helpers.netns import Namespace, Topology
 
 pytestmark = pytest.mark.netns
@@ -109,7 +110,7 @@ def traffic(node1: Namespace) -> None:
 def audit(ns: Namespace) -> tuple[int, list[dict[str, object]], dict[str, object]]:
     result = ns.gnt("vxlan-csum", "audit", "--json")
     assert result.returncode in (0, 1), result.stderr
-    objs = [json.loads(line) for line in result.stdout.splitlines()]
+    objs = records(result.stdout)
     assert objs[-1]["type"] == "audit"
     return result.returncode, objs[:-1], objs[-1]
 
@@ -135,7 +136,7 @@ def test_scan_good_on_the_wire_while_audit_flags_the_config(cluster: dict[str, N
         dump.terminate()
         dump.wait(timeout=10)
     assert scan.returncode == 0, err
-    objs = [json.loads(line) for line in out.splitlines()]
+    objs = records(out)
     summary = objs[-1]
     assert summary["vxlan_packets"] >= 20
     assert summary["checksum_bad"] == 0 and summary["inner_bad"] == 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 
 import pytest
 from helpers.cli import run_gnt as run
+from helpers.jsonl import records
 from scapy.utils6 import in6_getnsma, in6_getnsmac, in6_mactoifaceid
 
 from gnt.errors import UsageError
@@ -110,7 +110,7 @@ def test_cli_text_has_every_fact() -> None:
 def test_cli_json_one_address_object_per_input() -> None:
     code, out, _ = run("ip6", "--json", "::1", "ff02::2")
     assert code == 0
-    objs = [json.loads(line) for line in out.splitlines()]
+    objs = records(out)
     assert [o["type"] for o in objs] == ["address", "address"]
     assert [o["kind"] for o in objs] == ["loopback", "multicast"]
     assert objs[1]["multicast_mac"] == "33:33:00:00:00:02"
@@ -119,7 +119,7 @@ def test_cli_json_one_address_object_per_input() -> None:
 def test_cli_mac_with_prefix() -> None:
     code, out, _ = run("ip6", "--json", "--mac", "00:16:3e:12:34:56", "--prefix", "2001:db8:9::/64")
     assert code == 0
-    assert json.loads(out)["compressed"] == "2001:db8:9:0:216:3eff:fe12:3456"
+    assert records(out)[0]["compressed"] == "2001:db8:9:0:216:3eff:fe12:3456"
 
 
 @pytest.mark.parametrize(

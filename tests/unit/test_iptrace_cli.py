@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_gnt
+from helpers.jsonl import records
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "iptrace"
 
@@ -19,7 +20,7 @@ def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
 def test_from_log_json_packets_exactly_as_specified() -> None:
     code, out, err = run("--from-log", str(DATA / "xtables_monitor_trace.txt"), "--json")
     assert code == 0, err
-    objs = [json.loads(line) for line in out.splitlines()]
+    objs = records(out)
     packets = [o for o in objs if o["type"] == "packet"]
     assert len(packets) == 6
     assert set(packets[0]) == {"type", "id", "summary", "steps"}
@@ -57,7 +58,7 @@ def test_from_log_stdin_and_count() -> None:
     text = (DATA / "kernel_trace.log").read_text()
     code, out, err = run("--from-log", "-", "--count", "2", "--json", stdin=text)
     assert code == 0
-    objs = [json.loads(line) for line in out.splitlines()]
+    objs = records(out)
     assert [o["type"] for o in objs] == ["packet", "packet", "iptrace_end"]
     assert objs[-1]["skipped"] == 2 and objs[-1]["source"] == "stdin"
     code, out, err = run("--from-log", "-", stdin=text)

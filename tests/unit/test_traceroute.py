@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from helpers.cli import run_gnt as run
+from helpers.jsonl import records
 
 from gnt.core import sockets
 from gnt.core.checksum import PROTO_UDP, add, address_bytes, checksum, pseudo_header, transport_checksum
@@ -30,7 +31,6 @@ from gnt.traceroute.models import Hop, ProbeResult, Summary, TraceStart
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
 ICMP4, ICMP6, LOCAL = sockets.SO_EE_ORIGIN_ICMP, sockets.SO_EE_ORIGIN_ICMP6, sockets.SO_EE_ORIGIN_LOCAL
-
 
 
 
@@ -214,7 +214,7 @@ def test_loopback_udp_trace_reaches_in_one_hop() -> None:
 def test_loopback_json_every_method(method: list[str], address: str) -> None:
     code, out, err = run("traceroute", "-n", "--json", "-q", "2", *method, address)
     assert code == 0, err
-    objects = [json.loads(line) for line in out.splitlines()]
+    objects = records(out)
     assert [o["type"] for o in objects] == ["hop", "summary"]
     assert objects[0]["ttl"] == 1
     assert [p["address"] for p in objects[0]["probes"]] == [address, address]

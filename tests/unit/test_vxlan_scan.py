@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import run_gnt as run_cli
+from helpers.jsonl import records
 from helpers.vxlan_frames import (
     CSUM_VARIANTS,
     inner_frame,
@@ -220,7 +221,7 @@ def test_cli_json_flows_then_summary(tmp_path: Path) -> None:
     frames = [vxlan_frame("zero", sport=1), vxlan_frame("ffff", sport=2), vxlan_frame("partial", sport=3)]
     code, out, _ = run_cli("vxlan-csum", "scan", "--json", "--pcap", pcap_of(tmp_path, frames))
     assert code == 1
-    objs = [json.loads(line) for line in out.splitlines()]
+    objs = records(out)
     assert [o["type"] for o in objs] == ["flow", "flow", "flow", "summary"]
     summary = objs[-1]
     for key, value in {"vxlan_packets": 3, "checksum_zero": 1, "checksum_ok": 0, "checksum_bad": 1,
