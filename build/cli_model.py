@@ -35,6 +35,7 @@ class Param:
     default: str | None  # rendered default, None when not shown
     choices: list[str]  # fixed values, in declaration order
     completes: str  # "interface", "path", "choice" or "" (nothing to complete)
+    optional_value: bool = False  # the value may be left out (`--dnat` or `--dnat ADDR`)
 
     @property
     def is_option(self) -> bool:
@@ -127,6 +128,7 @@ def _param(click_param: Any, declared: Any) -> Param:
         default=_default(click_param, is_flag),
         choices=choices,
         completes=completes,
+        optional_value=bool(getattr(click_param, "_flag_needs_value", False)),
     )
 
 

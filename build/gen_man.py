@@ -123,7 +123,8 @@ def check_example(root: Command, line: str) -> None:
             param = next((p for p in command.options if name in p.all_opts), None)
             if param is None:
                 raise StaleExample(f"{command.name} has no option {name} (example {line!r})")
-            if param.takes_value and not has_value:
+            value_left_out = param.optional_value and (index >= len(words) or words[index].startswith("-"))
+            if param.takes_value and not has_value and not value_left_out:
                 if index >= len(words):
                     raise StaleExample(f"{name} needs a value (example {line!r})")
                 value = words[index]

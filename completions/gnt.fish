@@ -24,17 +24,23 @@ function __gnt_state
         set -l valued
         switch $path
             case 'gnt'
-                set subs ping traceroute iptrace ndisc rdisc ip6 neigh merge vxlan-csum conntrack
+                set subs ping traceroute mtu iptrace drops ndisc rdisc ip6 neigh why merge vxlan-csum conntrack
                 set valued -- --prom
             case 'gnt ping'
                 set subs
-                set valued -- -c -i -W -w -s -t -I -p -m
+                set valued -- -c -i -W -w -s -t -I -p -m -M
             case 'gnt traceroute'
                 set subs
                 set valued -- -p --port -f --first -m --max-hops -q --queries -N --sim-queries -w --wait -z --sendwait -s --source -i --interface --paths
+            case 'gnt mtu'
+                set subs
+                set valued -- -p --port --min --max -w --wait -s --source -i --interface
             case 'gnt iptrace'
                 set subs
                 set valued -- -p --proto -s --src -d --dst --sport --dport -i --in-interface -c --count --duration --backend --from-log
+            case 'gnt drops'
+                set subs
+                set valued -- -I --interval --duration -c --count --reason --exclude-reason --proto
             case 'gnt ndisc'
                 set subs
                 set valued -- -r --retry -w --wait
@@ -47,6 +53,9 @@ function __gnt_state
             case 'gnt neigh'
                 set subs
                 set valued -- -i --interface -c --count -d --duration
+            case 'gnt why'
+                set subs
+                set valued -- -p --proto -s --from -i --iif -m --mark --duration --timeout
             case 'gnt merge'
                 set subs
                 set valued --
@@ -55,7 +64,7 @@ function __gnt_state
                 set valued --
             case 'gnt vxlan-csum scan'
                 set subs
-                set valued -- -r --pcap -i --interface -p --port -c --count -d --duration
+                set valued -- -r --pcap -i --interface -p --port -c --count -d --duration -B --buffer
             case 'gnt vxlan-csum audit'
                 set subs
                 set valued --
@@ -64,10 +73,10 @@ function __gnt_state
                 set valued --
             case 'gnt conntrack list'
                 set subs
-                set valued -- -p --proto -s --src -d --dst --sport --dport --reply-src --reply-dst --state --mark --zone -o --output
+                set valued -- -p --proto -s --src -d --dst --sport --dport --reply-src --reply-dst --state -u --status --mark --zone --orig-zone --reply-zone -l --label --snat --dnat --nat -o --output
             case 'gnt conntrack watch'
                 set subs
-                set valued -- -p --proto -s --src -d --dst --sport --dport --reply-src --reply-dst --state --mark --zone -e --events -c --count --duration -b --buffer-size -o --output
+                set valued -- -p --proto -s --src -d --dst --sport --dport --reply-src --reply-dst --state -u --status --mark --zone --orig-zone --reply-zone -l --label --snat --dnat --nat -e --events -c --count --duration -b --buffer-size -o --output
             case 'gnt conntrack stats'
                 set subs
                 set valued --
@@ -99,11 +108,14 @@ end
 complete -c gnt -f
 complete -c gnt -n "__gnt_at 'gnt'" -f -a ping -d 'Send ICMP echo requests (unprivileged ping socket first, raw socket as root), iputils-style.'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a traceroute -d 'Trace the route to HOST with UDP (default), ICMP (-I), UDP to one port (-U) or TCP SYN (-T) probes, without root.'
+complete -c gnt -n "__gnt_at 'gnt'" -f -a mtu -d 'Find the largest packet that reaches HOST, and why larger ones do not: "ok" (the local MTU reaches), "pmtu" (a hop reports a smaller MTU: which hop, what MTU), "black-hole" (larger sizes vanish with no ICMP error: the last size that passed, the first that did not, the hop where they stop), "local-mismatch" (the overlay device the route leaves through is set larger than its underlay carries).'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a iptrace -d 'Follow packets through the iptables/nftables rules: which chain, which rule, which verdict.'
+complete -c gnt -n "__gnt_at 'gnt'" -f -a drops -d 'Count the packets the kernel drops, by reason, kernel location and protocol.'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a ndisc -d 'Neighbor Solicitation for ADDRESS on IFACE (ndisc6).'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a rdisc -d 'Router Solicitation on IFACE and every Router Advertisement decoded (rdisc6).'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a ip6 -d 'Kind, scope, full form, solicited-node group, EUI-64 MAC and ip6.arpa name of each ADDRESS.'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a neigh -d 'The neighbour table: address, link-layer address, interface, NUD state, router flag.'
+complete -c gnt -n "__gnt_at 'gnt'" -f -a why -d 'Name why traffic to DEST[:PORT] fails on this node: the cause and where, then the evidence.'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a merge -d 'Merge the --json streams of many nodes: per command, which nodes are bad, and why.'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a vxlan-csum -d 'Find the VXLAN checksum bug behind 63-second connection delays: on the wire (scan) and in the node\'s configuration (audit).'
 complete -c gnt -n "__gnt_at 'gnt'" -f -a conntrack -d 'The connection-tracking table and its events, with NAT spelled out.'
@@ -131,6 +143,7 @@ complete -c gnt -n "__gnt_at 'gnt ping'" -s n -d 'No reverse name lookups.'
 complete -c gnt -n "__gnt_at 'gnt ping'" -s f -d 'Flood ping (root only).'
 complete -c gnt -n "__gnt_at 'gnt ping'" -s p -x -d 'Hex bytes to fill the data with.'
 complete -c gnt -n "__gnt_at 'gnt ping'" -s m -x -d 'Tag packets with this fwmark.'
+complete -c gnt -n "__gnt_at 'gnt ping'" -s M -x -d 'Path MTU discovery: do (set DF, never fragment), want (DF until a hop reports a smaller MTU, then fragment locally), dont (no DF).'
 complete -c gnt -n "__gnt_at 'gnt ping'" -l json -d 'One JSON object per line.'
 complete -c gnt -n "__gnt_at 'gnt ping'" -s h -l help -d 'Show the help and exit'
 complete -c gnt -n "__gnt_at 'gnt traceroute'" -s 4 -d 'Use IPv4 only.'
@@ -150,8 +163,25 @@ complete -c gnt -n "__gnt_at 'gnt traceroute'" -s i -l interface -x -a '(__gnt_i
 complete -c gnt -n "__gnt_at 'gnt traceroute'" -s n -d 'Print addresses only (no reverse lookups).'
 complete -c gnt -n "__gnt_at 'gnt traceroute'" -l paris -d 'Keep the flow constant so ECMP routers use one path.'
 complete -c gnt -n "__gnt_at 'gnt traceroute'" -l paths -x -d 'Trace N flows and show every router of each hop.'
+complete -c gnt -n "__gnt_at 'gnt traceroute'" -s F -l dont-fragment -d 'Set DF on probes (the kernel\'s cached PMTU ignored): a hop that cannot forward them answers !F-<mtu>.'
+complete -c gnt -n "__gnt_at 'gnt traceroute'" -l mtu -d 'Discover the MTU along the path: probes shrink as hops report, the first at a new size is noted F=<mtu> (implies -F -N 1).'
 complete -c gnt -n "__gnt_at 'gnt traceroute'" -l json -d 'One JSON object per line (hop, summary).'
 complete -c gnt -n "__gnt_at 'gnt traceroute'" -s h -l help -d 'Show the help and exit'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -s 4 -d 'Use IPv4 only.'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -s 6 -d 'Use IPv6 only.'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -s U -l udp -d 'UDP probes (the default): port unreachable answers.'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -s I -l icmp -d 'ICMP echo probes (the ping socket).'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -s T -l tcp -d 'TCP: one full segment per size to an OPEN port (-p).'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -s p -l port -x -d 'UDP: first destination port (33434); TCP: an open port (80).'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -l min -x -d 'Smallest size to test (default 68, 1280 for IPv6).'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -l max -x -d 'Largest size to test (default: the local device MTU).'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -s w -l wait -x -d 'Longest wait for an answer (less once round trips are known).'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -s s -l source -x -d 'Source address.'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -s i -l interface -x -a '(__gnt_interfaces)' -d 'Send through IFACE.'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -l no-hop -d 'Do not walk the TTLs to name the hop.'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -l overlay -d 'Also judge every vxlan/geneve/wireguard device against its underlay MTU minus the encapsulation.'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -l json -d 'One JSON object per line (mtu).'
+complete -c gnt -n "__gnt_at 'gnt mtu'" -s h -l help -d 'Show the help and exit'
 complete -c gnt -n "__gnt_at 'gnt iptrace'" -s 4 -d 'IPv4 packets only.'
 complete -c gnt -n "__gnt_at 'gnt iptrace'" -s 6 -d 'IPv6 packets only.'
 complete -c gnt -n "__gnt_at 'gnt iptrace'" -s p -l proto -x -d 'tcp, udp, icmp, icmpv6, sctp, ... or a number.'
@@ -167,6 +197,17 @@ complete -c gnt -n "__gnt_at 'gnt iptrace'" -l from-log -r -F -d 'Read a capture
 complete -c gnt -n "__gnt_at 'gnt iptrace'" -l cleanup -d 'Remove trace rules left by killed runs, and exit.'
 complete -c gnt -n "__gnt_at 'gnt iptrace'" -l json -d 'One JSON object per line.'
 complete -c gnt -n "__gnt_at 'gnt iptrace'" -s h -l help -d 'Show the help and exit'
+complete -c gnt -n "__gnt_at 'gnt drops'" -s I -l interval -x -d 'Seconds per report block (quiet intervals print nothing).'
+complete -c gnt -n "__gnt_at 'gnt drops'" -l duration -x -d 'Stop after SECONDS.'
+complete -c gnt -n "__gnt_at 'gnt drops'" -s c -l count -x -d 'Stop after N matching drops.'
+complete -c gnt -n "__gnt_at 'gnt drops'" -l reason -x -d 'Only these reasons (as the kernel names them).'
+complete -c gnt -n "__gnt_at 'gnt drops'" -l exclude-reason -x -d 'Not these reasons.'
+complete -c gnt -n "__gnt_at 'gnt drops'" -l proto -x -d 'Only these protocols: ipv4, ipv6, arp, vlan, ... or an EtherType.'
+complete -c gnt -n "__gnt_at 'gnt drops'" -l all -d 'Also show NOT_SPECIFIED (hidden by default).'
+complete -c gnt -n "__gnt_at 'gnt drops'" -l list-reasons -d 'List this kernel\'s drop reasons and exit.'
+complete -c gnt -n "__gnt_at 'gnt drops'" -l cleanup -d 'Remove instances left by killed runs, and exit.'
+complete -c gnt -n "__gnt_at 'gnt drops'" -l json -d 'One JSON object per line.'
+complete -c gnt -n "__gnt_at 'gnt drops'" -s h -l help -d 'Show the help and exit'
 complete -c gnt -n "__gnt_at 'gnt ndisc'" -s q -l quiet -d 'Print only the link-layer address.'
 complete -c gnt -n "__gnt_at 'gnt ndisc'" -s r -l retry -x -d 'Solicitations to send.'
 complete -c gnt -n "__gnt_at 'gnt ndisc'" -s w -l wait -x -d 'Milliseconds to wait for an answer to each.'
@@ -199,6 +240,17 @@ complete -c gnt -n "__gnt_at 'gnt neigh'" -s c -l count -x -d 'With --watch: sto
 complete -c gnt -n "__gnt_at 'gnt neigh'" -s d -l duration -x -d 'With --watch: stop after this many seconds.'
 complete -c gnt -n "__gnt_at 'gnt neigh'" -l json -d 'One JSON object per line.'
 complete -c gnt -n "__gnt_at 'gnt neigh'" -s h -l help -d 'Show the help and exit'
+complete -c gnt -n "__gnt_at 'gnt why'" -s p -l proto -x -d 'Probe protocol (default: tcp with a port, else icmp).'
+complete -c gnt -n "__gnt_at 'gnt why'" -s 4 -d 'IPv4 only.'
+complete -c gnt -n "__gnt_at 'gnt why'" -s 6 -d 'IPv6 only.'
+complete -c gnt -n "__gnt_at 'gnt why'" -s s -l from -x -d 'Source address: ours, or a host whose traffic this node forwards.'
+complete -c gnt -n "__gnt_at 'gnt why'" -s i -l iif -x -a '(__gnt_interfaces)' -d 'Interface the forwarded traffic arrives on.'
+complete -c gnt -n "__gnt_at 'gnt why'" -s m -l mark -x -d 'fwmark the traffic carries.'
+complete -c gnt -n "__gnt_at 'gnt why'" -l watch -d 'Passive: observe the traffic instead of probing.'
+complete -c gnt -n "__gnt_at 'gnt why'" -l duration -x -d 'How long --watch observes.'
+complete -c gnt -n "__gnt_at 'gnt why'" -l timeout -x -d 'How long the probe waits (active).'
+complete -c gnt -n "__gnt_at 'gnt why'" -l json -d 'One JSON object per line: check objects, then a verdict.'
+complete -c gnt -n "__gnt_at 'gnt why'" -s h -l help -d 'Show the help and exit'
 complete -c gnt -n "__gnt_at 'gnt merge'" -s a -l all -d 'List every node, not only those that need a look.'
 complete -c gnt -n "__gnt_at 'gnt merge'" -l json -d 'One JSON object per line: fleet, node, merge_summary.'
 complete -c gnt -n "__gnt_at 'gnt merge'" -s h -l help -d 'Show the help and exit'
@@ -206,11 +258,12 @@ complete -c gnt -n "__gnt_operand_from 'gnt merge' 0" -F
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum'" -f -a scan -d 'Verify the outer UDP checksum of every VXLAN packet (and the inner checksums).'
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum'" -f -a audit -d 'Check this node for the conditions behind bad VXLAN checksums.'
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum'" -s h -l help -d 'Show the help and exit'
-complete -c gnt -n "__gnt_at 'gnt vxlan-csum scan'" -s r -l pcap -r -F -d 'Read a pcap or pcapng file (- for stdin).'
+complete -c gnt -n "__gnt_at 'gnt vxlan-csum scan'" -s r -l pcap -r -F -d 'Read a pcap or pcapng file (- for stdin, or a pipe).'
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum scan'" -s i -l interface -x -a '(__gnt_interfaces)' -d 'Capture live on this interface.'
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum scan'" -s p -l port -x -d 'VXLAN UDP destination ports, comma-separated.'
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum scan'" -s c -l count -x -d 'Stop after this many packets.'
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum scan'" -s d -l duration -x -d 'Live: stop after this many seconds.'
+complete -c gnt -n "__gnt_at 'gnt vxlan-csum scan'" -s B -l buffer -x -d 'Live: capture ring size in MiB (default 64), for longer bursts.'
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum scan'" -l json -d 'One JSON object per line: flows, then a summary.'
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum scan'" -s h -l help -d 'Show the help and exit'
 complete -c gnt -n "__gnt_at 'gnt vxlan-csum audit'" -l json -d 'One JSON object per line: findings, then the audit.'
@@ -226,12 +279,16 @@ complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l sport -x -d 'Original sour
 complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l dport -x -d 'Original destination port.'
 complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l reply-src -x -d 'Reply source address or CIDR (the real server after DNAT).'
 complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l reply-dst -x -d 'Reply destination address or CIDR (the SNAT address).'
-complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l state -x -d 'TCP/SCTP/DCCP state(s), comma-separated, e.g. ESTABLISHED.'
+complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l state -x -d 'State(s) of the -p protocol (tcp, sctp, dccp), comma-separated.'
+complete -c gnt -n "__gnt_at 'gnt conntrack list'" -s u -l status -x -d 'Status bits, comma-separated: ASSURED, SEEN_REPLY, UNREPLIED, FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD, UNSET; !NAME for a clear bit.'
 complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l mark -x -d 'Connmark VALUE[/MASK] (decimal or 0x hex).'
-complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l zone -x -d 'Conntrack zone.'
-complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l snat -d 'Only source-NATed entries.'
-complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l dnat -d 'Only destination-NATed entries.'
-complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l nat -d 'Only NATed entries (source or destination).'
+complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l zone -x -d 'Conntrack zone (of either direction).'
+complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l orig-zone -x -d 'Zone of the original direction.'
+complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l reply-zone -x -d 'Zone of the reply direction.'
+complete -c gnt -n "__gnt_at 'gnt conntrack list'" -s l -l label -x -d 'Connlabel(s) an entry must all carry (connlabel.conf names).'
+complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l snat -x -d 'Only source-NATed entries (optionally to ADDR[:PORT]).'
+complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l dnat -x -d 'Only destination-NATed entries (optionally to ADDR[:PORT]).'
+complete -c gnt -n "__gnt_at 'gnt conntrack list'" -l nat -x -d 'Only NATed entries, source or destination (optionally ADDR[:PORT]).'
 complete -c gnt -n "__gnt_at 'gnt conntrack list'" -s 4 -d 'Only IPv4 entries.'
 complete -c gnt -n "__gnt_at 'gnt conntrack list'" -s 6 -d 'Only IPv6 entries.'
 complete -c gnt -n "__gnt_at 'gnt conntrack list'" -s o -l output -x -d 'text (readable) or conntrack (conntrack -L lines).'
@@ -244,12 +301,16 @@ complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l sport -x -d 'Original sou
 complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l dport -x -d 'Original destination port.'
 complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l reply-src -x -d 'Reply source address or CIDR (the real server after DNAT).'
 complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l reply-dst -x -d 'Reply destination address or CIDR (the SNAT address).'
-complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l state -x -d 'TCP/SCTP/DCCP state(s), comma-separated, e.g. ESTABLISHED.'
+complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l state -x -d 'State(s) of the -p protocol (tcp, sctp, dccp), comma-separated.'
+complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -s u -l status -x -d 'Status bits, comma-separated: ASSURED, SEEN_REPLY, UNREPLIED, FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD, UNSET; !NAME for a clear bit.'
 complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l mark -x -d 'Connmark VALUE[/MASK] (decimal or 0x hex).'
-complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l zone -x -d 'Conntrack zone.'
-complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l snat -d 'Only source-NATed entries.'
-complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l dnat -d 'Only destination-NATed entries.'
-complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l nat -d 'Only NATed entries (source or destination).'
+complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l zone -x -d 'Conntrack zone (of either direction).'
+complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l orig-zone -x -d 'Zone of the original direction.'
+complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l reply-zone -x -d 'Zone of the reply direction.'
+complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -s l -l label -x -d 'Connlabel(s) an entry must all carry (connlabel.conf names).'
+complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l snat -x -d 'Only source-NATed entries (optionally to ADDR[:PORT]).'
+complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l dnat -x -d 'Only destination-NATed entries (optionally to ADDR[:PORT]).'
+complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -l nat -x -d 'Only NATed entries, source or destination (optionally ADDR[:PORT]).'
 complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -s 4 -d 'Only IPv4 entries.'
 complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -s 6 -d 'Only IPv6 entries.'
 complete -c gnt -n "__gnt_at 'gnt conntrack watch'" -s e -l events -x -d 'Events to show: new, update, destroy (comma-separated).'

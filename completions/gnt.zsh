@@ -25,18 +25,21 @@ _gnt() {
         '*:: :->argument' && ret=0
     case $state in
         command)
-            local -a commands=('ping:Send ICMP echo requests (unprivileged ping socket first, raw socket as root), iputils-style.' 'traceroute:Trace the route to HOST with UDP (default), ICMP (-I), UDP to one port (-U) or TCP SYN (-T) probes, without root.' 'iptrace:Follow packets through the iptables/nftables rules\: which chain, which rule, which verdict.' 'ndisc:Neighbor Solicitation for ADDRESS on IFACE (ndisc6).' 'rdisc:Router Solicitation on IFACE and every Router Advertisement decoded (rdisc6).' 'ip6:Kind, scope, full form, solicited-node group, EUI-64 MAC and ip6.arpa name of each ADDRESS.' 'neigh:The neighbour table\: address, link-layer address, interface, NUD state, router flag.' 'merge:Merge the --json streams of many nodes\: per command, which nodes are bad, and why.' 'vxlan-csum:Find the VXLAN checksum bug behind 63-second connection delays\: on the wire (scan) and in the node'\''s configuration (audit).' 'conntrack:The connection-tracking table and its events, with NAT spelled out.')
+            local -a commands=('ping:Send ICMP echo requests (unprivileged ping socket first, raw socket as root), iputils-style.' 'traceroute:Trace the route to HOST with UDP (default), ICMP (-I), UDP to one port (-U) or TCP SYN (-T) probes, without root.' 'mtu:Find the largest packet that reaches HOST, and why larger ones do not\: "ok" (the local MTU reaches), "pmtu" (a hop reports a smaller MTU\: which hop, what MTU), "black-hole" (larger sizes vanish with no ICMP error\: the last size that passed, the first that did not, the hop where they stop), "local-mismatch" (the overlay device the route leaves through is set larger than its underlay carries).' 'iptrace:Follow packets through the iptables/nftables rules\: which chain, which rule, which verdict.' 'drops:Count the packets the kernel drops, by reason, kernel location and protocol.' 'ndisc:Neighbor Solicitation for ADDRESS on IFACE (ndisc6).' 'rdisc:Router Solicitation on IFACE and every Router Advertisement decoded (rdisc6).' 'ip6:Kind, scope, full form, solicited-node group, EUI-64 MAC and ip6.arpa name of each ADDRESS.' 'neigh:The neighbour table\: address, link-layer address, interface, NUD state, router flag.' 'why:Name why traffic to DEST\[\:PORT\] fails on this node\: the cause and where, then the evidence.' 'merge:Merge the --json streams of many nodes\: per command, which nodes are bad, and why.' 'vxlan-csum:Find the VXLAN checksum bug behind 63-second connection delays\: on the wire (scan) and in the node'\''s configuration (audit).' 'conntrack:The connection-tracking table and its events, with NAT spelled out.')
             _describe -t commands 'gnt command' commands && ret=0 ;;
         argument)
             curcontext="${curcontext%:*:*}:gnt-$words[1]:"
             case $words[1] in
                 ping) _gnt_ping ;;
                 traceroute) _gnt_traceroute ;;
+                mtu) _gnt_mtu ;;
                 iptrace) _gnt_iptrace ;;
+                drops) _gnt_drops ;;
                 ndisc) _gnt_ndisc ;;
                 rdisc) _gnt_rdisc ;;
                 ip6) _gnt_ip6 ;;
                 neigh) _gnt_neigh ;;
+                why) _gnt_why ;;
                 merge) _gnt_merge ;;
                 vxlan-csum) _gnt_vxlan_csum ;;
                 conntrack) _gnt_conntrack ;;
@@ -63,6 +66,7 @@ _gnt_ping() {
         '-f[Flood ping (root only).]' \
         '-p[Hex bytes to fill the data with.]:PATTERN: ' \
         '-m[Tag packets with this fwmark.]:MARK: ' \
+        '-M[Path MTU discovery\: do (set DF, never fragment), want (DF until a hop reports a smaller MTU, then fragment locally), dont (no DF).]:PMTUDISC: ' \
         '--json[One JSON object per line.]' \
         '(- *)'{-h,--help}'[Show the help and exit]' \
         '1::HOST: '
@@ -99,10 +103,40 @@ _gnt_traceroute() {
         '-n[Print addresses only (no reverse lookups).]' \
         '--paris[Keep the flow constant so ECMP routers use one path.]' \
         '--paths[Trace N flows and show every router of each hop.]:N: ' \
+        '(-F --dont-fragment)-F[Set DF on probes (the kernel'\''s cached PMTU ignored)\: a hop that cannot forward them answers !F-<mtu>.]' \
+        '(-F --dont-fragment)--dont-fragment[Set DF on probes (the kernel'\''s cached PMTU ignored)\: a hop that cannot forward them answers !F-<mtu>.]' \
+        '--mtu[Discover the MTU along the path\: probes shrink as hops report, the first at a new size is noted F=<mtu> (implies -F -N 1).]' \
         '--json[One JSON object per line (hop, summary).]' \
         '(- *)'{-h,--help}'[Show the help and exit]' \
         '1::HOST: ' \
         '2::PACKETLEN: '
+}
+
+_gnt_mtu() {
+    _arguments -s \
+        '-4[Use IPv4 only.]' \
+        '-6[Use IPv6 only.]' \
+        '(-U --udp)-U[UDP probes (the default)\: port unreachable answers.]' \
+        '(-U --udp)--udp[UDP probes (the default)\: port unreachable answers.]' \
+        '(-I --icmp)-I[ICMP echo probes (the ping socket).]' \
+        '(-I --icmp)--icmp[ICMP echo probes (the ping socket).]' \
+        '(-T --tcp)-T[TCP\: one full segment per size to an OPEN port (-p).]' \
+        '(-T --tcp)--tcp[TCP\: one full segment per size to an OPEN port (-p).]' \
+        '(-p --port)-p[UDP\: first destination port (33434); TCP\: an open port (80).]:PORT: ' \
+        '(-p --port)--port[UDP\: first destination port (33434); TCP\: an open port (80).]:PORT: ' \
+        '--min[Smallest size to test (default 68, 1280 for IPv6).]:BYTES: ' \
+        '--max[Largest size to test (default\: the local device MTU).]:BYTES: ' \
+        '(-w --wait)-w[Longest wait for an answer (less once round trips are known).]:SECONDS: ' \
+        '(-w --wait)--wait[Longest wait for an answer (less once round trips are known).]:SECONDS: ' \
+        '(-s --source)-s[Source address.]:SRC: ' \
+        '(-s --source)--source[Source address.]:SRC: ' \
+        '(-i --interface)-i[Send through IFACE.]:IFACE:_gnt_interfaces' \
+        '(-i --interface)--interface[Send through IFACE.]:IFACE:_gnt_interfaces' \
+        '--no-hop[Do not walk the TTLs to name the hop.]' \
+        '--overlay[Also judge every vxlan/geneve/wireguard device against its underlay MTU minus the encapsulation.]' \
+        '--json[One JSON object per line (mtu).]' \
+        '(- *)'{-h,--help}'[Show the help and exit]' \
+        '1::HOST: '
 }
 
 _gnt_iptrace() {
@@ -125,6 +159,23 @@ _gnt_iptrace() {
         '--backend[Trace with nftables or with iptables-legacy TRACE (auto\: by the node'\''s firewall).]:auto|nft|legacy: ' \
         '--from-log[Read a captured trace instead of tracing live.]:FILE|-:_files' \
         '--cleanup[Remove trace rules left by killed runs, and exit.]' \
+        '--json[One JSON object per line.]' \
+        '(- *)'{-h,--help}'[Show the help and exit]'
+}
+
+_gnt_drops() {
+    _arguments -s \
+        '(-I --interval)-I[Seconds per report block (quiet intervals print nothing).]:SECONDS: ' \
+        '(-I --interval)--interval[Seconds per report block (quiet intervals print nothing).]:SECONDS: ' \
+        '--duration[Stop after SECONDS.]:SECONDS: ' \
+        '(-c --count)-c[Stop after N matching drops.]:N: ' \
+        '(-c --count)--count[Stop after N matching drops.]:N: ' \
+        '--reason[Only these reasons (as the kernel names them).]:R\[,R...\]: ' \
+        '--exclude-reason[Not these reasons.]:R\[,R...\]: ' \
+        '--proto[Only these protocols\: ipv4, ipv6, arp, vlan, ... or an EtherType.]:P\[,P...\]: ' \
+        '--all[Also show NOT_SPECIFIED (hidden by default).]' \
+        '--list-reasons[List this kernel'\''s drop reasons and exit.]' \
+        '--cleanup[Remove instances left by killed runs, and exit.]' \
         '--json[One JSON object per line.]' \
         '(- *)'{-h,--help}'[Show the help and exit]'
 }
@@ -195,6 +246,26 @@ _gnt_neigh() {
         '(- *)'{-h,--help}'[Show the help and exit]'
 }
 
+_gnt_why() {
+    _arguments -s \
+        '(-p --proto)-p[Probe protocol (default\: tcp with a port, else icmp).]:tcp|udp|icmp: ' \
+        '(-p --proto)--proto[Probe protocol (default\: tcp with a port, else icmp).]:tcp|udp|icmp: ' \
+        '-4[IPv4 only.]' \
+        '-6[IPv6 only.]' \
+        '(-s --from)-s[Source address\: ours, or a host whose traffic this node forwards.]:SRC: ' \
+        '(-s --from)--from[Source address\: ours, or a host whose traffic this node forwards.]:SRC: ' \
+        '(-i --iif)-i[Interface the forwarded traffic arrives on.]:IFACE:_gnt_interfaces' \
+        '(-i --iif)--iif[Interface the forwarded traffic arrives on.]:IFACE:_gnt_interfaces' \
+        '(-m --mark)-m[fwmark the traffic carries.]:MARK: ' \
+        '(-m --mark)--mark[fwmark the traffic carries.]:MARK: ' \
+        '--watch[Passive\: observe the traffic instead of probing.]' \
+        '--duration[How long --watch observes.]:SECONDS: ' \
+        '--timeout[How long the probe waits (active).]:SECONDS: ' \
+        '--json[One JSON object per line\: check objects, then a verdict.]' \
+        '(- *)'{-h,--help}'[Show the help and exit]' \
+        '1:DEST\[\:PORT\]: '
+}
+
 _gnt_merge() {
     _arguments -s \
         '(-a --all)-a[List every node, not only those that need a look.]' \
@@ -227,8 +298,8 @@ _gnt_vxlan_csum() {
 
 _gnt_vxlan_csum_scan() {
     _arguments -s \
-        '(-r --pcap)-r[Read a pcap or pcapng file (- for stdin).]:PCAP:_files' \
-        '(-r --pcap)--pcap[Read a pcap or pcapng file (- for stdin).]:PCAP:_files' \
+        '(-r --pcap)-r[Read a pcap or pcapng file (- for stdin, or a pipe).]:PCAP:_files' \
+        '(-r --pcap)--pcap[Read a pcap or pcapng file (- for stdin, or a pipe).]:PCAP:_files' \
         '(-i --interface)-i[Capture live on this interface.]:INTERFACE:_gnt_interfaces' \
         '(-i --interface)--interface[Capture live on this interface.]:INTERFACE:_gnt_interfaces' \
         '(-p --port)-p[VXLAN UDP destination ports, comma-separated.]:PORT: ' \
@@ -237,6 +308,8 @@ _gnt_vxlan_csum_scan() {
         '(-c --count)--count[Stop after this many packets.]:COUNT: ' \
         '(-d --duration)-d[Live\: stop after this many seconds.]:DURATION: ' \
         '(-d --duration)--duration[Live\: stop after this many seconds.]:DURATION: ' \
+        '(-B --buffer)-B[Live\: capture ring size in MiB (default 64), for longer bursts.]:BUFFER: ' \
+        '(-B --buffer)--buffer[Live\: capture ring size in MiB (default 64), for longer bursts.]:BUFFER: ' \
         '--json[One JSON object per line\: flows, then a summary.]' \
         '(- *)'{-h,--help}'[Show the help and exit]'
 }
@@ -281,12 +354,18 @@ _gnt_conntrack_list() {
         '--dport[Original destination port.]:DPORT: ' \
         '--reply-src[Reply source address or CIDR (the real server after DNAT).]:REPLY-SRC: ' \
         '--reply-dst[Reply destination address or CIDR (the SNAT address).]:REPLY-DST: ' \
-        '--state[TCP/SCTP/DCCP state(s), comma-separated, e.g. ESTABLISHED.]:STATE: ' \
+        '--state[State(s) of the -p protocol (tcp, sctp, dccp), comma-separated.]:STATE: ' \
+        '(-u --status)-u[Status bits, comma-separated\: ASSURED, SEEN_REPLY, UNREPLIED, FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD, UNSET; !NAME for a clear bit.]:STATUS: ' \
+        '(-u --status)--status[Status bits, comma-separated\: ASSURED, SEEN_REPLY, UNREPLIED, FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD, UNSET; !NAME for a clear bit.]:STATUS: ' \
         '--mark[Connmark VALUE\[/MASK\] (decimal or 0x hex).]:MARK: ' \
-        '--zone[Conntrack zone.]:ZONE: ' \
-        '--snat[Only source-NATed entries.]' \
-        '--dnat[Only destination-NATed entries.]' \
-        '--nat[Only NATed entries (source or destination).]' \
+        '--zone[Conntrack zone (of either direction).]:ZONE: ' \
+        '--orig-zone[Zone of the original direction.]:ORIG-ZONE: ' \
+        '--reply-zone[Zone of the reply direction.]:REPLY-ZONE: ' \
+        '(-l --label)*-l[Connlabel(s) an entry must all carry (connlabel.conf names).]:LABEL: ' \
+        '(-l --label)*--label[Connlabel(s) an entry must all carry (connlabel.conf names).]:LABEL: ' \
+        '--snat[Only source-NATed entries (optionally to ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
+        '--dnat[Only destination-NATed entries (optionally to ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
+        '--nat[Only NATed entries, source or destination (optionally ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
         '-4[Only IPv4 entries.]' \
         '-6[Only IPv6 entries.]' \
         '(-o --output)-o[text (readable) or conntrack (conntrack -L lines).]:OUTPUT: ' \
@@ -307,12 +386,18 @@ _gnt_conntrack_watch() {
         '--dport[Original destination port.]:DPORT: ' \
         '--reply-src[Reply source address or CIDR (the real server after DNAT).]:REPLY-SRC: ' \
         '--reply-dst[Reply destination address or CIDR (the SNAT address).]:REPLY-DST: ' \
-        '--state[TCP/SCTP/DCCP state(s), comma-separated, e.g. ESTABLISHED.]:STATE: ' \
+        '--state[State(s) of the -p protocol (tcp, sctp, dccp), comma-separated.]:STATE: ' \
+        '(-u --status)-u[Status bits, comma-separated\: ASSURED, SEEN_REPLY, UNREPLIED, FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD, UNSET; !NAME for a clear bit.]:STATUS: ' \
+        '(-u --status)--status[Status bits, comma-separated\: ASSURED, SEEN_REPLY, UNREPLIED, FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD, UNSET; !NAME for a clear bit.]:STATUS: ' \
         '--mark[Connmark VALUE\[/MASK\] (decimal or 0x hex).]:MARK: ' \
-        '--zone[Conntrack zone.]:ZONE: ' \
-        '--snat[Only source-NATed entries.]' \
-        '--dnat[Only destination-NATed entries.]' \
-        '--nat[Only NATed entries (source or destination).]' \
+        '--zone[Conntrack zone (of either direction).]:ZONE: ' \
+        '--orig-zone[Zone of the original direction.]:ORIG-ZONE: ' \
+        '--reply-zone[Zone of the reply direction.]:REPLY-ZONE: ' \
+        '(-l --label)*-l[Connlabel(s) an entry must all carry (connlabel.conf names).]:LABEL: ' \
+        '(-l --label)*--label[Connlabel(s) an entry must all carry (connlabel.conf names).]:LABEL: ' \
+        '--snat[Only source-NATed entries (optionally to ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
+        '--dnat[Only destination-NATed entries (optionally to ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
+        '--nat[Only NATed entries, source or destination (optionally ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
         '-4[Only IPv4 entries.]' \
         '-6[Only IPv6 entries.]' \
         '(-e --events)-e[Events to show\: new, update, destroy (comma-separated).]:EVENTS: ' \

@@ -22,6 +22,9 @@ COMMAND_MODELS: dict[str, tuple[str, ...]] = {
     "ip6": ("gnt.ndisc.models",),
     "neigh": ("gnt.ndisc.models",),
     "merge": ("gnt.fleet.models",),
+    "drops": ("gnt.drops.models",),
+    "mtu": ("gnt.mtu.models",),
+    "why": ("gnt.why.models",),
 }
 
 
