@@ -72,7 +72,7 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("gnt neigh --watch -d 60", "Print neighbour state transitions for a minute."),
     ],
     "conntrack": [
-        ("gnt conntrack list --dnat -p tcp --dport 443", "Destination-NATed TCP connections to port 443."),
+        ("gnt conntrack list -p tcp --dport 443 --dnat", "Destination-NATed TCP connections to port 443."),
         ("gnt conntrack watch -e new,destroy -c 10", "The next ten new or destroyed connections."),
         ("gnt conntrack stats", "Per-CPU counters; insert_failed is the 5-second DNS delay."),
     ],
