@@ -128,7 +128,7 @@ def _param(click_param: Any, declared: Any) -> Param:
         default=_default(click_param, is_flag),
         choices=choices,
         completes=completes,
-        optional_value=bool(getattr(click_param, "_flag_needs_value", False)),
+        optional_value=metavar.startswith("["),  # `--dnat [ADDR[:PORT]]`: the value may be left out
     )
 
 

@@ -363,9 +363,9 @@ _gnt_conntrack_list() {
         '--reply-zone[Zone of the reply direction.]:REPLY-ZONE: ' \
         '(-l --label)*-l[Connlabel(s) an entry must all carry (connlabel.conf names).]:LABEL: ' \
         '(-l --label)*--label[Connlabel(s) an entry must all carry (connlabel.conf names).]:LABEL: ' \
-        '--snat[Only source-NATed entries (optionally to ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
-        '--dnat[Only destination-NATed entries (optionally to ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
-        '--nat[Only NATed entries, source or destination (optionally ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
+        '--snat[Only source-NATed entries (optionally to ADDR\[\:PORT\]).]:\[ADDR\[\:PORT\]\]: ' \
+        '--dnat[Only destination-NATed entries (optionally to ADDR\[\:PORT\]).]:\[ADDR\[\:PORT\]\]: ' \
+        '--nat[Only NATed entries, source or destination (optionally ADDR\[\:PORT\]).]:\[ADDR\[\:PORT\]\]: ' \
         '-4[Only IPv4 entries.]' \
         '-6[Only IPv6 entries.]' \
         '(-o --output)-o[text (readable) or conntrack (conntrack -L lines).]:OUTPUT: ' \
@@ -395,9 +395,9 @@ _gnt_conntrack_watch() {
         '--reply-zone[Zone of the reply direction.]:REPLY-ZONE: ' \
         '(-l --label)*-l[Connlabel(s) an entry must all carry (connlabel.conf names).]:LABEL: ' \
         '(-l --label)*--label[Connlabel(s) an entry must all carry (connlabel.conf names).]:LABEL: ' \
-        '--snat[Only source-NATed entries (optionally to ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
-        '--dnat[Only destination-NATed entries (optionally to ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
-        '--nat[Only NATed entries, source or destination (optionally ADDR\[\:PORT\]).]:ADDR\[\:PORT\]: ' \
+        '--snat[Only source-NATed entries (optionally to ADDR\[\:PORT\]).]:\[ADDR\[\:PORT\]\]: ' \
+        '--dnat[Only destination-NATed entries (optionally to ADDR\[\:PORT\]).]:\[ADDR\[\:PORT\]\]: ' \
+        '--nat[Only NATed entries, source or destination (optionally ADDR\[\:PORT\]).]:\[ADDR\[\:PORT\]\]: ' \
         '-4[Only IPv4 entries.]' \
         '-6[Only IPv6 entries.]' \
         '(-e --events)-e[Events to show\: new, update, destroy (comma-separated).]:EVENTS: ' \
