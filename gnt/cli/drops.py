@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from gnt.cli import check_duration, current_env, parse_seconds
+from gnt.cli.numbers import I64_MAX, click_int
 
 if TYPE_CHECKING:
     from gnt.drops import Interval
@@ -32,7 +33,8 @@ def drops(
     interval: str = typer.Option("1", "-I", "--interval", metavar="SECONDS",
                                  help="Seconds per report block (quiet intervals print nothing)."),
     duration: str | None = typer.Option(None, "--duration", metavar="SECONDS", help="Stop after SECONDS."),
-    count: int | None = typer.Option(None, "-c", "--count", metavar="N", help="Stop after N matching drops."),
+    count: int | None = typer.Option(None, "-c", "--count", metavar="N", help="Stop after N matching drops.",
+                                     click_type=click_int(1, I64_MAX)),
     reason: str | None = typer.Option(None, "--reason", metavar="R[,R...]",
                                             help="Only these reasons (as the kernel names them)."),
     exclude_reason: str | None = typer.Option(None, "--exclude-reason", metavar="R[,R...]",

@@ -6,6 +6,9 @@ import typer
 
 from gnt.cli import current_env, parse_seconds
 from gnt.cli.complete import complete_interface
+from gnt.cli.numbers import PORT_MAX, click_int
+
+IP_MAX_PACKET = 65535  # the largest IP packet without a jumbogram
 
 HELP = """Find the largest packet that reaches HOST, and why larger ones do not: "ok" (the local MTU
 reaches), "pmtu" (a hop reports a smaller MTU: which hop, what MTU), "black-hole" (larger sizes vanish
@@ -32,12 +35,12 @@ def mtu(
     udp: bool = typer.Option(False, "-U", "--udp", help="UDP probes (the default): port unreachable answers."),
     icmp: bool = typer.Option(False, "-I", "--icmp", help="ICMP echo probes (the ping socket)."),
     tcp: bool = typer.Option(False, "-T", "--tcp", help="TCP: one full segment per size to an OPEN port (-p)."),
-    port: int | None = typer.Option(None, "-p", "--port", metavar="PORT",
-                                       help="UDP: first destination port (33434); TCP: an open port (80)."),
-    min_size: int | None = typer.Option(None, "--min", metavar="BYTES",
-                                           help="Smallest size to test (default 68, 1280 for IPv6)."),
-    max_size: int | None = typer.Option(None, "--max", metavar="BYTES",
-                                           help="Largest size to test (default: the local device MTU)."),
+    port: int | None = typer.Option(None, "-p", "--port", metavar="PORT", click_type=click_int(1, PORT_MAX),
+                                    help="UDP: first destination port (33434); TCP: an open port (80)."),
+    min_size: int | None = typer.Option(None, "--min", metavar="BYTES", click_type=click_int(1, IP_MAX_PACKET),
+                                        help="Smallest size to test (default 68, 1280 for IPv6)."),
+    max_size: int | None = typer.Option(None, "--max", metavar="BYTES", click_type=click_int(1, IP_MAX_PACKET),
+                                        help="Largest size to test (default: the local device MTU)."),
     wait: str = typer.Option("1", "-w", "--wait", metavar="SECONDS",
                              help="Longest wait for an answer (less once round trips are known)."),
     source: str | None = typer.Option(None, "-s", "--source", metavar="SRC", help="Source address."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gnt.cli import MAX_SECONDS
 from gnt.cli.numbers import I64_MAX, PORT_MAX, int_value, shown
 from gnt.cli.table import Opt, fast_parse, parameters, with_signature
 from gnt.errors import ExitCode, GntError, UsageError
@@ -34,7 +35,8 @@ SCAN_OPTIONS: tuple[Opt, ...] = (  # typer's `scan` is built from this table; `f
     Opt(("--interface", "-i"), "interface", str, None, "Capture live on this interface.", interface=True),
     Opt(("--port", "-p"), "port", str, None, "VXLAN UDP destination ports, comma-separated.", "8472,4789"),
     Opt(("--count", "-c"), "count", int, None, "Stop after this many packets.", high=I64_MAX),
-    Opt(("--duration", "-d"), "duration", float, None, "Live: stop after this many seconds."),
+    Opt(("--duration", "-d"), "duration", float, None, "Live: stop after this many seconds.", low=0,
+        high=MAX_SECONDS),
     Opt(("--buffer", "-B"), "buffer", int, None, "Live: capture ring size in MiB (default 64), for longer bursts.",
         high=I64_MAX),
     Opt(("--json",), "json", bool, None, "One JSON object per line: flows, then a summary.", False),

@@ -157,7 +157,8 @@ def test_unknown_long_options_are_not_echoed_whole(words: tuple[str, ...]) -> No
     assert "characters" in line or "x" * 100 not in line
 
 
-FAST_TABLES = {("ping",): ("OPTIONS", ["198.18.0.1"]), ("conntrack", "list"): ("LIST_OPTIONS", [])}
+FAST_TABLES = {("ping",): ("OPTIONS", ["198.18.0.1"]), ("conntrack", "list"): ("LIST_OPTIONS", []),
+               ("vxlan-csum", "scan"): ("SCAN_OPTIONS", [])}
 FAST_NUMERIC = [(path, option) for path, (table, _operands) in FAST_TABLES.items()
                 for option in getattr(importlib.import_module(FAST_PATHS[path][0]), table)
                 if option.kind in (int, float)]
