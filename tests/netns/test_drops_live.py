@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from helpers.jsonl import records
 from helpers.netns import Chain, Namespace, Topology, sh
 
 pytestmark = pytest.mark.netns
@@ -331,7 +332,7 @@ def test_not_root_is_exit_2_with_a_hint(pair: tuple[Namespace, Namespace]) -> No
 def test_list_reasons_comes_from_the_kernel() -> None:
     result = subprocess.run(gnt_drops_argv("--list-reasons", "--json"), capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    reasons = {o["name"]: o["value"] for o in map(json.loads, result.stdout.splitlines())}
+    reasons = {o["name"]: o["value"] for o in records(result.stdout)}
     fmt = sh("unshare", "-m", "--propagation", "private", "sh", "-c",
              f"grep -q ' {TRACEFS} tracefs' /proc/mounts || mount -t tracefs nodev {TRACEFS}; "
              f"cat {TRACEFS}/events/skb/kfree_skb/format").stdout
