@@ -87,13 +87,17 @@ def flood(namespaces: list[str], seconds: float) -> None:
 
 
 def run_tracer(argv: list[str], namespaces: list[str], seconds: float, out_path: str,
-               stop: int = signal.SIGINT) -> tuple[float, int, str]:
-    """Start a tracer, flood, stop it; returns (its CPU seconds, drops made, its stderr)."""
+               stop: int = signal.SIGINT, idle: bool = False) -> tuple[float, int, str]:
+    """Start a tracer, flood (or with `idle`, wait as long), stop it; returns (its CPU seconds, drops
+    made, its stderr)."""
     with open(out_path, "w") as out, open(out_path + ".err", "w") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err)
         time.sleep(1.5)  # started and tracing
         before = noports(namespaces)
-        flood(namespaces, seconds)
+        if idle:
+            time.sleep(seconds)
+        else:
+            flood(namespaces, seconds)
         made = noports(namespaces) - before
         time.sleep(1.0)  # let it read what is buffered
         proc.send_signal(stop)
@@ -146,23 +150,25 @@ def main() -> int:
 
         # gnt
         gnt_out = os.path.join(tmp, "gnt.json")
-        cpu, made, _ = run_tracer([*shlex.split(args.gnt), "drops", "--reason", "NO_SOCKET", "--json"],
-                                    namespaces, args.seconds, gnt_out)
+        gnt_argv = [*shlex.split(args.gnt), "drops", "--reason", "NO_SOCKET", "--json"]
+        idle_cpu, _, _ = run_tracer(gnt_argv, namespaces, args.seconds, gnt_out, idle=True)
+        cpu, made, _ = run_tracer(gnt_argv, namespaces, args.seconds, gnt_out)
         with open(gnt_out) as f:
             summary = [o for o in map(json.loads, f) if o.get("type") == "summary"][-1]
-        results.append({"tracer": "gnt drops", "cpu": cpu, "made": made, "reported": summary["total"],
-                        "lost": summary["lost"]})
+        results.append({"tracer": "gnt drops", "cpu": cpu, "idle": idle_cpu, "made": made,
+                        "reported": summary["total"], "lost": summary["lost"]})
 
         # perf record
         perf_data = os.path.join(tmp, "perf.data")
-        cpu, made, _ = run_tracer(["perf", "record", "-q", "-e", "skb:kfree_skb", "--filter",
-                                     f"reason == {no_socket}", "-a", "-o", perf_data],
-                                    namespaces, args.seconds, os.path.join(tmp, "perf.out"))
+        perf_argv = ["perf", "record", "-q", "-e", "skb:kfree_skb", "--filter", f"reason == {no_socket}", "-a",
+                     "-o", perf_data]
+        idle_cpu, _, _ = run_tracer(perf_argv, namespaces, args.seconds, os.path.join(tmp, "perf.out"), idle=True)
+        cpu, made, _ = run_tracer(perf_argv, namespaces, args.seconds, os.path.join(tmp, "perf.out"))
         stats = subprocess.run(["perf", "report", "-i", perf_data, "--stats"], capture_output=True, text=True)
         text = stats.stdout + stats.stderr
         samples = re.search(r"SAMPLE events:\s+(\d+)", text)
         lost = sum(int(n) for n in re.findall(r"LOST(?:_SAMPLES)? events:\s+(\d+)", text))
-        results.append({"tracer": "perf record", "cpu": cpu, "made": made,
+        results.append({"tracer": "perf record", "cpu": cpu, "idle": idle_cpu, "made": made,
                         "reported": int(samples.group(1)) if samples else 0, "lost": lost})
 
         # cat trace_pipe of an instance with the same filter
@@ -174,24 +180,31 @@ def main() -> int:
         with open(f"{instance}/events/skb/kfree_skb/enable", "w") as f:
             f.write("1")
         cat_out = os.path.join(tmp, "cat.txt")
+        idle_cpu, _, _ = run_tracer(["cat", f"{instance}/trace_pipe"], namespaces, args.seconds, cat_out,
+                                    stop=signal.SIGTERM, idle=True)
         cpu, made, _ = run_tracer(["cat", f"{instance}/trace_pipe"], namespaces, args.seconds, cat_out,
                                     stop=signal.SIGTERM)
         with open(cat_out, "rb") as f:
             lines = sum(1 for _ in f)
-        results.append({"tracer": "cat trace_pipe", "cpu": cpu, "made": made, "reported": lines,
+        results.append({"tracer": "cat trace_pipe", "cpu": cpu, "idle": idle_cpu, "made": made, "reported": lines,
                         "lost": instance_lost(instance)})
 
         print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
-        print(f"{'tracer':<16} {'drops/s made':>12} {'reported':>10} {'lost':>9} {'cpu s':>7} {'cpu %':>6}")
+        print(f"{'tracer':<16} {'drops/s made':>12} {'reported':>10} {'lost':>9} {'cpu s':>7} {'idle s':>7} "
+              f"{'flood s':>7} {'us/event':>8}")
         for r in results:
             made_rate = int(r["made"]) / args.seconds  # type: ignore[call-overload]
-            share = 100 * float(r["cpu"]) / (args.seconds + 2.5)  # type: ignore[arg-type]
+            flood_cpu = float(r["cpu"]) - float(r["idle"])  # type: ignore[arg-type]
+            per_event = 1e6 * flood_cpu / max(int(r["reported"]), 1)  # type: ignore[call-overload]
             print(f"{r['tracer']:<16} {made_rate:>12.0f} {r['reported']:>10} {r['lost']:>9} "
-                  f"{float(r['cpu']):>7.2f} {share:>5.1f}%")  # type: ignore[arg-type]
-        gnt_cpu = float(results[0]["cpu"])  # type: ignore[arg-type]
+                  f"{float(r['cpu']):>7.2f} {float(r['idle']):>7.2f} {flood_cpu:>7.2f} {per_event:>8.2f}")  # type: ignore[arg-type]
+        gnt = results[0]
         for r in results[1:]:
-            print(f"gnt CPU / {r['tracer']} CPU = {gnt_cpu / max(float(r['cpu']), 1e-6):.2f}")  # type: ignore[arg-type]
-        print("(cpu % is of the tracer's whole run: the flood plus 2.5 s of start and drain)")
+            total = float(gnt["cpu"]) / max(float(r["cpu"]), 1e-6)  # type: ignore[arg-type]
+            extra = (float(gnt["cpu"]) - float(gnt["idle"])) / max(float(r["cpu"]) - float(r["idle"]), 1e-6)  # type: ignore[arg-type]
+            print(f"gnt / {r['tracer']}: CPU {total:.2f}, CPU the flood added {extra:.2f}")
+        print("(cpu s: the whole run, flood plus 2.5 s of start and drain; idle s: the same run without a flood;"
+              " flood s: the difference)")
     finally:
         with contextlib.suppress(OSError), open(f"{instance}/events/skb/kfree_skb/enable", "w") as f:
             f.write("0")
