@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_MOUNTPOINT = "/sys/kernel/tracing"  # where tracefs lives since 4.1
 DEBUGFS_TRACING = "/sys/kernel/debug/tracing"  # the older place, under a mounted debugfs
-LOCK_PATH = "/run/gnt-tracefs.lock"  # serialises mount/unmount decisions between gnt processes
+LOCK_PATH = "/sys/kernel"  # flock()ed (a directory: no lock file left behind) around mount decisions
 MOUNT_RECORDS = "/run/gnt-tracefs.{namespace}.mount"  # who mounted tracefs in a mount namespace
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8  # mount flags (linux/mount.h), as systemd mounts tracefs
 MOUNT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
@@ -103,9 +103,9 @@ def unmount_tracefs(target: str) -> int:
 @contextlib.contextmanager
 def _mount_lock() -> Iterator[None]:
     try:
-        fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(LOCK_PATH, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
-        yield  # no /run: decide without the lock
+        yield  # no sysfs: decide without the lock
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
