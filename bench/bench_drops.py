@@ -3,14 +3,15 @@
 
 Run as root:  python3 bench/bench_drops.py [--seconds 5] [--senders 2] [--gnt "python -m gnt"]
 
-Two throw-away namespaces each flood UDP datagrams to a closed port on their loopback (sendmmsg,
-512 datagrams per call) for SECONDS while one tracer runs; the flood is repeated for each tracer in
-turn, in the same run. Every tracer is given the same kernel filter (reason == NO_SOCKET):
+Each of N sender namespaces floods one receiver namespace over a veth with UDP datagrams to a closed
+port (Ethernet frames with explicit MACs, sendmmsg of 512 per call on a packet socket, so the CPU goes
+to the receiving stack that drops them) for SECONDS while one tracer runs; the flood is repeated for
+each tracer in turn, in the same run. Every tracer is given the same kernel filter (reason == NO_SOCKET):
 - gnt drops --reason NO_SOCKET --json (its summary: drops counted and events lost);
 - perf record -e skb:kfree_skb --filter 'reason == N' -a (its samples and LOST events);
 - cat of a tracefs instance's trace_pipe with the same filter (its lines; lost from the instance's
   per-CPU stats).
-The drops made are counted independently from the namespaces' own Udp NoPorts counters. Reported per
+The drops made are counted independently from the receiver namespaces' own Udp NoPorts counters. Reported per
 tracer: drops made per second, events it reported, events it says it lost, its CPU time (user+sys from
 wait4) as a share of the flood's seconds, and gnt's CPU as a ratio to each peer. The script runs
 itself in a private mount namespace (tracefs is mounted there if needed; nothing is left mounted) and
@@ -27,6 +28,8 @@ import os
 import re
 import shlex
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -35,8 +38,10 @@ import time
 TRACEFS = "/sys/kernel/tracing"
 PORT = 9  # UDP discard: nothing listens in the namespaces
 
+# Runs in a sender namespace: argv = seconds, interface, frame (hex). sendmmsg of 512 frames per call on
+# a packet socket: the drops then cost the receiver's stack only, not a UDP send path as well.
 FLOOD = r"""
-import ctypes, socket, struct, sys, time
+import ctypes, socket, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
 class iovec(ctypes.Structure):
     _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
@@ -47,23 +52,35 @@ class msghdr(ctypes.Structure):
 class mmsghdr(ctypes.Structure):
     _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
 N = 512
-addr = ctypes.create_string_buffer(struct.pack("<HH4s8x", socket.AF_INET, socket.htons(PORT),
-                                               socket.inet_aton("127.0.0.1")), 16)
-payload = ctypes.create_string_buffer(b"x", 1)
-iov = iovec(ctypes.cast(payload, ctypes.c_void_p), 1)
+frame = bytes.fromhex(sys.argv[3])
+payload = ctypes.create_string_buffer(frame, len(frame))
+iov = iovec(ctypes.cast(payload, ctypes.c_void_p), len(frame))
 msgs = (mmsghdr * N)()
 for m in msgs:
-    m.hdr.name = ctypes.cast(addr, ctypes.c_void_p)
-    m.hdr.namelen = 16
     m.hdr.iov = ctypes.pointer(iov)
     m.hdr.iovlen = 1
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[2], 0))
 fd = s.fileno()
 end = time.monotonic() + float(sys.argv[1])
 while time.monotonic() < end:
     if libc.sendmmsg(fd, msgs, N, 0) < 0:
         raise OSError(ctypes.get_errno(), "sendmmsg")
-""".replace("PORT", str(PORT))
+"""
+TX_MAC, RX_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"  # explicit MACs of the veth ends
+TX_IP, RX_IP = "198.18.100.1", "198.18.100.2"
+
+
+def udp_frame() -> bytes:
+    """Ethernet/IPv4/UDP from TX to RX port PORT, one byte of payload, right checksums (UDP 0: none)."""
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 29, 0, 0x4000, 64, 17, 0, socket.inet_aton(TX_IP),
+                         socket.inet_aton(RX_IP))
+    total = sum(struct.unpack("!10H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    header = header[:10] + struct.pack("!H", ~total & 0xFFFF) + header[12:]
+    macs = bytes.fromhex(RX_MAC.replace(":", "") + TX_MAC.replace(":", ""))
+    return macs + b"\x08\x00" + header + struct.pack("!HHHH", 40000, PORT, 9, 0) + b"x"
 
 
 def sh(*argv: str, check: bool = True) -> str:
@@ -80,8 +97,10 @@ def noports(namespaces: list[str]) -> int:
 
 
 def flood(namespaces: list[str], seconds: float) -> None:
-    procs = [subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", FLOOD, str(seconds)])
-             for ns in namespaces]
+    """Every sender namespace floods its receiver at once; `namespaces` are the receivers."""
+    frame = udp_frame().hex()
+    procs = [subprocess.Popen(["ip", "netns", "exec", ns.replace("-rx", "-tx"), sys.executable, "-c", FLOOD,
+                               str(seconds), "eth0", frame]) for ns in namespaces]
     for p in procs:
         p.wait()
 
@@ -136,14 +155,21 @@ def main() -> int:
                                 "--in-private-mounts"])
     if not os.path.isfile(f"{TRACEFS}/trace"):
         sh("mount", "-t", "tracefs", "nodev", TRACEFS)
-    namespaces = [f"gnt-bench-drops-{os.getpid()}-{i}" for i in range(args.senders)]
+    namespaces = [f"gnt-bench-drops-{os.getpid()}-{i}-rx" for i in range(args.senders)]
     tmp = tempfile.mkdtemp(prefix="gnt-bench-drops-")
     instance = f"{TRACEFS}/instances/gnt_bench_cat_{os.getpid()}"
     results: list[dict[str, object]] = []
     try:
         for ns in namespaces:
+            tx = ns.replace("-rx", "-tx")
             sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "netns", "add", tx)
+            sh("ip", "link", "add", "eth0", "netns", tx, "address", TX_MAC, "type", "veth", "peer", "name", "eth0",
+               "netns", ns, "address", RX_MAC)
+            for name in (ns, tx):
+                sh("ip", "-n", name, "link", "set", "lo", "up")
+                sh("ip", "-n", name, "link", "set", "eth0", "up")
+            sh("ip", "-n", ns, "addr", "add", f"{RX_IP}/24", "dev", "eth0")
         no_socket = reason_value("NO_SOCKET")
         print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
               f"{os.cpu_count()} CPUs, {args.senders} senders x {args.seconds} s")
@@ -212,6 +238,7 @@ def main() -> int:
             os.rmdir(instance)
         for ns in namespaces:
             sh("ip", "netns", "del", ns, check=False)
+            sh("ip", "netns", "del", ns.replace("-rx", "-tx"), check=False)
         sh("rm", "-rf", tmp, check=False)
     return 0
 
