@@ -655,6 +655,6 @@ def test_fused_listing_equals_the_general_path(lb: LoadBalancer, fmt: tuple[str,
 
     fused, general, trusted = lines(), lines("--zone", "0"), lines("--mark", "0/0")
     zoned = [line for line in fused if "zone=5" in line or '"zone": 5' in line]
-    assert len(zoned) == 1 and len(fused) >= 2005
+    assert len(zoned) == 1 and len(fused) >= 2004
     assert [line for line in fused if line not in zoned] == general
     assert trusted == fused
