@@ -139,8 +139,9 @@ def fast_list(argv: list[str]) -> dict[str, Any] | None:
 def run_list(values: dict[str, Any], env: Environment) -> int:
     """`gnt conntrack list` with parsed option values; returns the exit code."""
     from gnt.conntrack import list_entries
+    from gnt.conntrack.entries import FusedLines
     from gnt.conntrack.models import ListSummary
-    from gnt.output import make_renderer, write
+    from gnt.output import JsonRenderer, TextRenderer, make_renderer, write
     from gnt.output.env import Environment
     from gnt.output.text.conntrack import fused_lines, make_formatter
 
@@ -151,10 +152,12 @@ def run_list(values: dict[str, Any], env: Environment) -> int:
     renderer = make_renderer(batched, json=values["json"], formatter=make_formatter(mode))
     # Entries come as batches of formatted lines (the format's fused form, see list_entries) and
     # are written a batch at a time: the renderer's per-object write and flush would cost more
-    # than the formatting. The summary goes through the renderer.
-    lines = fused_lines(mode)
-    if values["json"]:
-        from gnt.conntrack.entries import FusedLines
+    # than the formatting. The summary goes through the renderer; and every entry does when the
+    # renderer is not a plain text or JSON one (one that also looks at the objects).
+    lines: FusedLines | None = fused_lines(mode)
+    if not isinstance(renderer, (TextRenderer, JsonRenderer)):
+        lines = None
+    elif values["json"]:
         from gnt.output.json import ENTRY_JSON_HELPERS, encode, entry_json_render
 
         lines = FusedLines(render=entry_json_render, helpers=ENTRY_JSON_HELPERS, general=encode)
