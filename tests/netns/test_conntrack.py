@@ -524,7 +524,7 @@ def test_watch_counts_lost_events_and_keeps_running(lb: LoadBalancer) -> None:
     assert len(out.splitlines()) == 5 and all(line.lstrip().startswith("[") for line in out.splitlines())
 
 
-def test_watch_estimates_the_events_lost(lb: LoadBalancer) -> None:
+def test_watch_counts_the_events_lost(lb: LoadBalancer) -> None:
     """ENOBUFS says that events were lost; the summary says how many (new events here: every flow
     made while the reader was stopped is one new entry, so the truth is known)."""
     watch = lb.lb.gnt_popen("conntrack", "watch", "-e", "new", "-p", "udp", "--json", "-b", "4096",
