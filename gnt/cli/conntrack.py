@@ -138,68 +138,41 @@ def fast_list(argv: list[str]) -> dict[str, Any] | None:
     return values
 
 
-WRITE_BATCH = 512  # entries formatted per write: a write per entry costs more than the formatting
-
-
 def run_list(values: dict[str, Any], env: Environment) -> int:
     """`gnt conntrack list` with parsed option values; returns the exit code."""
     from gnt.conntrack import list_entries
-    from gnt.conntrack.models import Entry, ListSummary
-    from gnt.output import make_renderer, write
+    from gnt.conntrack.entries import FusedLines
+    from gnt.conntrack.models import ListSummary
+    from gnt.output import JsonRenderer, TextRenderer, make_renderer, write
     from gnt.output.env import Environment
-    from gnt.output.json import encode
     from gnt.output.text.conntrack import fused_lines, make_formatter
 
     mode = _output_mode(values["output"], values["json"])
     flt = build_filter(**{name: values[name] for name in FILTER_FIELDS})
     out = _BatchedStream(env.stdout)
     batched = Environment(stdout=out, stderr=env.stderr, stdin=env.stdin, debug=env.debug, argv=env.argv)  # type: ignore[arg-type]
-    formatter = make_formatter(mode)
-    renderer = make_renderer(batched, json=values["json"], formatter=formatter)
-    # Entries are formatted here in batches and written at once (the renderer's per-object write
-    # and flush cost more than the formatting); the first goes through the renderer, so whatever
-    # it writes ahead of a stream's first object comes first. Everything else goes through it.
-    line_of = encode if values["json"] else formatter
-    pending: list[str] = []
-    first = True
+    renderer = make_renderer(batched, json=values["json"], formatter=make_formatter(mode))
+    # Entries come as batches of formatted lines (the format's fused form, see list_entries) and
+    # are written a batch at a time: the renderer's per-object write and flush would cost more
+    # than the formatting. The summary goes through the renderer; and every entry does when the
+    # renderer is not a plain text or JSON one (one that also looks at the objects).
+    lines: FusedLines | None = fused_lines(mode)
+    if not isinstance(renderer, (TextRenderer, JsonRenderer)):
+        lines = None
+    elif values["json"]:
+        from gnt.output.json import ENTRY_JSON_HELPERS, encode, entry_json_render
+
+        lines = FusedLines(render=entry_json_render, helpers=ENTRY_JSON_HELPERS, general=encode)
     obj: object = None
     try:
-        lines = fused_lines(mode)
-        if values["json"]:
-            from gnt.conntrack.entries import FusedLines
-            from gnt.output.json import ENTRY_JSON_HELPERS, entry_json_render
-
-            lines = FusedLines(render=entry_json_render, helpers=ENTRY_JSON_HELPERS, general=encode)
         for obj in list_entries(flt, lines):
-            if type(obj) is str and not first:
-                pending.append(obj)
-                if len(pending) >= WRITE_BATCH:
-                    write(out, "\n".join(pending) + "\n")  # type: ignore[arg-type]
-                    pending.clear()
+            if type(obj) is list:
+                write(out, "\n".join(obj) + "\n")  # type: ignore[arg-type]
                 continue
-            if type(obj) is str:
-                write(out, obj + "\n")  # type: ignore[arg-type]  # already formatted: the renderer's own format
-                first = False
-                continue
-            if type(obj) is Entry and not first:
-                pending.append(line_of(obj))  # type: ignore[arg-type]
-                if len(pending) >= WRITE_BATCH:
-                    write(out, "\n".join(pending) + "\n")  # type: ignore[arg-type]
-                    pending.clear()
-                continue
-            if pending:
-                write(out, "\n".join(pending) + "\n")  # type: ignore[arg-type]
-                pending.clear()
             if type(obj) is ListSummary:
                 out.flush_now()  # the entries before the summary on stderr
             renderer.emit(obj)
-            first = False
     finally:
-        if pending:
-            try:
-                write(out, "\n".join(pending) + "\n")  # type: ignore[arg-type]
-            finally:
-                out.flush_now()
         out.flush_now()
     summary = obj if isinstance(obj, ListSummary) else None
     if summary is not None and summary.filtered and summary.shown == 0:
