@@ -154,7 +154,7 @@ def test_json_lines(chain: Chain) -> None:
     assert all(p["address"] is None and p["rtt_ms"] is None for p in objects[1]["probes"])
     assert {p["address"] for p in objects[2]["probes"]} == {addr["r3"]}
     assert objects[4] == {"type": "summary", "destination": addr["h2"], "address": addr["h2"],
-                          "reached": True, "hops": 4, "method": "icmp"}
+                          "reached": True, "hops": 4, "method": "icmp", "interrupted": False}
 
 
 def test_hops_stream_before_the_trace_ends(chain: Chain) -> None:
