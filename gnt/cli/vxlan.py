@@ -138,6 +138,9 @@ def register(app: typer.Typer) -> None:
             renderer.emit(summary)
             for finding in findings:
                 renderer.emit(finding)
+        if summary.unchecked and not summary.at_risk:
+            raise GntError(f"could not check {', '.join(summary.unchecked)}: the NAT rules could not be read",
+                           hint="run the audit as root (iptables-save and nft need CAP_NET_ADMIN)")
         return int(ExitCode.NEGATIVE if summary.at_risk else ExitCode.OK)
 
     app.add_typer(sub, name="vxlan-csum")

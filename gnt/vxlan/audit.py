@@ -361,6 +361,9 @@ def evaluate(facts: NodeFacts, errors_after: dict[str, int] | None = None) -> tu
         if csum_findings:
             reasons.append("UDP checksum errors counted")
         verdict = f"AT RISK: {'; '.join(reasons)} ({len(findings)} finding{'s' if len(findings) != 1 else ''})."
+    elif unchecked:  # a check that could not run is not a pass, nor a "not at risk"
+        verdict = (f"NOT CHECKED: {', '.join(sorted(unchecked))} could not be checked (the NAT rules are "
+                   f"unreadable); {len(findings) or 'no'} other finding{'s' if len(findings) != 1 else ''}.")
     elif findings:
         verdict = (f"not at risk, but {len(findings)} finding{'s' if len(findings) != 1 else ''} "
                    "worth fixing (one ingredient of the bug without the other).")
@@ -375,7 +378,7 @@ def evaluate(facts: NodeFacts, errors_after: dict[str, int] | None = None) -> tu
         notes.append("no VXLAN devices in this network namespace")
     return findings, AuditSummary(
         kernel=facts.kernel, checks=list(CHECKS), passed=passed, findings=len(findings), at_risk=at_risk,
-        verdict=verdict, notes=notes,
+        verdict=verdict, notes=notes, unchecked=sorted(unchecked),
     )
 
 

@@ -104,3 +104,4 @@ class AuditSummary:
     at_risk: bool
     verdict: str
     notes: list[str] = field(default_factory=list)  # what could not be checked, and why
+    unchecked: list[str] = field(default_factory=list)  # checks that could not run (rules unreadable)

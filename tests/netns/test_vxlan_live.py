@@ -182,10 +182,16 @@ def test_audit_as_unprivileged_user_says_what_it_could_not_check(pair: tuple[Nam
     rx.ip("link", "add", "flannel.1", "type", "vxlan", "id", "1", "dstport", "8472", "noudpcsum",
           "local", "198.18.100.2")
     result = rx.gnt("vxlan-csum", "audit", "--json", user="nobody")
-    assert result.returncode == 0, result.stderr
+    # A check that could not run is not OK: the report, then one error line and the hint, exit 2.
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "gnt vxlan-csum: could not check masquerade-random-fully-without-unmark: the NAT rules could not be read",
+        "gnt vxlan-csum: hint: run the audit as root (iptables-save and nft need CAP_NET_ADMIN)"]
     assert [o["id"] for o in objects(result.stdout, "finding")] == ["vxlan-tx-csum-offload"]  # no privilege needed
     summary = objects(result.stdout, "audit")[0]
     assert "masquerade-random-fully-without-unmark" not in summary["passed"]
+    assert summary["unchecked"] == ["masquerade-random-fully-without-unmark"]
+    assert summary["verdict"].startswith("NOT CHECKED") and summary["at_risk"] is False
     assert any("run the audit as root" in n for n in summary["notes"])
 
 

@@ -92,8 +92,8 @@ def test_a_closed_stdout_is_not_reused_by_a_socket() -> None:
 def test_ctrl_c_at_any_moment_of_start_up_is_130_without_a_traceback(entry: str) -> None:
     """SIGINT at random moments of the first 80 ms. Once gnt's own code runs (gnt/__main__.py installs
     the policy first thing), the end is exit 130 and at most one line. Before that the interpreter
-    and the launcher run (Python's init, site, the pip wrapper's `import re`); a traceback whose
-    frames are all outside gnt/ comes from there and is counted, not failed (see the closing note)."""
+    and the launcher run (Python's init, site, the pip wrapper's `import re`); a KeyboardInterrupt
+    report whose frames are all outside gnt/ comes from there, not from gnt, and is passed over."""
     rng = random.Random(18)
     handled = 0
     for _ in range(40):
@@ -103,7 +103,7 @@ def test_ctrl_c_at_any_moment_of_start_up_is_130_without_a_traceback(entry: str)
         time.sleep(rng.uniform(0, 0.08))
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
-        if "Traceback" in err:
+        if "KeyboardInterrupt" in err:  # the interpreter's own report (a traceback, or a fatal error in init)
             frames = re.findall(r'File "([^"]+)"', err)
             assert not any(frame.startswith(PACKAGE) for frame in frames), err
             continue
