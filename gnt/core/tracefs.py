@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_MOUNTPOINT = "/sys/kernel/tracing"  # where tracefs lives since 4.1
 DEBUGFS_TRACING = "/sys/kernel/debug/tracing"  # the older place, under a mounted debugfs
-LOCK_PATH = "/run/gnt-tracefs.lock"  # serialises mount/unmount decisions between gnt processes
+LOCK_PATH = "/sys/kernel"  # flock()ed (a directory: no lock file left behind) around mount decisions
 MOUNT_RECORDS = "/run/gnt-tracefs.{namespace}.mount"  # who mounted tracefs in a mount namespace
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8  # mount flags (linux/mount.h), as systemd mounts tracefs
 MOUNT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
@@ -103,9 +103,9 @@ def unmount_tracefs(target: str) -> int:
 @contextlib.contextmanager
 def _mount_lock() -> Iterator[None]:
     try:
-        fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(LOCK_PATH, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
-        yield  # no /run: decide without the lock
+        yield  # no sysfs: decide without the lock
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -160,11 +160,13 @@ def _write_mount_record(path: str) -> None:
 def _release_stale_mounts(owner_prefix: str) -> bool:
     """Unmount a tracefs that a gnt process mounted in this mount namespace and did not unmount, once
     that process is gone and no live gnt instance of this namespace remains; only that very mount.
-    Records of dead owners in other namespaces are dropped (their mounts went with them or are not
-    ours to reach). Call with the mount lock held."""
+    The record of a dead owner in another namespace is dropped only when no process is left in that
+    namespace (its mount went with it). Call with the mount lock held."""
     here = _record_path(_mount_namespace())
     done = False
     for record in glob.glob(MOUNT_RECORDS.format(namespace="*")):
+        if record != here and _namespace_in_use(record):
+            continue  # a gnt there will judge it
         try:
             with open(record) as f:
                 pid_text, started_text, mount_id, path = f.read().split()
@@ -180,6 +182,20 @@ def _release_stale_mounts(owner_prefix: str) -> bool:
         with contextlib.suppress(OSError):
             os.unlink(record)
     return done
+
+
+def _namespace_in_use(record: str) -> bool:
+    """Some process is still in the mount namespace a record (by its file name) was written in."""
+    digits = re.sub(r"\D", "", os.path.basename(record))
+    wanted = f"mnt:[{digits}]"
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/mnt") == wanted:
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def _live_instances(root: str, owner_prefix: str) -> list[str]:

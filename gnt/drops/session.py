@@ -33,7 +33,7 @@ BUFFER_KB = 2048  # per-CPU ring of our instance: ~45k events at 44 bytes each
 READ_PERIOD = 0.1  # seconds between reads of the buffers: a 2 MiB ring holds ~0.4 s of a 100k/s flood
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # blocked while kernel state is undone
 
-Key = tuple[int, int, int, int]  # (event id, location, protocol, reason) as read from the buffer
+Key = tuple[int, ...]  # event id, location, protocol, reason as read from the buffer (in offset order)
 
 
 def require_privilege() -> None:
@@ -178,7 +178,7 @@ class DropSession:
         self._symbolize = symbolize or Symbolizer()
         fields = fmt.fields
         self._event_id = fmt.id
-        self._key = self._key_struct(fields)
+        self._key, self._slots = self._key_struct(fields)
         self._counts: dict[Key, int] = {}
         self._started = time.time()
         self._started_mono = time.monotonic()
@@ -190,19 +190,21 @@ class DropSession:
         self._totals: dict[str, ReasonTotal] = {}
 
     @staticmethod
-    def _key_struct(fields: dict[str, tracefs.Field]) -> struct.Struct:
-        """One unpack for (common_type, location, protocol, reason) at their offsets in this kernel."""
+    def _key_struct(fields: dict[str, tracefs.Field]) -> tuple[struct.Struct, tuple[int, ...]]:
+        """One unpack of (common_type, location, protocol, reason) at their offsets in this kernel, in
+        offset order, and where each of the four lands in the unpacked tuple."""
         sizes = {1: "B", 2: "H", 4: "I", 8: "Q"}
         wanted = [fields["common_type"], fields["location"], fields["protocol"], fields["reason"]]
-        order = sorted(range(len(wanted)), key=lambda i: wanted[i].offset)
-        if order != list(range(len(wanted))):
-            raise UnavailableError("unexpected skb:kfree_skb layout (fields out of order)")
+        if any(f.size not in sizes for f in wanted):
+            raise UnavailableError("unexpected skb:kfree_skb layout (field sizes)")
+        in_order = sorted(wanted, key=lambda f: f.offset)
         fmt, pos = "<", 0
-        for f in wanted:
-            fmt += f"{f.offset - pos}x" if f.offset > pos else ""
-            fmt += sizes[f.size]
+        for f in in_order:
+            if f.offset < pos:
+                raise UnavailableError("unexpected skb:kfree_skb layout (overlapping fields)")
+            fmt += (f"{f.offset - pos}x" if f.offset > pos else "") + sizes[f.size]
             pos = f.offset + f.size
-        return struct.Struct(fmt)
+        return struct.Struct(fmt), tuple(in_order.index(f) for f in wanted)
 
     def poll(self) -> int:
         """Read every event waiting in the buffers now; returns how many."""
@@ -225,7 +227,10 @@ class DropSession:
         interval = Interval(start=self._interval_start, end=now, lost=lost_total - self._lost_seen)
         self._lost_seen = lost_total
         self.lost = lost_total
-        for (event_id, location, protocol, code), count in self._counts.items():
+        at_type, at_location, at_protocol, at_reason = self._slots
+        for key, count in self._counts.items():
+            event_id, location = key[at_type], key[at_location]
+            protocol, code = key[at_protocol], key[at_reason]
             if event_id != self._event_id:
                 continue
             reason = self.reasons.get(code, str(code))

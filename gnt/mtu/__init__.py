@@ -77,19 +77,25 @@ def discover(host: str, protocol: str = "udp", family: int = socket.AF_UNSPEC, p
     return result
 
 def _egress(address: str) -> tuple[str | None, OverlayFinding | None]:
-    """The name of the device toward `address`, and its overlay judgement when it is an overlay."""
+    """The name of the device toward `address`, and its overlay judgement when it is an overlay.
+
+    The route and link come from a lean rtnetlink query; pyroute2 (slow to import) is loaded only
+    to judge an overlay device.
+    """
     from gnt.mtu import overlay as ov
 
+    found = ov.egress_link(address)
+    if found is None:
+        return None, None
+    index, name, kind, _mtu = found
+    if kind not in ov.KINDS:
+        return name, None
     try:
         all_links = ov.links()
-        link = ov.egress(address, all_links)
     except (ImportError, OSError):
-        return None, None
-    if link is None:
-        return None, None
-    if link.kind in ov.KINDS:
-        return link.name, ov.judge(link, all_links)
-    return link.name, None
+        return name, None
+    return name, ov.judge(all_links[index], all_links) if index in all_links else None
+
 
 def _prober(options: MtuOptions, protocol: str, family: int, address: str):  # type: ignore[no-untyped-def]
     from gnt.mtu.probers import MethodProber, TcpProber

@@ -11,10 +11,27 @@ when the caller has one. Read-only: nothing on the node changes.
 from __future__ import annotations
 
 import socket
+import struct
 from dataclasses import dataclass
 from typing import Any
 
+from gnt.core.netlink import NLA, NLA_TYPE_MASK, NLM_F_REQUEST, NLMSG_ERROR, NLMSGERR, NLMSGHDR, iter_attrs
 from gnt.mtu.models import OverlayFinding
+
+# rtnetlink (include/uapi/linux/rtnetlink.h, if_link.h): the route and link of one destination,
+# read without pyroute2 so a plain `gnt mtu` does not pay for importing it.
+NETLINK_ROUTE = 0  # the rtnetlink protocol
+RTM_GETLINK = 18  # get one link by ifindex
+RTM_GETROUTE = 26  # resolve a route (like `ip route get`)
+RTMSG = struct.Struct("=BBBBBBBBI")  # struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
+IFINFOMSG = struct.Struct("=BxHiII")  # struct ifinfomsg: family, pad, type, index, flags, change
+RTA_DST = 1  # route attribute: destination address
+RTA_OIF = 4  # route attribute: output ifindex (u32)
+IFLA_IFNAME = 3  # link attribute: name (NUL-terminated)
+IFLA_MTU = 4  # link attribute: MTU (u32)
+IFLA_LINKINFO = 18  # link attribute: nested kind and kind-specific data
+IFLA_INFO_KIND = 1  # inside IFLA_LINKINFO: "vxlan", "geneve", "wireguard", ...
+_U32 = struct.Struct("=I")
 
 OVERHEAD = {  # (kind, underlay IP version) -> bytes of encapsulation
     ("vxlan", 4): 50, ("vxlan", 6): 70,
@@ -35,6 +52,53 @@ class Link:
     underlay_index: int | None = None  # vxlan `dev`
     remote: str | None = None  # vxlan/geneve remote (unicast) or group
     family: int = 4  # 4 or 6: the underlay IP version
+
+
+def _rtnl(msg_type: int, body: bytes) -> bytes:
+    """One rtnetlink request; the reply message's payload (its header stripped). OSError on failure."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
+        sock.bind((0, 0))
+        sock.send(NLMSGHDR.pack(NLMSGHDR.size + len(body), msg_type, NLM_F_REQUEST, 1, 0) + body)
+        data = sock.recv(65536)
+    length, kind, _flags, _seq, _pid = NLMSGHDR.unpack_from(data)
+    if kind == NLMSG_ERROR:
+        (err,) = NLMSGERR.unpack_from(data, NLMSGHDR.size)
+        raise OSError(-err, "rtnetlink request refused")
+    return data[NLMSGHDR.size:length]
+
+
+def _nla(kind: int, payload: bytes) -> bytes:
+    raw = NLA.pack(NLA.size + len(payload), kind) + payload
+    return raw + bytes(-len(raw) % 4)
+
+
+def egress_link(address: str) -> tuple[int, str, str | None, int] | None:
+    """(ifindex, name, kind, MTU) of the device the route to `address` leaves through; None: no route."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    packed = socket.inet_pton(family, address)
+    try:
+        route = _rtnl(RTM_GETROUTE, RTMSG.pack(family, len(packed) * 8, 0, 0, 0, 0, 0, 0, 0) + _nla(RTA_DST, packed))
+    except OSError:
+        return None
+    oif = None
+    for kind, start, end in iter_attrs(route, RTMSG.size, len(route)):
+        if kind & NLA_TYPE_MASK == RTA_OIF and end - start >= 4:
+            oif = int(_U32.unpack_from(route, start)[0])
+    if oif is None:
+        return None
+    link = _rtnl(RTM_GETLINK, IFINFOMSG.pack(socket.AF_UNSPEC, 0, oif, 0, 0))
+    name, link_kind, mtu = f"if{oif}", None, 0
+    for kind, start, end in iter_attrs(link, IFINFOMSG.size, len(link)):
+        kind &= NLA_TYPE_MASK
+        if kind == IFLA_IFNAME:
+            name = link[start:end].rstrip(b"\0").decode()
+        elif kind == IFLA_MTU and end - start >= 4:
+            mtu = int(_U32.unpack_from(link, start)[0])
+        elif kind == IFLA_LINKINFO:
+            for inner, istart, iend in iter_attrs(link, start, end):
+                if inner & NLA_TYPE_MASK == IFLA_INFO_KIND:
+                    link_kind = link[istart:iend].rstrip(b"\0").decode()
+    return oif, name, link_kind, mtu
 
 
 def _attr(msg: Any, name: str) -> Any:

@@ -91,7 +91,7 @@ def test_text_output_names_verdict_bounds_and_hop(chain: Chain) -> None:
     assert lines[0] == f"mtu to {addr['h2']} ({addr['h2']}) over udp: local MTU 1500 (eth0)"
     assert lines[1] == (f"black-hole: 1400 bytes pass, 1401 vanish with no ICMP error; the large size "
                         f"last reached hop 2 ({addr['r2']})")
-    assert re.fullmatch(r"path MTU 1400, \d+ probes, \d+\.\d s", lines[2]), lines[2]
+    assert re.fullmatch(r"path MTU 1400, \d+ probes, \d+\.\d\d s", lines[2]), lines[2]
 
 
 @pytest.mark.parametrize("family", [4, 6])

@@ -249,6 +249,24 @@ def test_session_counts_groups_and_lost_events() -> None:
     assert "vxlan-csum" in str(summary.reasons[2].hint) and summary.reasons[1].hint is None
 
 
+def test_session_reads_whatever_layout_the_format_gives() -> None:
+    # A kernel that put reason before protocol and location last: the format file says so, gnt follows.
+    moved = FORMAT.replace("reason;\toffset:36;\tsize:4;", "reason;\toffset:24;\tsize:4;")
+    moved = moved.replace("protocol;\toffset:32;", "protocol;\toffset:28;")
+    moved = moved.replace("location;\toffset:16;", "location;\toffset:32;")
+    assert moved.count("offset:24;") == 2 and "offset:36;" not in moved  # rx_sk keeps 24 (unread)
+    fmt = tracefs.parse_format("skb", "kfree_skb", moved)
+    data = bytearray(40)
+    struct.pack_into("<HBBi", data, 0, 2310, 0, 0, 1)
+    struct.pack_into("<IH", data, 24, 11, 0x86DD)
+    struct.pack_into("<Q", data, 32, 0x30)
+    reader = FakeReader()
+    session = DropSession(fmt, reader, DropFilter(), "", [], symbolize=lambda a: f"sym+{a:#x}")  # type: ignore[arg-type]
+    reader.waiting = [_page(_event(bytes(data)))]
+    session.poll()
+    assert [(d.reason, d.location, d.protocol) for d in session.collect().drops] == [("UDP_CSUM", "sym+0x30", "ipv6")]
+
+
 def test_session_intervals_stop_on_duration_and_count() -> None:
     reader = FakeReader()
     session = _session(reader)
