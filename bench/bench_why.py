@@ -6,7 +6,8 @@ Run as root:  python3 bench/bench_why.py [--runs 3] [--healthy 50] [--gnt "pytho
 1. Each active incident of tests/helpers/incidents.py (the same topologies the tests build) is
    built in throw-away namespaces; `gnt why` runs on the node an operator would use, `--runs`
    times; the median and worst wall time to the verdict are printed with whether the first line
-   named the expected cause (issue 14's target: <= 3 s). In the same run, for scale on a busy
+   named the expected cause (issue 14's target: <= 3 s). Then what every run pays: gnt's start-up
+   (`gnt --version`) and the kallsyms load behind reading drop reasons. In the same run, for scale on a busy
    machine, the wall time of `ping -c 1 -W 1` (iputils) to the same destination from the same node
    — the cheapest "is it up" an operator runs first — and the ratio.
 2. `--healthy` back-to-back runs on the healthy path: each must exit 0 with no cause (target: no
@@ -78,6 +79,14 @@ def main() -> int:
                 incident_stop.stop()
             topo.close()
     print(f"worst active wall time: {worst_all:.2f} s (target <= 3 s)")
+    startup = statistics.median(timed([*gnt, "--version"])[0] for _ in range(5))
+    from gnt.drops.symbols import Symbolizer
+
+    start = time.monotonic()
+    Symbolizer()(1)  # the /proc/kallsyms load that reading drop reasons pays (failed probes only)
+    kallsyms = time.monotonic() - start
+    print(f"parts of every run, same machine now: gnt start-up (gnt --version) {startup:.2f} s; "
+          f"kallsyms load when drop reasons are read {kallsyms:.2f} s; a failed probe waits --timeout 1 s")
 
     topo = Topology()
     try:

@@ -15,7 +15,9 @@ Rules (each one is there because a real kernel made it necessary):
   so a silence may be an empty bucket. A size known to pass (the control) goes out right
   after the silence: answered, the silence is a provisional loss; unanswered, the bucket is
   empty (or the path is gone) and the size is tried again after `RATE_GAP` (then doubled
-  gaps), as `gnt traceroute` paces its re-probes, followed at once by the control.
+  gaps), as `gnt traceroute` paces its re-probes, followed at once by the control. From then
+  on, probes to the destination are paced too: one a second after its last answer (runs back
+  to back drain its bucket; a probe lost on the way spends no token).
 - A provisional loss bounds the answer once it is the size right above the largest that
   passed: then it is confirmed, paced (sent once a router's bucket has refilled, so a hop that
   would say "too big" has a token) and paired: the large probe travels first, so had it
@@ -122,6 +124,8 @@ class Search:
         self.max_rtt: float | None = None
         self.last_send = -math.inf  # when the last probe went out (it may have spent a token)
         self.lo: int | None = None
+        self.starved = False  # a control went unanswered: the destination's bucket ran dry
+        self.last_passed = -math.inf  # when the destination last answered (spending one of its tokens)
 
     def timeout(self) -> float:
         if self.max_rtt is None:
@@ -129,8 +133,17 @@ class Search:
         return min(self.wait, max(MIN_WAIT, RTT_FACTOR * self.max_rtt))
 
     def _exchange(self, requests: Sequence[tuple[int, int | None]], timeout: float | None = None) -> list[Outcome]:
+        if self.starved and any(ttl is None for _size, ttl in requests):
+            # The destination answers one probe a second now: send when it has a token again
+            # (a probe lost on the way spent none), rather than pay for silences and retries.
+            due = self.last_passed + RATE_GAP
+            now = self.clock()
+            if due > now:
+                self.sleep(due - now)
         outcomes = self.prober.exchange(requests, self.timeout() if timeout is None else timeout)
         self.last_send = self.clock()
+        if any(out.kind == PASSED and out.ttl is None for out in outcomes):
+            self.last_passed = self.last_send
         for out in outcomes:
             if out.rtt is not None and out.kind != SILENT:
                 self.max_rtt = out.rtt if self.max_rtt is None else max(self.max_rtt, out.rtt)
@@ -166,6 +179,7 @@ class Search:
             if check.kind == PASSED:
                 self.lo = max(self.lo or 0, control)
                 return out
+            self.starved = True
         elif not paced:
             gaps = [0.0, *gaps]  # the walk: the pair at once
         for gap in gaps:
@@ -183,6 +197,7 @@ class Search:
             if check.kind != SILENT:
                 out.confirmed = paced
                 return out
+            self.starved = self.starved or ttl is None
         raise NoAnswer
 
     def _refused(self, out: Outcome, size: int) -> tuple[int, int | None]:

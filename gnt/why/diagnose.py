@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from gnt.errors import GntError
 from gnt.iptrace.live import StopRequest
 from gnt.why.facts import Facts
 from gnt.why.models import SKIPPED, Check, Query, Verdict
 
+if TYPE_CHECKING:
+    from gnt.why.probe import Probe
+
 DEFAULT_TIMEOUT = 1.0  # seconds the probe waits for an answer
 TRACE_MARGIN = 0.3  # the trace runs this much longer than the probe may wait
+PROBE_POLL = 0.01  # seconds between looks at the probe when the trace could not run
 
 
 def _prepare(ipr: object, query: Query) -> Facts:
@@ -108,9 +114,7 @@ def _probe(ipr: object, facts: Facts, timeout: float) -> Iterator[Check]:
             if not probe.started:
                 probe.start()
             while not probe.poll() and not _expired(probe, timeout):
-                import time
-
-                time.sleep(0.01)
+                time.sleep(PROBE_POLL)
             if not probe.facts.answered:  # reasons explain failures only (reading them costs a kallsyms load)
                 facts.drop_reasons.update(drops())
         if not probe.done:
@@ -132,11 +136,8 @@ def _probe(ipr: object, facts: Facts, timeout: float) -> Iterator[Check]:
         yield dnat
 
 
-def _expired(probe: object, timeout: float) -> bool:
-    import time
-
-    started = getattr(probe, "started", 0.0)
-    return bool(started) and time.monotonic() - started >= timeout
+def _expired(probe: Probe, timeout: float) -> bool:
+    return bool(probe.started) and time.monotonic() - probe.started >= timeout
 
 
 def _mtu(facts: Facts) -> Check:
@@ -148,8 +149,6 @@ def _mtu(facts: Facts) -> Check:
 def watch(query: Query, *, duration: float, stop: StopRequest | None = None) -> Iterator[Check | Verdict]:
     """Passive mode: trace the matching traffic crossing this node for `duration` seconds (or until `stop`
     is requested: the verdict then covers what was seen so far), then the verdict."""
-    import time
-
     from gnt.iptrace.models import Filter
     from gnt.why import observe, route
     from gnt.why.verdict import decide

@@ -329,7 +329,8 @@ def check_dnat_target(ipr: Any, facts: Facts) -> Check | None:
 
     r = lookup(ipr, facts, dest=reply.src)
     if r.oif and r.kind == "unicast" and r.oif != "lo":
-        facts.dnat_neighbour = neighbour(ipr, r.gateway or reply.src, r.oif, facts.query.family, wait=0.6)
+        # The probe itself made the kernel resolve it: read the state, no second solicitation to wait for.
+        facts.dnat_neighbour = neighbour(ipr, r.gateway or reply.src, r.oif, facts.query.family, solicit=False)
         role = "DNAT target" if not r.gateway else "gateway to the DNAT target"
         n = neighbour_check(facts.dnat_neighbour, role, facts.query.family)
         evidence.append(f"{role} {facts.dnat_neighbour.address} on {r.oif}: neighbour {facts.dnat_neighbour.state}")

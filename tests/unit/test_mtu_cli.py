@@ -17,9 +17,9 @@ from gnt.output.text.mtu import MtuText
     (["mtu", "-4", "-6", "h"], "only one of -4 and -6"),
     (["mtu", "-I", "-T", "h"], "only one of -U, -I and -T"),
     (["mtu", "-I", "-p", "80", "h"], "-p has no meaning with -I"),
-    (["mtu", "-p", "0", "h"], "port out of range: 0"),
+    (["mtu", "-p", "0", "h"], "'0' is out of range: from 1 to 65535"),
     (["mtu", "--min", "1500", "--max", "1400", "h"], "--min 1500 is above --max 1400"),
-    (["mtu", "--max", "70000", "h"], "--max 70000 is out of range"),
+    (["mtu", "--max", "70000", "h"], "'70000' is out of range: from 1 to 65535"),
     (["mtu", "-w", "0", "h"], "bad wait time (-w)"),
     (["mtu", "-w", "nan", "h"], "bad wait time (-w)"),
 ])

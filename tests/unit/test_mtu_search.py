@@ -192,3 +192,15 @@ def test_no_answer_raises_when_path_dies_mid_search() -> None:
     path.routers[0].reports = False
     with pytest.raises(NoAnswer):
         s.test(1200)
+
+
+def test_back_to_back_black_holes_pace_instead_of_retrying() -> None:
+    """Once the destination's bucket ran dry, probes to it wait for its tokens: no retry storm."""
+    path = chain(1400, False)
+    for _run in range(4):
+        before = path.probes
+        s = search(path)
+        found = s.search()
+        assert (found.largest_ok, found.smallest_lost) == (1400, 1401), path.log
+        assert s.walk(1401) == HopRef(2, "r2")
+        assert path.probes - before <= 21, path.log[before:]

@@ -2,7 +2,7 @@
 
     mtu to 198.18.4.2 (198.18.4.2) over udp: local MTU 1500 (eth0)
     black-hole: 1400 bytes pass, 1401 vanish with no ICMP error; the large size last reached hop 2 (198.18.2.2)
-    path MTU 1400, 15 probes, 2.9 s
+    path MTU 1400, 17 probes, 1.67 s
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ class MtuText:
         if isinstance(obj, MtuResult):
             lines = [format_verdict(obj)]
             figures = f"path MTU {obj.path_mtu}, " if obj.path_mtu is not None else ""
-            lines.append(f"{figures}{obj.probes} probes, {obj.elapsed_ms / 1000:.2f} s")
+            plural = "" if obj.probes == 1 else "s"
+            lines.append(f"{figures}{obj.probes} probe{plural}, {obj.elapsed_ms / 1000:.2f} s")
             lines += [format_overlay(f) for f in obj.overlay]
             return "\n".join(lines)
         return None
