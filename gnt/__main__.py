@@ -131,6 +131,18 @@ def main(argv: list[str] | None = None, env: object | None = None) -> int:
         _restore_handlers(previous)
 
 
+def _interrupt_inside(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt an exception was raised from (its cause or context chain), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _run(argv: list[str] | None, env: object | None) -> int:
     import dataclasses
 
@@ -177,14 +189,20 @@ def _run(argv: list[str] | None, env: object | None) -> int:
         _silence_stdout()
         code = int(ExitCode.OK)
     except Exception as exc:  # a bug: say so in one line, show it with --debug
-        if debug:
-            import traceback
-
-            _say(environment.stderr, traceback.format_exc())
+        interrupt = _interrupt_inside(exc)
+        if interrupt is not None:
+            # A signal that landed while Python was building a class (it wraps the interrupt in a
+            # RuntimeError from __set_name__) or a module: still an interruption, not a bug.
+            code = interrupted_exit_code(interrupt.signum if isinstance(interrupt, Terminated) else _stopped_by)
         else:
-            _say(environment.stderr,
-                 f"{prog}: internal error: {type(exc).__name__}: {_clip(str(exc))} (run with --debug for details)\n")
-        code = int(ExitCode.ERROR)
+            if debug:
+                import traceback
+
+                _say(environment.stderr, traceback.format_exc())
+            else:
+                _say(environment.stderr, f"{prog}: internal error: {type(exc).__name__}: {_clip(str(exc))}"
+                                         " (run with --debug for details)\n")
+            code = int(ExitCode.ERROR)
     for finish in environment.finishers:  # --prom / --npd: written once the exit code is known
         try:
             finish(code)
