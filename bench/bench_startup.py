@@ -14,7 +14,7 @@
 
 Run as root (the ping runs use a raw socket; or widen net.ipv4.ping_group_range), with the
 interpreter of a regular pip install (an editable one adds its import hook to every start):
-    /opt/gnt/venv/bin/python bench/bench_startup.py [--runs N] [--no-binary]
+    [GNT_BUILD_VENV=DIR] /opt/gnt/venv/bin/python bench/bench_startup.py [--runs N] [--no-binary]
 Run it on a quiet machine: the fastest-run column shows how much the median was disturbed.
 """
 
@@ -126,7 +126,7 @@ def installed(runs: int) -> None:
 
 
 def build_bare() -> Path:
-    """The bare typer app, one file, frozen by build/work/venv's PyInstaller (as dist/gnt is)."""
+    """The bare typer app, one file, frozen by build.sh's venv's PyInstaller (as dist/gnt is)."""
     bare_dir = WORK / "bare"
     binary = bare_dir / "dist" / "bare-typer"
     if binary.exists():
@@ -134,7 +134,8 @@ def build_bare() -> Path:
     bare_dir.mkdir(parents=True, exist_ok=True)
     source = bare_dir / "bare_typer.py"
     source.write_text(BARE_APP, encoding="utf-8")
-    subprocess.run([str(WORK / "venv" / "bin" / "pyinstaller"), "--onefile", "--noconfirm", "--log-level", "WARN",
+    venv = Path(os.environ.get("GNT_BUILD_VENV", WORK / "venv"))  # the venv build/build.sh uses
+    subprocess.run([str(venv / "bin" / "pyinstaller"), "--onefile", "--noconfirm", "--log-level", "WARN",
                     "--name", "bare-typer", "--distpath", str(bare_dir / "dist"),
                     "--workpath", str(bare_dir / "work"), "--specpath", str(bare_dir), str(source)],
                    check=True)
