@@ -171,11 +171,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="hyperfine runs per command")
     parser.add_argument("--no-binary", action="store_true", help="skip building and timing dist/gnt")
+    parser.add_argument("--binary-only", action="store_true", help="time only the binaries (parts 2 and 3)")
     args = parser.parse_args()
     if shutil.which("hyperfine") is None:
         print("bench_startup: hyperfine is not installed (apt-get install hyperfine)", file=sys.stderr)
         return 2
-    installed(args.runs)
+    if not args.binary_only:
+        installed(args.runs)
     if not args.no_binary:
         binary(args.runs)
     return 0
