@@ -224,7 +224,7 @@ def _open_error(exc: OSError, what: str) -> GntError:
     if exc.errno in (errno.EPERM, errno.EACCES):
         return PermissionDenied(
             f"{what} needs CAP_NET_ADMIN in this network namespace",
-            "run as root (or with CAP_NET_ADMIN in the process; setcap on the one-file binary does not reach gnt)",
+            "run as root, or give the process cap_net_admin (setcap on the one-file binary does not reach gnt)",
             errno=exc.errno,
         )
     # EINVAL is what nfnetlink answers when no ctnetlink subsystem is registered (module missing).

@@ -618,7 +618,7 @@ class LiveCapture:
         except PermissionError as exc:
             raise PermissionDenied(
                 f"capturing on {ifname} needs CAP_NET_RAW",
-                "run as root (or with CAP_NET_RAW in the process; setcap on the one-file binary does not reach gnt)",
+                "run as root, or give the process cap_net_raw (setcap on the one-file binary does not reach gnt)",
                 errno=exc.errno,
             ) from exc
         try:

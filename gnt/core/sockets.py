@@ -564,7 +564,7 @@ IPV6_MREQ = struct.Struct("=16sI")  # struct ipv6_mreq: group, ifindex
 NDP_ANCILLARY_SPACE = 256  # room for the hop limit and pktinfo cmsgs
 NDP_RECV_SIZE = 65536  # largest ICMPv6 message we read
 
-RAW_HINT = "run as root (or with CAP_NET_RAW in the process; setcap on the one-file binary does not reach gnt)"
+RAW_HINT = "run as root, or give the process cap_net_raw (setcap on the one-file binary does not reach gnt)"
 
 
 @dataclass
