@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gnt.cli import current_env, parse_seconds
-from gnt.cli.table import Opt, fast_parse, parameters, with_signature
+from gnt.cli.table import Opt, check_bounds, fast_parse, parameters, with_signature
 
 if TYPE_CHECKING:
     import typer
@@ -27,12 +27,13 @@ Exit status: 0 when replies came; 1 when none came (or fewer than -c before the 
 OPTIONS: tuple[Opt, ...] = (
     Opt(("-4",), "ipv4", bool, None, "Use IPv4 only.", False),
     Opt(("-6",), "ipv6", bool, None, "Use IPv6 only.", False),
-    Opt(("-c",), "count", int, "COUNT", "Stop after COUNT replies."),
+    Opt(("-c",), "count", int, "COUNT", "Stop after COUNT replies.", bounds=(1, 2**63 - 1)),
     Opt(("-i",), "interval", str, "INTERVAL", "Seconds between requests."),
     Opt(("-W",), "timeout", str, "TIMEOUT", "Seconds to wait for a reply."),
-    Opt(("-w",), "deadline", str, "DEADLINE", "Stop after DEADLINE seconds."),
-    Opt(("-s",), "size", int, "SIZE", "Bytes of ICMP data.", 56),
-    Opt(("-t",), "ttl", int, "TTL", "IP time to live / hop limit."),
+    Opt(("-w",), "deadline", str, "DEADLINE", "Stop after DEADLINE whole seconds (0: no deadline).",
+        bounds=(0, 2**31 - 1)),
+    Opt(("-s",), "size", int, "SIZE", "Bytes of ICMP data.", 56, bounds=(0, 2**31 - 1)),
+    Opt(("-t",), "ttl", int, "TTL", "IP time to live / hop limit.", bounds=(0, 255)),
     Opt(("-I",), "interface", str, "IFACE|ADDR", "Source interface or address.", interface=True),
     Opt(("-q",), "quiet", bool, None, "Only the summary.", False),
     Opt(("-D",), "timestamps", bool, None, "Print a UNIX timestamp before each line.", False),
@@ -40,7 +41,7 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(("-n",), "numeric", bool, None, "No reverse name lookups.", False),
     Opt(("-f",), "flood", bool, None, "Flood ping (root only).", False),
     Opt(("-p",), "pattern", str, "PATTERN", "Hex bytes to fill the data with."),
-    Opt(("-m",), "mark", int, "MARK", "Tag packets with this fwmark."),
+    Opt(("-m",), "mark", int, "MARK", "Tag packets with this fwmark.", bounds=(0, 2**32 - 1)),
     Opt(("--json",), "json", bool, None, "One JSON object per line.", False),
 )
 
@@ -70,6 +71,7 @@ def run(values: dict[str, Any], env: Environment) -> int:
         raise UsageError("missing host operand (usage: gnt ping [options] HOST)")
     if values["ipv4"] and values["ipv6"]:
         raise UsageError("only one of -4 and -6 may be given")
+    check_bounds(OPTIONS, values)
     family = socket.AF_INET if values["ipv4"] else socket.AF_INET6 if values["ipv6"] else socket.AF_UNSPEC
     interval, timeout, deadline = values["interval"], values["timeout"], values["deadline"]
     flood = values["flood"]
@@ -77,7 +79,7 @@ def run(values: dict[str, Any], env: Environment) -> int:
         host=host, family=family, count=values["count"],
         interval=parse_seconds(interval, "bad timing interval (-i)") if interval is not None else 1.0,
         timeout=parse_seconds(timeout, "bad linger time (-W)") if timeout is not None else None,
-        deadline=parse_seconds(deadline, "bad wait time (-w)") if deadline is not None else None,
+        deadline=float(deadline) if deadline else None,  # whole seconds (checked above); 0: none
         size=values["size"], ttl=values["ttl"], interface=values["interface"], quiet=values["quiet"],
         timestamps=values["timestamps"], report_outstanding=values["outstanding"], numeric=values["numeric"],
         flood=flood, pattern=parse_pattern(values["pattern"]) if values["pattern"] is not None else None,

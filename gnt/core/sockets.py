@@ -237,7 +237,7 @@ def bind_source(sock: socket.socket, family: int, address: str, port: int = 0) -
 def set_mark(sock: socket.socket, mark: int) -> None:
     """SO_MARK (needs CAP_NET_ADMIN)."""
     try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
+        sock.setsockopt(socket.SOL_SOCKET, SO_MARK, struct.pack("=I", mark))  # unsigned: up to 2**32 - 1
     except PermissionError as exc:
         raise PermissionDenied("setting a packet mark is not permitted", "run as root or grant CAP_NET_ADMIN",
                                errno=exc.errno) from exc

@@ -10,6 +10,7 @@ from gnt.ping.models import (
     Interim,
     NoAnswerYet,
     PingStart,
+    PingWarning,
     Reply,
     SendFailed,
     Sent,
@@ -33,6 +34,16 @@ def _rtt(time_ms: float) -> str:
     if us >= 1000:
         return f"{(us + 5) // 1000}.{((us + 5) % 1000) // 10:02d}"
     return f"{us // 1000}.{us % 1000:03d}"
+
+
+def _dump(data: bytes) -> str:
+    """iputils' dump after a wrong data byte: the data from byte 16, 32 bytes a line, `#INDEX\\t` first."""
+    parts = []
+    for offset, value in enumerate(data):
+        if offset % 32 == 0:
+            parts.append(f"\n#{offset + 16}\t")
+        parts.append(f"{value:x} ")
+    return "".join(parts)
 
 
 def _stamp(wall_time: float) -> str:
@@ -65,6 +76,8 @@ class PingText:
                 return Inline("E")
             prefix = _stamp(obj.wall_time) if self.timestamps else ""
             return f"{prefix}From {self._who(obj.source, obj.name)} icmp_seq={obj.seq} {obj.message}"
+        if isinstance(obj, PingWarning):
+            return ToStderr(f"gnt ping: {obj.message}")
         if isinstance(obj, SendFailed):
             return ToStderr(f"gnt ping: {obj.message}")
         if isinstance(obj, NoAnswerYet):
@@ -92,11 +105,10 @@ class PingText:
         lines = []
         if obj.pattern:
             lines.append("PATTERN: 0x" + obj.pattern.hex())
-        via = f" from {obj.source} {obj.interface + ': ' if obj.interface else ''}" if obj.source else " "
+        # iputils: `from ADDR IFACE: ` with -I IFACE, `from ADDR : ` with -I ADDR.
+        via = f" from {obj.source} {obj.interface or ''}: " if obj.source else " "
         if obj.family == socket.AF_INET6:
-            via = via if obj.source else " "
-            lines.append(f"PING {obj.host}({obj.address}){via.rstrip() + ' ' if obj.source else ' '}"
-                         f"{obj.size} data bytes")
+            lines.append(f"PING {obj.host}({obj.shown or obj.address}){via}{obj.size} data bytes")
         else:
             lines.append(f"PING {obj.host} ({obj.address}){via}{obj.size}({obj.size + 28}) bytes of data.")
         return "\n".join(lines)
@@ -118,11 +130,10 @@ class PingText:
             line += " (DUP!)"
         if obj.wrong_data is not None:
             index, want, got = obj.wrong_data
-            line += f"\nwrong data byte #{index} should be 0x{want:x} but was 0x{got:x}"
+            line += f"\nwrong data byte #{index} should be 0x{want:x} but was 0x{got:x}" + _dump(obj.data_dump or b"")
         return line
 
     def summary(self, obj: Summary) -> str:
-        head = "\n" if self.flood and not self.quiet else ""
         line = f"{obj.transmitted} packets transmitted, {obj.received} received"
         if obj.duplicates:
             line += f", +{obj.duplicates} duplicates"
@@ -132,12 +143,14 @@ class PingText:
             line += f", +{obj.errors} errors"
         if obj.transmitted:
             line += f", {obj.loss_percent:g}% packet loss, time {obj.time_ms}ms"
-        out = [f"{head}\n--- {obj.host} ping statistics ---", line]
-        if obj.rtt is not None:
-            r = obj.rtt
-            rtt = (f"rtt min/avg/max/mdev = {_ms(int(r.min * 1000))}/{_ms(int(r.avg * 1000))}/"
-                   f"{_ms(int(r.max * 1000))}/{_ms(int(r.mdev * 1000))} ms")
-            if obj.flood:
-                rtt += f", ipg/ewma {obj.ipg_ms:.3f}/{obj.ewma_ms:.3f} ms"
-            out.append(rtt)
-        return "\n".join(out)
+        # iputils always ends with this line, empty when there is nothing to put on it.
+        tail = []
+        if obj.rtt_us is not None:
+            tmin, tavg, tmax, tmdev = obj.rtt_us
+            tail.append(f"rtt min/avg/max/mdev = {_ms(tmin)}/{_ms(tavg)}/{_ms(tmax)}/{_ms(tmdev)} ms")
+        if obj.pipe is not None:
+            tail.append(f"pipe {obj.pipe}")
+        if obj.ipg_us is not None:
+            tail.append(f"ipg/ewma {_ms(obj.ipg_us)}/{_ms(obj.ewma_us)} ms")
+        # The first newline ends the flood dots (iputils' putchar), or makes the empty line.
+        return "\n".join([f"\n--- {obj.host} ping statistics ---", line, ", ".join(tail)]) + "\n"
