@@ -183,7 +183,11 @@ class _Stats:
         return self.tmin_us, self.tsum_us // total, self.tmax_us, math.isqrt(var)
 
 
-def _route_source(target: Target, interface: str | None) -> str:
+def _mark_warning(mark: int, exc: PermissionDenied) -> str:
+    return f"WARNING: failed to set mark: {mark}: {os.strerror(exc.errno or errno.EPERM)}"
+
+
+def _route_source(target: Target, interface: str | None, mark: int | None, warnings: list[str]) -> str:
     """The source address the kernel picks toward the target, found as iputils does: a UDP connect.
 
     A route that cannot be used (unreachable, prohibit) fails here, before anything is sent,
@@ -195,6 +199,11 @@ def _route_source(target: Target, interface: str | None) -> str:
                 probe.setsockopt(socket.SOL_SOCKET, sockets.SO_BINDTODEVICE, interface.encode() + b"\0")
             except OSError:
                 pass
+        if mark is not None:  # the mark can choose the route (policy routing), so the probe carries it
+            try:
+                sockets.set_mark(probe, mark)
+            except PermissionDenied as exc:
+                warnings.append(_mark_warning(mark, exc))  # iputils warns here, and again for the echo socket
         try:
             probe.connect((target.address, 1025))
         except OSError as exc:
@@ -225,7 +234,8 @@ class Pinger:
         self.sock: sockets.EchoSocket | None = None
         self.unanswered: collections.deque[int] = collections.deque()  # seq16s in send order, for timeouts
         self.queued_errors: list[ErrorReply] = []  # ICMP errors read from the error queue, to report
-        self.warnings: list[str] = []
+        self.warnings: list[str] = []  # before the header
+        self.late_warnings: list[str] = []  # after it (iputils sets up the echo socket after printing it)
         self.source: str | None = None
         self.last_activity = 0.0  # monotonic time of the last send (iputils' `time` in the statistics)
         # The RTT starts at the kernel's TX timestamp (the packet leaving the stack). Setting
@@ -241,7 +251,7 @@ class Pinger:
             sockets.interface_index(opts.interface)  # an unknown name is an InterfaceError
         source = opts.interface if opts.interface and is_literal(opts.interface) else None
         if source is None:
-            self.source = _route_source(self.target, opts.interface)
+            self.source = _route_source(self.target, opts.interface, opts.mark, self.warnings)
         es = sockets.open_icmp_echo(self.target.family, source=source)
         try:
             self._configure(es, source)
@@ -265,9 +275,7 @@ class Pinger:
             try:
                 sockets.set_mark(s, opts.mark)
             except PermissionDenied as exc:
-                # iputils warns and pings unmarked.
-                self.warnings.append(f"WARNING: failed to set mark: {opts.mark}: "
-                                     f"{os.strerror(exc.errno or errno.EPERM)}")
+                self.late_warnings.append(_mark_warning(opts.mark, exc))  # iputils warns and pings unmarked
         sockets.enable_timestamping(s)  # without it RTTs fall back to the user-space clock
         s.setblocking(False)
 
@@ -565,12 +573,15 @@ class Pinger:
         for warning in self.warnings:
             yield PingWarning(warning)
         yield self.start_event()
+        for warning in self.late_warnings:
+            yield PingWarning(warning)
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
         if self.control.wakeup_fd is not None:
             poller.register(self.control.wakeup_fd, select.POLLIN)
-        # Flood (iputils): send as soon as the reply is back, or every 10 ms, whichever is sooner.
-        interval = FLOOD_INTERVAL if opts.flood and opts.interval == 0.0 else opts.interval
+        # No interval (-f, -i 0), as iputils: send as soon as the reply is back, or every 10 ms.
+        back_to_back = opts.interval == 0.0
+        interval = FLOOD_INTERVAL if back_to_back else opts.interval
         clock = time.monotonic
         start = clock()
         self.last_activity = start
@@ -642,7 +653,7 @@ class Pinger:
                     continue
                 if mask & select.POLLIN:
                     for event in self._read_socket():
-                        if opts.flood and isinstance(event, Reply) and not event.dup:
+                        if back_to_back and isinstance(event, Reply) and not event.dup:
                             next_send = min(next_send, clock())
                         yield event
                         if self._finished():
