@@ -44,7 +44,8 @@ def traceroute(
                                              autocompletion=complete_interface),
     numeric: bool = typer.Option(False, "-n", help="Print addresses only (no reverse lookups)."),
     paris: bool = typer.Option(False, "--paris", help="Keep the flow constant so ECMP routers use one path."),
-    paths: int = typer.Option(0, "--paths", metavar="N", help="Trace N flows and show every router of each hop."),
+    paths: int | None = typer.Option(None, "--paths", metavar="N",
+                                     help=f"Trace N flows (1 to {MAX_PATHS}) and show every router of each hop."),
     json: bool = typer.Option(False, "--json", help="One JSON object per line (hop, summary)."),
 ) -> int:
     import socket
@@ -74,7 +75,7 @@ def traceroute(
         raise UsageError(f"port out of range: {port} (must be between 1 and 65535)")
     if port is not None and method == "icmp":
         raise UsageError("-p has no meaning with -I (ICMP probes have no port)")
-    if not 0 <= paths <= MAX_PATHS:
+    if paths is not None and not 1 <= paths <= MAX_PATHS:
         raise UsageError(f"--paths must be between 1 and {MAX_PATHS} (got {paths})")
     wait_max, wait_here, wait_near = _wait(wait)
     length: int | None = None
@@ -89,7 +90,7 @@ def traceroute(
         host=host, family=socket.AF_INET if ipv4 else socket.AF_INET6 if ipv6 else socket.AF_UNSPEC,
         method=method, port=port, first_ttl=first, max_ttl=max_ttl, queries=queries, simultaneous=sim,
         wait_max=wait_max, wait_here=wait_here, wait_near=wait_near, send_wait=_sendwait(sendwait),
-        source=source, interface=interface, numeric=numeric, paris=paris, paths=paths, packet_len=length,
+        source=source, interface=interface, numeric=numeric, paris=paris, paths=paths or 0, packet_len=length,
     )
     renderer = make_renderer(env, json=json, formatter=TracerouteText(numeric=numeric))
     code = 1

@@ -390,14 +390,19 @@ def read_probe_errors(sock: socket.socket, bufsize: int = 65536) -> list[QueuedE
     return [entry for entry in read_error_queue(sock, bufsize) if isinstance(entry, QueuedError)]
 
 
-def syn_retransmitted(sock: socket.socket) -> bool:
-    """True when the kernel has retransmitted on this TCP socket (for a probe: its SYN), from TCP_INFO."""
+def syn_retransmissions(sock: socket.socket) -> int:
+    """How often the kernel has retransmitted on this TCP socket (for a probe: its SYN), from TCP_INFO."""
     size = TCPI_TOTAL_RETRANS_OFFSET + TCPI_TOTAL_RETRANS.size
     info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, size)
     if len(info) < size:
-        return False
+        return 0
     (retransmissions,) = TCPI_TOTAL_RETRANS.unpack_from(info, TCPI_TOTAL_RETRANS_OFFSET)
-    return bool(retransmissions)
+    return int(retransmissions)
+
+
+def syn_retransmitted(sock: socket.socket) -> bool:
+    """True when the kernel has retransmitted on this TCP socket (for a probe: its SYN)."""
+    return syn_retransmissions(sock) > 0
 
 
 def wildcard_address(family: int) -> str:

@@ -72,6 +72,7 @@ class Slot:
     inflight: Probe | None = None
     answer: Answer | None = None
     rtt_ms: float | None = None
+    karn: bool = False  # rtt_ms may be that of a retransmission: shown, never used to time a wait
     done: bool = False
     cosmetic: bool = False  # its pending re-probe only fills a `*`; given up when nothing else waits
 
@@ -140,12 +141,12 @@ class Engine:
         """The Linux traceroute's wait: MAX, or HERE x RTT at this hop, or NEAR x RTT at a later hop."""
         opts = self.options
         hop = self.hops[probe.slot.ttl]
-        here = [s.rtt_ms for s in hop.slots if s.rtt_ms is not None]
+        here = [s.rtt_ms for s in hop.slots if s.rtt_ms is not None and not s.karn]
         if here and opts.wait_here > 0:
             return min(opts.wait_max, opts.wait_here * (here[0] / 1000 + WAIT_PRECISION))
         if opts.wait_near > 0:
             for ttl in range(probe.slot.ttl + 1, self.limit + 1):
-                later = [s.rtt_ms for s in self.hops[ttl].slots if s.rtt_ms is not None]
+                later = [s.rtt_ms for s in self.hops[ttl].slots if s.rtt_ms is not None and not s.karn]
                 if later:
                     return min(opts.wait_max, opts.wait_near * (later[0] / 1000 + WAIT_PRECISION))
         return opts.wait_max
@@ -284,6 +285,11 @@ class Engine:
             # The hop answers, just not this probe: its token bucket is empty. Wait for a refill.
             slot.ready_at = slot.last_sent + RATE_GAP
             slot.cosmetic = True
+        elif self.final_seen and slot.ttl < self.limit:
+            # A router's TTL (the trace ends beyond it) that answered nothing yet: silent, or its
+            # bucket is empty (an earlier trace drained it). Ask again once a token is back: the
+            # trace waits for this (it may show a router), up to MAX_ATTEMPTS probes.
+            slot.ready_at = now if slot.attempts == 1 and not waited_max else slot.last_sent + RATE_GAP
         elif slot.attempts == 1 and not waited_max:
             slot.ready_at = now  # plain loss is cheap to retry at once (a full MAX wait is not)
         elif not waited_max:
@@ -402,11 +408,14 @@ class Engine:
             return
         if slot.index >= 0 and self._is_final(answer):
             self.final_hits.append((probe.burst, probe.seq, slot.ttl))
-        rtt = max(answer.recv_ns - probe.send_ns, 0) / 1e6
+        sent_ns = answer.sent_ns if answer.sent_ns is not None else probe.send_ns
+        rtt = max(answer.recv_ns - sent_ns, 0) / 1e6
         slot.answer = answer
         slot.rtt_ms = rtt
+        slot.karn = answer.karn
         slot.done = True
-        self.max_rtt = max(self.max_rtt, rtt / 1000)
+        if not answer.karn:
+            self.max_rtt = max(self.max_rtt, rtt / 1000)
         self._finish_probe(probe)
         if answer.address is not None and not self.options.numeric:
             self.names.want(answer.address)
@@ -417,7 +426,9 @@ class Engine:
 
     def _apply_final(self, answer: Answer, ttl: int) -> None:
         if self._is_final(answer) and ttl <= self.limit:
-            if answer.kind == REACHED or answer.address == self.destination:
+            # Only the destination's own address means reached: a router in the middle may answer
+            # port unreachable too (a REJECT rule), which ends the trace like any unreachable.
+            if answer.address == self.destination:
                 self.reached = True
             self.final_seen = True
             self.limit = ttl
