@@ -47,7 +47,8 @@ IPV6_HEADER = 40  # bytes, fixed header
 UDP_HEADER = 8  # bytes, RFC 768
 ICMP_HEADER = 8  # bytes, echo header (RFC 792 / RFC 4443)
 TCP_HEADER = 20  # bytes, no options (RFC 9293)
-TCP_SYN_RTO = 1_000_000_000  # ns: the kernel resends an unanswered SYN after 1 s, then 2 s, 4 s... (RFC 6298)
+TCP_SYN_RTO = 1_000_000_000  # ns: the kernel resends an unanswered SYN after 1 s (RFC 6298's initial RTO) ...
+SYN_LINEAR_SYSCTL = "/proc/sys/net/ipv4/tcp_syn_linear_timeouts"  # ... the first N times (Linux 6.5+), then doubling
 TCP_SYN_HEADER = 40  # bytes of the kernel's SYN: header + MSS, SACK-permitted, timestamps, window scale
 DEFAULT_PACKET_V4 = 60  # bytes on the wire by default (IPv4), as the Linux traceroute
 DEFAULT_PACKET_V6 = 80  # bytes on the wire by default (IPv6), as the Linux traceroute
@@ -473,6 +474,7 @@ class TcpMethod(Method):
     def setup(self) -> None:
         self.probe_socks: dict[int, socket.socket] = {}
         self.sent_ns: dict[int, int] = {}  # probe seq -> when its SYN went out
+        self.syn_resends = syn_resend_offsets()
         self.flow_ports: dict[int, int] = {}
         if self.paris:
             self.max_inflight_per_flow = 1  # one local port per flow: one connect at a time
@@ -521,11 +523,10 @@ class TcpMethod(Method):
         if sent is None:
             return answer
         latest = sent
-        for k in range(1, resent + 1):
-            resend = sent + TCP_SYN_RTO * ((1 << k) - 1)
-            if resend > answer.recv_ns:
+        for offset in self.syn_resends[:resent]:
+            if sent + offset > answer.recv_ns:
                 break
-            latest = resend
+            latest = sent + offset
         return Answer(answer.seq, answer.kind, answer.address, answer.annotation, answer.recv_ns,
                       sent_ns=latest, karn=True)
 
@@ -560,6 +561,23 @@ class TcpMethod(Method):
             return answers
 
         return handle
+
+
+def syn_resend_offsets(count: int = 8) -> list[int]:
+    """When the kernel resends an unanswered SYN, in ns after the first: every RTO for the first
+    tcp_syn_linear_timeouts times, then doubling (without that sysctl: doubling from the start)."""
+    try:
+        with open(SYN_LINEAR_SYSCTL) as f:
+            linear = int(f.read())
+    except (OSError, ValueError):
+        linear = 0
+    offsets, at, rto = [], 0, TCP_SYN_RTO
+    for k in range(1, count + 1):
+        at += rto
+        offsets.append(at)
+        if k >= linear:
+            rto *= 2
+    return offsets
 
 
 def payload_size(method: str, family: int, packet_len: int) -> int:
