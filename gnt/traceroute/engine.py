@@ -269,10 +269,31 @@ class Engine:
             deadline = probe.sent_at + timeout
             if deadline > now:
                 wake = deadline if wake is None else min(wake, deadline)
+                refill = self._refill_probe_due(probe, timeout)
+                if refill is not None:
+                    if refill <= now:
+                        self._send(probe.slot, now)  # the first probe stays live: either may answer
+                    else:
+                        wake = min(wake, refill)
                 continue
             self._finish_probe(probe)
-            self._plan_retry(probe.slot, now, waited_max=timeout >= self.options.wait_max)
+            if probe.slot.inflight is None:  # else a newer probe of the slot is still waiting
+                self._plan_retry(probe.slot, now, waited_max=timeout >= self.options.wait_max)
         return wake
+
+    def _refill_probe_due(self, probe: Probe, timeout: float) -> float | None:
+        """When to probe a silent TTL again while its probe still waits out a long MAX wait.
+
+        Nothing at or beyond the TTL has answered, so nothing says the path is slow: more likely
+        the box's token bucket is empty (an earlier trace drained it). A second probe once a token
+        is back (`RATE_GAP`) finds it without waiting the whole MAX. None: not for this probe.
+        """
+        slot = probe.slot
+        if (slot.index < 0 or slot.inflight is not probe or slot.attempts >= MAX_ATTEMPTS or self.final_seen
+                or timeout <= RATE_GAP or self.method.max_inflight_per_flow is not None
+                or self.highest_answered() >= slot.ttl):
+            return None
+        return probe.sent_at + RATE_GAP
 
     def _plan_retry(self, slot: Slot, now: float, *, waited_max: bool = False) -> None:
         if slot.answer is not None or slot.index < 0:
@@ -285,17 +306,13 @@ class Engine:
             # The hop answers, just not this probe: its token bucket is empty. Wait for a refill.
             slot.ready_at = slot.last_sent + RATE_GAP
             slot.cosmetic = True
-        elif self.final_seen and slot.ttl < self.limit:
-            # A router's TTL (the trace ends beyond it) that answered nothing yet: silent, or its
-            # bucket is empty (an earlier trace drained it). Ask again once a token is back: the
-            # trace waits for this (it may show a router), up to MAX_ATTEMPTS probes.
-            slot.ready_at = now if slot.attempts == 1 and not waited_max else slot.last_sent + RATE_GAP
         elif slot.attempts == 1 and not waited_max:
             slot.ready_at = now  # plain loss is cheap to retry at once (a full MAX wait is not)
-        elif not waited_max:
-            # Silent twice: a silent router, or one whose bucket an earlier trace drained.
+        elif not waited_max or (self.final_seen and slot.ttl < self.limit):
+            # Silent twice: a silent box, or one whose bucket an earlier trace drained. Ask again
+            # once a token is back; the trace waits for it (it may show a router, or where the
+            # destination is), up to MAX_ATTEMPTS probes.
             slot.ready_at = slot.last_sent + RATE_GAP
-            slot.cosmetic = True
         else:
             slot.done = True  # silent; `unsettled` may still hold its line back
 
