@@ -48,6 +48,7 @@ SO_BINDTODEVICE = 25  # bind to an interface by name
 SO_MARK = 36  # fwmark on outgoing packets (needs CAP_NET_ADMIN)
 SO_TIMESTAMPING = 37  # SO_TIMESTAMPING_OLD: struct timespec[3] in cmsgs
 MSG_ERRQUEUE = 0x2000  # recvmsg flag: read the error queue
+_ERRQUEUE_NOWAIT = MSG_ERRQUEUE | int(socket.MSG_DONTWAIT)  # a plain int: IntFlag arithmetic per call is slow
 
 SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1  # timestamp when the packet leaves the stack
 SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3  # timestamp when the packet enters the stack
@@ -243,15 +244,14 @@ def set_mark(sock: socket.socket, mark: int) -> None:
                                errno=exc.errno) from exc
 
 
-def enable_timestamping(sock: socket.socket) -> bool:
-    """Ask for kernel software TX and RX timestamps; False when the kernel refuses."""
-    flags = (
-        SOF_TIMESTAMPING_TX_SOFTWARE
-        | SOF_TIMESTAMPING_RX_SOFTWARE
-        | SOF_TIMESTAMPING_SOFTWARE
-        | SOF_TIMESTAMPING_OPT_ID
-        | SOF_TIMESTAMPING_OPT_TSONLY
-    )
+def enable_timestamping(sock: socket.socket, *, tx: bool = True) -> bool:
+    """Ask for kernel software RX and (unless `tx` is False) TX timestamps; False when the kernel refuses.
+
+    A TX timestamp is an error-queue entry: it wakes a poller (POLLERR) once per packet sent.
+    """
+    flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
+    if tx:
+        flags |= SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
     except OSError:
@@ -335,7 +335,7 @@ def read_error_queue(sock: socket.socket, bufsize: int = 65536) -> list[QueuedEr
     while True:
         try:
             data, ancillary, _flags, address = sock.recvmsg(bufsize, _ANCILLARY_SPACE,
-                                                            MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+                                                            _ERRQUEUE_NOWAIT)
         except (BlockingIOError, InterruptedError):
             return entries
         stamp: int | None = None

@@ -52,6 +52,8 @@ MAX_SIZE = 65507  # largest ICMP payload in one IPv4 datagram: 65535 - 20 - 8
 MAX_SIZE6 = 65527  # largest ICMPv6 payload: 65535 (payload length) - 8 (the IPv6 header is not counted)
 MAX_COUNT = 2**63 - 1  # -c: iputils reads it as a long
 TIMING_MIN = 16  # iputils times a reply only when the data holds its struct timeval (16 bytes)
+STALE_SEND_ERRORS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED, errno.EMSGSIZE,
+                               errno.EPROTO, errno.EACCES})  # an earlier probe's error, reported on this send
 PROBE_WINDOW = 4096  # answered probes kept for late duplicates; older ones are dropped (memory stays flat)
 MIN_USER_INTERVAL = 0.002  # iputils: the shortest interval a non-root user may ask for
 DEFAULT_LINGER = 10.0  # iputils' MAXWAIT: how long to wait for replies when none came
@@ -143,6 +145,7 @@ class _Probe:
     kernel_send_ns: int | None = None
     replies: int = 0
     errored: bool = False  # an ICMP error answered it: reported as such, never as a timeout
+    timed_out: bool = False  # reported lost
 
 
 @dataclass(slots=True)
@@ -225,6 +228,7 @@ class Pinger:
         self.sends = 0  # successful sends: the kernel's SOF_TIMESTAMPING_OPT_ID key of the next one
         self.stats = _Stats()
         self.timing = options.size >= TIMING_MIN
+        self.tx_stamps = False  # kernel TX timestamps asked for (see _configure)
         self.expected = fill_payload(options.size, options.pattern)
         # With room for iputils' timestamp, gnt's 8-byte one starts the data; else the data is the fill.
         self.payload_tail = self.expected[STAMP.size:] if self.timing else self.expected
@@ -276,7 +280,11 @@ class Pinger:
                 sockets.set_mark(s, opts.mark)
             except PermissionDenied as exc:
                 self.late_warnings.append(_mark_warning(opts.mark, exc))  # iputils warns and pings unmarked
-        sockets.enable_timestamping(s)  # without it RTTs fall back to the user-space clock
+        # Without kernel timestamps RTTs fall back to the user-space clock. Back to back (-f, -i 0)
+        # the RTT starts at the send call, as iputils', and no TX timestamp wakes the loop per probe:
+        # that wake-up would cost more than the probe.
+        self.tx_stamps = self.timing and opts.interval != 0.0
+        sockets.enable_timestamping(s, tx=self.tx_stamps)
         s.setblocking(False)
 
     # -- sending ------------------------------------------------------------------------------
@@ -289,8 +297,9 @@ class Pinger:
             data = self.payload_tail
         if self.v6:
             return ICMP_HEADER.pack(ICMP6_ECHO_REQUEST, 0, 0, self.sock.ident, seq & 0xFFFF) + data
-        # For a ping socket the kernel rewrites the id and computes the checksum; a raw socket needs both.
-        return icmp.ICMP.echo(self.sock.ident, seq & 0xFFFF).encode(data)
+        if self.sock.is_dgram:  # a ping socket: the kernel writes the id and the checksum
+            return ICMP_HEADER.pack(icmp.ECHO_REQUEST, 0, 0, self.sock.ident, seq & 0xFFFF) + data
+        return icmp.ICMP.echo(self.sock.ident, seq & 0xFFFF).encode(data)  # a raw socket needs both
 
     def _send(self, seq: int) -> SendFailed | None:
         assert self.sock is not None
@@ -298,36 +307,35 @@ class Pinger:
         self.stats.transmitted += 1
         seq16 = seq & 0xFFFF
         probes = self.probes
-        probes.pop(seq16, None)  # a wrapped sequence number: the new probe goes to the end
-        probe = probes[seq16] = _Probe(seq, 0)
+        probe = probes[seq16] = _Probe(seq, 0)  # replaces the probe 65536 sends ago, if still there
         self.unanswered.append(seq16)
-        if len(probes) > PROBE_WINDOW:
-            self._trim()
-        if self.sock.is_dgram:
-            sockets.clear_pending_error(self.sock.sock)  # an earlier ICMP error must not fail this send
+        old = probes.get((seq - PROBE_WINDOW) & 0xFFFF)
+        if old is not None and old.seq == seq - PROBE_WINDOW and (old.replies or old.errored or old.timed_out):
+            del probes[(seq - PROBE_WINDOW) & 0xFFFF]  # answered long ago: only a late duplicate could need it
+        sendto = self.sock.sock.sendto
+        address = (self.target.address, 0)
         try:
-            probe.user_send_ns = time.time_ns()  # as close to the system call as Python gets
-            self.sock.sock.sendto(packet, (self.target.address, 0))
+            try:
+                probe.user_send_ns = time.time_ns()  # as close to the system call as Python gets
+                sendto(packet, address)
+            except OSError as exc:
+                # With IP_RECVERR an ICMP error about an earlier probe is also the socket's pending
+                # error, and fails this send instead. Failing cleared it: send again (a real local
+                # failure fails again).
+                if not (self.sock.is_dgram and exc.errno in STALE_SEND_ERRORS):
+                    raise
+                probe.user_send_ns = time.time_ns()
+                sendto(packet, address)
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
                 return SendFailed(seq, f"sendmsg: {os.strerror(exc.errno)}")
             self.stats.errors += 1
             return SendFailed(seq, f"sendmsg: {exc.strerror}")
-        self.tx_keys[self.sends] = seq16
+        if self.tx_stamps:
+            self.tx_keys[self.sends] = seq16
+            self.tx_keys.pop(self.sends - PROBE_WINDOW, None)  # its TX timestamp never came
         self.sends += 1
-        if len(self.tx_keys) > PROBE_WINDOW:
-            del self.tx_keys[next(iter(self.tx_keys))]  # a TX timestamp that never came
         return None
-
-    def _trim(self) -> None:
-        """Forget the oldest probes that need nothing more (answered, failed or timed out)."""
-        probes = self.probes
-        while len(probes) > PROBE_WINDOW:
-            oldest = next(iter(probes))
-            probe = probes[oldest]
-            if not (probe.replies or probe.errored) and self.unanswered and self.unanswered[0] == oldest:
-                return  # still waiting for it
-            del probes[oldest]
 
     # -- receiving ----------------------------------------------------------------------------
     def _name(self, address: str) -> str | None:
@@ -362,7 +370,7 @@ class Pinger:
         if probe is None:
             return None  # a reply to something we never sent (or long forgotten)
         rx_user_ns = time.time_ns()
-        if self.timing and probe.kernel_send_ns is None:
+        if self.tx_stamps and probe.kernel_send_ns is None:
             self._read_error_queue()  # this probe's TX timestamp is there
         if not checksum_ok:
             self.stats.corrupted += 1
@@ -402,6 +410,8 @@ class Pinger:
         return ErrorReply(probe.seq, source, icmp_type, icmp_code, message,
                           name=self._name(source) if source else None, wall_time=time.time())
     def _read_socket(self) -> Iterator[Reply | ErrorReply]:
+        """The next answer of ours on the socket. One per call: poll is level-triggered, and a
+        reply a call finds saves the system call that would find the socket empty."""
         assert self.sock is not None
         while True:
             try:
@@ -416,6 +426,7 @@ class Pinger:
             event = self._parse(got)
             if event is not None:
                 yield event
+                return
 
     def _parse(self, got: sockets.Received) -> Reply | ErrorReply | None:
         assert self.sock is not None
@@ -589,7 +600,6 @@ class Pinger:
         linger = opts.timeout if opts.timeout is not None else DEFAULT_LINGER
         next_send = start
         exit_at: float | None = None
-        timed_out: set[int] = set()
         stats = self.stats
         unanswered = self.unanswered
         probes = self.probes
@@ -637,7 +647,9 @@ class Pinger:
                         unanswered.popleft()
                     elif probe.user_send_ns <= limit_ns:
                         unanswered.popleft()
-                        timed_out.add(probe.seq)
+                        probe.timed_out = True
+                        if probe.seq <= self.next_seq - PROBE_WINDOW:
+                            del probes[probe.seq & 0xFFFF]  # beyond the window: nothing more to keep it for
                         yield Timeout(probe.seq)
                     else:
                         break
@@ -651,6 +663,8 @@ class Pinger:
                     except OSError:
                         pass
                     continue
+                if mask & select.POLLERR:
+                    self._read_error_queue()  # TX timestamps first: the replies below need them
                 if mask & select.POLLIN:
                     for event in self._read_socket():
                         if back_to_back and isinstance(event, Reply) and not event.dup:
@@ -659,8 +673,6 @@ class Pinger:
                         if self._finished():
                             done = True  # iputils stops here: a later duplicate is not counted
                             break
-                if not done and mask & (select.POLLERR | select.POLLIN):
-                    self._read_error_queue()
                 if self.queued_errors:
                     for error in self.queued_errors:
                         yield error
@@ -670,7 +682,7 @@ class Pinger:
         elapsed = self.last_activity - start
         for seq16 in unanswered:
             probe = probes.get(seq16)
-            if probe is not None and probe.replies == 0 and not probe.errored and probe.seq not in timed_out:
+            if probe is not None and probe.replies == 0 and not probe.errored and not probe.timed_out:
                 yield Timeout(probe.seq)
         yield self.summary(elapsed)
 
