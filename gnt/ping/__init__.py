@@ -673,10 +673,9 @@ class Pinger:
                         if self._finished():
                             done = True  # iputils stops here: a later duplicate is not counted
                             break
-                if self.queued_errors:
-                    for error in self.queued_errors:
-                        yield error
-                    self.queued_errors.clear()
+                while self.queued_errors and not done:
+                    yield self.queued_errors.pop(0)
+                    done = self._finished()
             if done:
                 break
         elapsed = self.last_activity - start

@@ -30,6 +30,9 @@ class PingWarning:
     message: str
 
 
+Data = bytes  # inside Reply, `bytes` names its field
+
+
 @dataclass(slots=True)
 class Reply:
     json_type: ClassVar[str] = "reply"
@@ -41,7 +44,7 @@ class Reply:
     dup: bool = False
     name: str | None = field(default=None, metadata={"json": None})  # reverse name, text only
     wrong_data: tuple[int, int, int] | None = field(default=None, metadata={"json": None})  # index, want, got
-    data_dump: bytes | None = field(default=None, metadata={"json": None})  # data from byte 16, with wrong_data
+    data_dump: Data | None = field(default=None, metadata={"json": None})  # data from byte 16, with wrong_data
     bad_checksum: bool = field(default=False, metadata={"json": None})
     wall_time: float = field(default=0.0, metadata={"json": None})  # for -D
 

@@ -8,9 +8,8 @@ See `engine` for the scheduling rules and `methods` for how each probe's identit
 from __future__ import annotations
 
 import selectors
-from collections.abc import Iterator
-
 import socket
+from collections.abc import Iterator
 
 from gnt.core.resolve import Target, is_literal, resolve
 from gnt.errors import ResolveError
