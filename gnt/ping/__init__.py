@@ -93,6 +93,8 @@ class PingOptions:
         """
         if self.count is not None and self.count <= 0:
             raise UsageError(f"invalid argument: '{self.count}': out of range: 1 <= value <= {MAX_COUNT}")
+        if self.ttl is not None and not 0 <= self.ttl <= 255:
+            raise UsageError(f"invalid argument: '{self.ttl}': out of range: 0 <= value <= 255")
         largest = MAX_SIZE if family == socket.AF_INET else MAX_SIZE6
         if not 0 <= self.size <= largest:
             raise UsageError(f"invalid packet size: {self.size}: out of range: 0 <= value <= {largest}")
@@ -164,6 +166,7 @@ class _Stats:
     tmax_us: int = 0
     ewma8: int = 0  # iputils' rtt*8 moving average, in microseconds
     pipe: int = 0  # most probes outstanding when an answer came (iputils' pipesize)
+    acked: int = 0  # the highest sequence number answered (iputils' acked)
 
     def add_rtt(self, us: int) -> None:
         self.tmin_us = us if not self.timed else min(self.tmin_us, us)
@@ -176,6 +179,7 @@ class _Stats:
     def acknowledge(self, seq: int) -> None:
         """An answer to probe `seq` came: how many probes were in flight (iputils' acknowledge)."""
         self.pipe = max(self.pipe, self.transmitted - seq + 1)
+        self.acked = max(self.acked, seq)
 
     def rtt_us(self) -> tuple[int, int, int, int] | None:
         """min, avg, max, mdev in microseconds, with iputils' integer arithmetic."""
@@ -410,8 +414,7 @@ class Pinger:
         return ErrorReply(probe.seq, source, icmp_type, icmp_code, message,
                           name=self._name(source) if source else None, wall_time=time.time())
     def _read_socket(self) -> Iterator[Reply | ErrorReply]:
-        """The next answer of ours on the socket. One per call: poll is level-triggered, and a
-        reply a call finds saves the system call that would find the socket empty."""
+        """The answers of ours waiting on the socket."""
         assert self.sock is not None
         while True:
             try:
@@ -426,7 +429,6 @@ class Pinger:
             event = self._parse(got)
             if event is not None:
                 yield event
-                return
 
     def _parse(self, got: sockets.Received) -> Reply | ErrorReply | None:
         assert self.sock is not None
@@ -618,7 +620,9 @@ class Pinger:
                 break
             # iputils: with a deadline, -c counts answers, not sends: keep sending until either.
             all_sent = opts.count is not None and stats.transmitted >= opts.count and deadline_at is None
-            if not all_sent and now >= next_send:
+            # Back to back (iputils' pinger with no interval): the next probe goes when the last
+            # one is answered, or 10 ms after it at the latest.
+            if not all_sent and (now >= next_send or (back_to_back and stats.acked >= stats.transmitted)):
                 seq = self.next_seq
                 previous = probes.get((seq - 1) & 0xFFFF)
                 if opts.report_outstanding and seq > 1 and previous is not None and previous.replies == 0:
@@ -630,7 +634,7 @@ class Pinger:
                     yield failure
                 elif opts.flood:
                     yield Sent(seq)
-                next_send = max(next_send + interval, now) if interval else now
+                next_send = now + interval if back_to_back else max(next_send + interval, now)
                 if opts.count is not None and stats.transmitted >= opts.count and deadline_at is None:
                     # iputils' schedule_exit: wait 2 x the longest RTT (at least one interval)
                     # for the last replies, or the linger time (-W, default 10 s) when none came.
@@ -667,8 +671,6 @@ class Pinger:
                     self._read_error_queue()  # TX timestamps first: the replies below need them
                 if mask & select.POLLIN:
                     for event in self._read_socket():
-                        if back_to_back and isinstance(event, Reply) and not event.dup:
-                            next_send = min(next_send, clock())
                         yield event
                         if self._finished():
                             done = True  # iputils stops here: a later duplicate is not counted
