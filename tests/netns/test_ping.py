@@ -141,8 +141,9 @@ def test_duplicates_flagged(chain: Chain) -> None:
     result = chain["h1"].gnt("ping", "-c", "3", "-i", "0.3", H2, user="nobody")
     parsed = parse(result.stdout)
     dups = [r for r in parsed["replies"] if r[5]]
-    assert len(dups) == 3
-    assert parsed["stats"][2] == "3"
+    # As iputils: the run ends at the third reply, before the copy of it arrives.
+    assert len(dups) == 2
+    assert parsed["stats"][2] == "2"
     assert parsed["stats"][:2] == ("3", "3")
 
 
@@ -259,7 +260,7 @@ def test_corrupted_reply_never_counted(chain: Chain) -> None:
     result = chain["h1"].gnt("ping", "-c", "2", "-i", "0.2", "-W", "1", H2)
     assert result.returncode == 1
     assert result.stdout.count("(BAD CHECKSUM!)") == 2
-    stats = result.stdout.splitlines()[-1]
+    stats = result.stdout.splitlines()[-2]  # the block ends with iputils' (here empty) last line
     assert stats.startswith("2 packets transmitted, 0 received, +2 corrupted, 100% packet loss")
     # The unprivileged socket never sees them: the kernel drops ICMP with a bad checksum.
     chain["h1"].sysctl("net.ipv4.ping_group_range", "0 2147483647")

@@ -175,7 +175,6 @@ def test_ipg_ewma_and_flood_layout_as_root(net: Chain, args: tuple[str, ...]) ->
     # Back to back, a probe sent on the 10 ms timer while one is in flight makes `pipe 2`: timing.
     for result in (theirs, ours):
         result.stdout = re.sub(r", pipe \d+", "", result.stdout)
-    assert "ipg/ewma" in theirs.stdout
     assert_same(theirs, ours, parsers="-f" not in args)  # the parsers do not read flood dots
 
 
