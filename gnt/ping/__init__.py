@@ -414,7 +414,7 @@ class Pinger:
         return ErrorReply(probe.seq, source, icmp_type, icmp_code, message,
                           name=self._name(source) if source else None, wall_time=time.time())
     def _read_socket(self) -> Iterator[Reply | ErrorReply]:
-        """The answers of ours waiting on the socket."""
+        """The next answer of ours waiting on the socket."""
         assert self.sock is not None
         while True:
             try:
@@ -429,6 +429,7 @@ class Pinger:
             event = self._parse(got)
             if event is not None:
                 yield event
+                return  # one answer per poll (level-triggered): no system call to find the socket empty
 
     def _parse(self, got: sockets.Received) -> Reply | ErrorReply | None:
         assert self.sock is not None
@@ -640,7 +641,9 @@ class Pinger:
                     # for the last replies, or the linger time (-W, default 10 s) when none came.
                     wait = max(2 * stats.tmax_us / 1e6, opts.interval) if stats.received else linger
                     exit_at = now + wait
-                continue
+                if now >= next_send:
+                    continue  # behind schedule: the next one goes at once
+                all_sent = opts.count is not None and stats.transmitted >= opts.count and deadline_at is None
             # A probe unanswered for the linger time is reported lost (scripts see it as it happens).
             # Probes go out in order, so only the oldest unanswered ones can have timed out.
             if unanswered:

@@ -53,6 +53,9 @@ def _stamp(wall_time: float) -> str:
 class PingText:
     """Formatter for `gnt ping` events; holds the display options (-q, -D, -f)."""
 
+    DOT = Inline(".")  # flood: a probe went out
+    BACKSPACE = Inline("\b \b")  # flood: its reply came
+
     def __init__(self, *, quiet: bool = False, timestamps: bool = False, flood: bool = False) -> None:
         self.quiet = quiet
         self.timestamps = timestamps
@@ -65,10 +68,13 @@ class PingText:
         return f"{name} ({address})" if name else address
 
     def __call__(self, obj: object) -> str | None:
-        if isinstance(obj, PingStart):
-            return self.start(obj)
+        # The two per-probe events first: in flood mode this runs twice per probe.
         if isinstance(obj, Reply):
             return self.reply(obj)
+        if isinstance(obj, Sent):
+            return self.DOT if self.flood and not self.quiet else None
+        if isinstance(obj, PingStart):
+            return self.start(obj)
         if isinstance(obj, ErrorReply):
             if self.quiet:
                 return None
@@ -85,8 +91,6 @@ class PingText:
                 return None
             prefix = _stamp(obj.wall_time) if self.timestamps else ""
             return f"{prefix}no answer yet for icmp_seq={obj.seq}"
-        if isinstance(obj, Sent):
-            return Inline(".") if self.flood and not self.quiet else None
         if isinstance(obj, Interim):
             line = f"\r{obj.received}/{obj.transmitted} packets, {obj.loss_percent}% loss"
             if obj.rtt_min_us is not None:
@@ -117,7 +121,7 @@ class PingText:
         if self.quiet:
             return None
         if self.flood:
-            return Inline("\b \b") if not obj.dup else None
+            return self.BACKSPACE if not obj.dup else None
         prefix = _stamp(obj.wall_time) if self.timestamps else ""
         line = f"{prefix}{obj.bytes} bytes from {self._who(obj.source, obj.name)}: icmp_seq={obj.seq}"
         if obj.ttl is not None:
