@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from gnt.cli import current_env, parse_seconds
 from gnt.cli.numbers import I32_MAX, I64_MAX, U32_MAX
-from gnt.cli.table import Opt, fast_parse, parameters, with_signature
+from gnt.cli.table import Opt, check_bounds, fast_parse, parameters, with_signature
 
 if TYPE_CHECKING:
     import typer
@@ -28,12 +28,13 @@ Exit status: 0 when replies came; 1 when none came (or fewer than -c before the 
 OPTIONS: tuple[Opt, ...] = (
     Opt(("-4",), "ipv4", bool, None, "Use IPv4 only.", False),
     Opt(("-6",), "ipv6", bool, None, "Use IPv6 only.", False),
-    Opt(("-c",), "count", int, "COUNT", "Stop after COUNT replies.", high=I64_MAX),
+    Opt(("-c",), "count", int, "COUNT", "Stop after COUNT replies.", high=I64_MAX, bounds=(1, I64_MAX)),
     Opt(("-i",), "interval", str, "INTERVAL", "Seconds between requests."),
     Opt(("-W",), "timeout", str, "TIMEOUT", "Seconds to wait for a reply."),
-    Opt(("-w",), "deadline", str, "DEADLINE", "Stop after DEADLINE seconds."),
-    Opt(("-s",), "size", int, "SIZE", "Bytes of ICMP data.", 56, high=I32_MAX),
-    Opt(("-t",), "ttl", int, "TTL", "IP time to live / hop limit.", high=I32_MAX),
+    Opt(("-w",), "deadline", str, "DEADLINE", "Stop after DEADLINE whole seconds (0: no deadline).",
+        bounds=(0, I32_MAX)),
+    Opt(("-s",), "size", int, "SIZE", "Bytes of ICMP data.", 56, high=I32_MAX, bounds=(0, I32_MAX)),
+    Opt(("-t",), "ttl", int, "TTL", "IP time to live / hop limit.", high=I32_MAX, bounds=(0, 255)),
     Opt(("-I",), "interface", str, "IFACE|ADDR", "Source interface or address.", interface=True),
     Opt(("-q",), "quiet", bool, None, "Only the summary.", False),
     Opt(("-D",), "timestamps", bool, None, "Print a UNIX timestamp before each line.", False),
@@ -73,6 +74,7 @@ def run(values: dict[str, Any], env: Environment) -> int:
         raise UsageError("missing host operand (usage: gnt ping [options] HOST)")
     if values["ipv4"] and values["ipv6"]:
         raise UsageError("only one of -4 and -6 may be given")
+    check_bounds(OPTIONS, values)
     family = socket.AF_INET if values["ipv4"] else socket.AF_INET6 if values["ipv6"] else socket.AF_UNSPEC
     interval, timeout, deadline = values["interval"], values["timeout"], values["deadline"]
     flood = values["flood"]
@@ -80,7 +82,7 @@ def run(values: dict[str, Any], env: Environment) -> int:
         host=host, family=family, count=values["count"],
         interval=parse_seconds(interval, "bad timing interval (-i)") if interval is not None else 1.0,
         timeout=parse_seconds(timeout, "bad linger time (-W)") if timeout is not None else None,
-        deadline=parse_seconds(deadline, "bad wait time (-w)") if deadline is not None else None,
+        deadline=float(deadline) if deadline else None,  # whole seconds (checked above); 0: none
         size=values["size"], ttl=values["ttl"], interface=values["interface"], quiet=values["quiet"],
         timestamps=values["timestamps"], report_outstanding=values["outstanding"], numeric=values["numeric"],
         flood=flood, pattern=parse_pattern(values["pattern"]) if values["pattern"] is not None else None,

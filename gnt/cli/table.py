@@ -32,6 +32,37 @@ class Opt:
     high: int | float | None = None
     flag_value: str | None = None  # a str option whose value may be left out: it then takes this value
     multiple: bool = False  # may be given more than once: the values are collected in a list
+    bounds: tuple[int, int] | None = None  # an integer value's inclusive range (see `check_bounds`)
+
+
+LONG_RANGE = (-(2**63), 2**63 - 1)  # what a C long holds: beyond it iputils' strtol fails with ERANGE
+
+
+def check_bounds(options: Sequence[Opt], values: dict[str, Any]) -> None:
+    """Check every bounded option's value, with iputils' wording; integers given as text become ints.
+
+    One line, a UsageError (exit 2): `invalid argument: 'TEXT': out of range: LO <= value <= HI`,
+    `... Numerical result out of range` beyond a C long, or `invalid argument: 'TEXT'` for a
+    value that is not an integer (a fractional -w, say).
+    """
+    from gnt.cli.numbers import int_value
+    from gnt.errors import UsageError
+
+    for o in options:
+        value = values.get(o.dest)
+        if o.bounds is None or value is None:
+            continue
+        text = str(value)
+        try:
+            number = int_value(text.strip(), None, None) if isinstance(value, str) else int(value)
+        except ValueError:  # not ASCII digits (the one number parser's rule), or a fraction
+            raise UsageError(f"invalid argument: '{text}'") from None
+        if not LONG_RANGE[0] <= number <= LONG_RANGE[1]:
+            raise UsageError(f"invalid argument: '{text}': Numerical result out of range")
+        low, high = o.bounds
+        if not low <= number <= high:
+            raise UsageError(f"invalid argument: '{text}': out of range: {low} <= value <= {high}")
+        values[o.dest] = number
 
 
 def fast_parse(options: Sequence[Opt], argv: Sequence[str], operands: int) -> dict[str, Any] | None:

@@ -52,8 +52,8 @@ def traceroute(
                                              autocompletion=complete_interface),
     numeric: bool = typer.Option(False, "-n", help="Print addresses only (no reverse lookups)."),
     paris: bool = typer.Option(False, "--paris", help="Keep the flow constant so ECMP routers use one path."),
-    paths: int = typer.Option(0, "--paths", metavar="N", click_type=click_int(None, I32_MAX),
-                              help="Trace N flows and show every router of each hop."),
+    paths: int | None = typer.Option(None, "--paths", metavar="N", click_type=click_int(None, I32_MAX),
+                                     help=f"Trace N flows (1 to {MAX_PATHS}) and show every router of each hop."),
     dont_fragment: bool = typer.Option(False, "-F", "--dont-fragment",
                                        help="Set DF on probes (the kernel's cached PMTU ignored): a hop "
                                        "that cannot forward them answers !F-<mtu>."),
@@ -90,7 +90,7 @@ def traceroute(
         raise UsageError("-p has no meaning with -I (ICMP probes have no port)")
     if mtu and method == "tcp":
         raise UsageError("--mtu needs probes whose size can change: UDP or ICMP (a SYN is always small)")
-    if not 0 <= paths <= MAX_PATHS:
+    if paths is not None and not 1 <= paths <= MAX_PATHS:
         raise UsageError(f"--paths must be between 1 and {MAX_PATHS} (got {paths})")
     wait_max, wait_here, wait_near = _wait(wait)
     length: int | None = None
@@ -102,7 +102,7 @@ def traceroute(
         host=host, family=socket.AF_INET if ipv4 else socket.AF_INET6 if ipv6 else socket.AF_UNSPEC,
         method=method, port=port, first_ttl=first, max_ttl=max_ttl, queries=queries, simultaneous=sim,
         wait_max=wait_max, wait_here=wait_here, wait_near=wait_near, send_wait=_sendwait(sendwait),
-        source=source, interface=interface, numeric=numeric, paris=paris, paths=paths, packet_len=length,
+        source=source, interface=interface, numeric=numeric, paris=paris, paths=paths or 0, packet_len=length,
         dont_fragment=dont_fragment or mtu, mtu=mtu,
     )
     renderer = make_renderer(env, json=json, formatter=TracerouteText(numeric=numeric))

@@ -19,6 +19,7 @@ class Target:
     host: str
     address: str
     family: int
+    canonical: str | None = None  # the resolver's canonical name (asked for with `canonical=True`)
 
     @property
     def is_numeric(self) -> bool:
@@ -36,23 +37,28 @@ def is_literal(host: str) -> bool:
     return False
 
 
-def resolve(host: str, family: int = socket.AF_UNSPEC) -> Target:
-    """Resolve `host` to one address of `family` (AF_UNSPEC: the first the system prefers)."""
+def resolve(host: str, family: int = socket.AF_UNSPEC, *, canonical: bool = False) -> Target:
+    """Resolve `host` to one address of `family` (AF_UNSPEC: the first the system prefers).
+
+    `canonical=True` also asks for the canonical name (AI_CANONNAME), as ping prints it.
+    """
     if not host:
         raise ResolveError("no host given")
     try:
         # An ASCII name goes in as bytes: a str host makes the socket module load the IDNA
         # codec (and stringprep) first, a millisecond of start-up on every ping.
         query: str | bytes = host.encode("ascii") if host.isascii() else host
-        infos = socket.getaddrinfo(query, None, family, socket.SOCK_DGRAM)
+        infos = socket.getaddrinfo(query, None, family, socket.SOCK_DGRAM, 0,
+                                   socket.AI_CANONNAME if canonical else 0)
     except socket.gaierror as exc:
         if family != socket.AF_UNSPEC and is_literal(host):
             want = "IPv6" if family == socket.AF_INET6 else "IPv4"
             raise ResolveError(f"{host}: not an {want} address", errno=exc.errno) from exc
         raise ResolveError(f"{host}: {exc.strerror}", errno=exc.errno) from exc
+    canon = next((c for *_rest, c, _sa in infos if c), None) if canonical else None
     for fam, _type, _proto, _canon, sockaddr in infos:
         if fam in (socket.AF_INET, socket.AF_INET6):
-            return Target(host, str(sockaddr[0]), fam)
+            return Target(host, str(sockaddr[0]), fam, canon)
     raise ResolveError(f"{host}: no address of the requested family")
 
 

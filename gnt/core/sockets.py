@@ -52,6 +52,7 @@ SO_BINDTODEVICE = 25  # bind to an interface by name
 SO_MARK = 36  # fwmark on outgoing packets (needs CAP_NET_ADMIN)
 SO_TIMESTAMPING = 37  # SO_TIMESTAMPING_OLD: struct timespec[3] in cmsgs
 MSG_ERRQUEUE = 0x2000  # recvmsg flag: read the error queue
+_ERRQUEUE_NOWAIT = MSG_ERRQUEUE | int(socket.MSG_DONTWAIT)  # a plain int: IntFlag arithmetic per call is slow
 
 SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1  # timestamp when the packet leaves the stack
 SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3  # timestamp when the packet enters the stack
@@ -299,15 +300,14 @@ def set_mark(sock: socket.socket, mark: int) -> None:
                                errno=exc.errno) from exc
 
 
-def enable_timestamping(sock: socket.socket) -> bool:
-    """Ask for kernel software TX and RX timestamps; False when the kernel refuses."""
-    flags = (
-        SOF_TIMESTAMPING_TX_SOFTWARE
-        | SOF_TIMESTAMPING_RX_SOFTWARE
-        | SOF_TIMESTAMPING_SOFTWARE
-        | SOF_TIMESTAMPING_OPT_ID
-        | SOF_TIMESTAMPING_OPT_TSONLY
-    )
+def enable_timestamping(sock: socket.socket, *, tx: bool = True) -> bool:
+    """Ask for kernel software RX and (unless `tx` is False) TX timestamps; False when the kernel refuses.
+
+    A TX timestamp is an error-queue entry: it wakes a poller (POLLERR) once per packet sent.
+    """
+    flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
+    if tx:
+        flags |= SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
     except OSError:
@@ -391,7 +391,7 @@ def read_error_queue(sock: socket.socket, bufsize: int = 65536) -> list[QueuedEr
     while True:
         try:
             data, ancillary, _flags, address = sock.recvmsg(bufsize, _ANCILLARY_SPACE,
-                                                            MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+                                                            _ERRQUEUE_NOWAIT)
         except (BlockingIOError, InterruptedError):
             return entries
         stamp: int | None = None
@@ -446,14 +446,19 @@ def read_probe_errors(sock: socket.socket, bufsize: int = 65536) -> list[QueuedE
     return [entry for entry in read_error_queue(sock, bufsize) if isinstance(entry, QueuedError)]
 
 
-def syn_retransmitted(sock: socket.socket) -> bool:
-    """True when the kernel has retransmitted on this TCP socket (for a probe: its SYN), from TCP_INFO."""
+def syn_retransmissions(sock: socket.socket) -> int:
+    """How often the kernel has retransmitted on this TCP socket (for a probe: its SYN), from TCP_INFO."""
     size = TCPI_TOTAL_RETRANS_OFFSET + TCPI_TOTAL_RETRANS.size
     info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, size)
     if len(info) < size:
-        return False
+        return 0
     (retransmissions,) = TCPI_TOTAL_RETRANS.unpack_from(info, TCPI_TOTAL_RETRANS_OFFSET)
-    return bool(retransmissions)
+    return int(retransmissions)
+
+
+def syn_retransmitted(sock: socket.socket) -> bool:
+    """True when the kernel has retransmitted on this TCP socket (for a probe: its SYN)."""
+    return syn_retransmissions(sock) > 0
 
 
 TCPI_SND_MSS_OFFSET = 16  # struct tcp_info: tcpi_snd_mss (u32) after 8 u8 fields and rto, ato

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import io
+import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
@@ -117,16 +118,36 @@ class GuardedStream(io.TextIOBase):
 class TextRenderer:
     """Writes what the tool's formatter makes of each object; flushes so output streams."""
 
+    INLINE_FLUSH = 0.05  # seconds: inline text (ping's flood dots) is written at most this often
+
     def __init__(self, env: Environment, formatter: Formatter) -> None:
         self.env = env
         self.formatter = formatter
+        self.inline: list[str] = []  # inline text not written yet
+        self.inline_since = 0.0
 
     def emit(self, obj: object) -> None:
         text = self.formatter(obj)
         if text is None:
             return
+        if isinstance(text, Inline):
+            # A write per flood dot costs more than the ping: gather them, write a few times a second.
+            now = time.monotonic()
+            if not self.inline:
+                self.inline_since = now
+            self.inline.append(text)
+            if now - self.inline_since >= self.INLINE_FLUSH:
+                self.flush_inline()
+            return
+        self.flush_inline()
         stream = self.env.stderr if isinstance(text, ToStderr) else self.env.stdout
-        write(stream, text if isinstance(text, Inline) or text.endswith("\n") else text + "\n")
+        write(stream, text if text.endswith("\n") else text + "\n")
+
+    def flush_inline(self) -> None:
+        if self.inline:
+            text = "".join(self.inline)
+            self.inline.clear()
+            write(self.env.stdout, text)
 
 
 class JsonRenderer:

@@ -25,12 +25,13 @@ from gnt.core.checksum import verify
 from gnt.core.packets import icmp
 from gnt.core.packets.ipv4 import IPv4
 from gnt.core.resolve import Target, is_literal, resolve, reverse_name
-from gnt.errors import DecodeError, UsageError
+from gnt.errors import DecodeError, GntError, PermissionDenied, UsageError
 from gnt.ping.models import (
     ErrorReply,
     Interim,
     NoAnswerYet,
     PingStart,
+    PingWarning,
     Reply,
     Rtt,
     SendFailed,
@@ -48,6 +49,12 @@ ICMP6_PARAM_PROBLEM = 4  # RFC 4443 §3.4
 ICMP_HEADER = icmp.HEADER  # type, code, checksum, id, seq: ICMPv6 echo has the same layout
 STAMP = struct.Struct("!II")  # send time at the payload start: 32-bit seconds, 32-bit microseconds
 MAX_SIZE = 65507  # largest ICMP payload in one IPv4 datagram: 65535 - 20 - 8
+MAX_SIZE6 = 65527  # largest ICMPv6 payload: 65535 (payload length) - 8 (the IPv6 header is not counted)
+MAX_COUNT = 2**63 - 1  # -c: iputils reads it as a long
+TIMING_MIN = 16  # iputils times a reply only when the data holds its struct timeval (16 bytes)
+STALE_SEND_ERRORS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED, errno.EMSGSIZE,
+                               errno.EPROTO, errno.EACCES})  # an earlier probe's error, reported on this send
+PROBE_WINDOW = 4096  # answered probes kept for late duplicates; older ones are dropped (memory stays flat)
 MIN_USER_INTERVAL = 0.002  # iputils: the shortest interval a non-root user may ask for
 DEFAULT_LINGER = 10.0  # iputils' MAXWAIT: how long to wait for replies when none came
 FLOOD_INTERVAL = 0.01  # iputils -f: at least 100 requests a second, more when replies come back sooner
@@ -81,14 +88,18 @@ class PingOptions:
     mark: int | None = None
     pmtudisc: str | None = None  # -M: "do", "want" or "dont" (iputils); None: the kernel default
 
-    def validate(self, *, privileged: bool) -> None:
-        """iputils' limits, with one-line errors."""
+    def validate(self, *, privileged: bool, family: int = socket.AF_UNSPEC) -> None:
+        """iputils' limits, with one-line errors (the size limit again once the family is known).
+
+        The CLI checks each value's bounds first, from its option table (gnt.cli.ping.OPTIONS).
+        """
         if self.count is not None and self.count <= 0:
-            raise UsageError(f"invalid count: {self.count}: out of range: 1 <= value <= 9223372036854775807")
-        if not 0 <= self.size <= MAX_SIZE:
-            raise UsageError(f"invalid packet size: {self.size}: out of range: 0 <= value <= {MAX_SIZE}")
+            raise UsageError(f"invalid argument: '{self.count}': out of range: 1 <= value <= {MAX_COUNT}")
         if self.ttl is not None and not 0 <= self.ttl <= 255:
-            raise UsageError(f"invalid ttl: {self.ttl}: out of range: 0 <= value <= 255")
+            raise UsageError(f"invalid argument: '{self.ttl}': out of range: 0 <= value <= 255")
+        largest = MAX_SIZE if family == socket.AF_INET else MAX_SIZE6
+        if not 0 <= self.size <= largest:
+            raise UsageError(f"invalid packet size: {self.size}: out of range: 0 <= value <= {largest}")
         if self.interval < 0 or math.isnan(self.interval):
             raise UsageError(f"bad timing interval: {self.interval}")
         if self.deadline is not None and self.deadline < 0:
@@ -115,11 +126,13 @@ def parse_pattern(text: str) -> bytes:
 
 
 def fill_payload(size: int, pattern: bytes | None) -> bytes:
-    """The bytes after the timestamp: iputils' i-th byte = i, or the repeated -p pattern."""
-    rest = max(size - STAMP.size, 0)
+    """All `size` data bytes as iputils fills them: byte i = i, or the -p pattern repeated from byte 0.
+
+    When the data has room for iputils' timestamp, gnt's (8 bytes) overwrites the start.
+    """
     if pattern:
-        return (pattern * (rest // len(pattern) + 1))[:rest]
-    return bytes((STAMP.size + i) & 0xFF for i in range(rest))
+        return (pattern * (size // len(pattern) + 1))[:size]
+    return bytes(i & 0xFF for i in range(size))
 
 
 @dataclass
@@ -131,15 +144,17 @@ class Control:
     status: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Probe:
     seq: int
     user_send_ns: int
     kernel_send_ns: int | None = None
     replies: int = 0
+    errored: bool = False  # an ICMP error answered it: reported as such, never as a timeout
+    timed_out: bool = False  # reported lost
 
 
-@dataclass
+@dataclass(slots=True)
 class _Stats:
     """Counters and running RTT sums (iputils' tsum/tsum2): memory stays flat however long ping runs."""
 
@@ -148,12 +163,14 @@ class _Stats:
     duplicates: int = 0
     corrupted: int = 0
     errors: int = 0
-    timed: int = 0  # replies with an RTT
+    timed: int = 0  # replies with an RTT (duplicates too, as iputils sums them)
     tsum_us: int = 0
     tsum2_us: int = 0
     tmin_us: int = 0
     tmax_us: int = 0
     ewma8: int = 0  # iputils' rtt*8 moving average, in microseconds
+    pipe: int = 0  # most probes outstanding when an answer came (iputils' pipesize)
+    acked: int = 0  # the highest sequence number answered (iputils' acked)
 
     def add_rtt(self, us: int) -> None:
         self.tmin_us = us if not self.timed else min(self.tmin_us, us)
@@ -163,20 +180,47 @@ class _Stats:
         self.tsum2_us += us * us
         self.ewma8 = us * 8 if not self.ewma8 else self.ewma8 + us - self.ewma8 // 8
 
+    def acknowledge(self, seq: int) -> None:
+        """An answer to probe `seq` came: how many probes were in flight (iputils' acknowledge)."""
+        self.pipe = max(self.pipe, self.transmitted - seq + 1)
+        self.acked = max(self.acked, seq)
 
-def _local_source(target: Target, interface: str | None) -> str | None:
-    """The source address the kernel would pick toward the target (for the -I header)."""
-    try:
-        with socket.socket(target.family, socket.SOCK_DGRAM) as probe:
-            if interface:
-                try:
-                    probe.setsockopt(socket.SOL_SOCKET, sockets.SO_BINDTODEVICE, interface.encode() + b"\0")
-                except OSError:
-                    pass
+    def rtt_us(self) -> tuple[int, int, int, int] | None:
+        """min, avg, max, mdev in microseconds, with iputils' integer arithmetic."""
+        total = self.timed
+        if not total:
+            return None
+        var = max((self.tsum2_us - self.tsum_us * self.tsum_us // total) // total, 0)
+        return self.tmin_us, self.tsum_us // total, self.tmax_us, math.isqrt(var)
+
+
+def _mark_warning(mark: int, exc: PermissionDenied) -> str:
+    return f"WARNING: failed to set mark: {mark}: {os.strerror(exc.errno or errno.EPERM)}"
+
+
+def _route_source(target: Target, interface: str | None, mark: int | None, warnings: list[str]) -> str:
+    """The source address the kernel picks toward the target, found as iputils does: a UDP connect.
+
+    A route that cannot be used (unreachable, prohibit) fails here, before anything is sent,
+    as `connect: <reason>` (iputils' wording, exit 2).
+    """
+    with socket.socket(target.family, socket.SOCK_DGRAM) as probe:
+        if interface:
+            try:
+                probe.setsockopt(socket.SOL_SOCKET, sockets.SO_BINDTODEVICE, interface.encode() + b"\0")
+            except OSError:
+                pass
+        if mark is not None:  # the mark can choose the route (policy routing), so the probe carries it
+            try:
+                sockets.set_mark(probe, mark)
+            except PermissionDenied as exc:
+                warnings.append(_mark_warning(mark, exc))  # iputils warns here, and again for the echo socket
+        try:
             probe.connect((target.address, 1025))
-            return str(probe.getsockname()[0])
-    except OSError:
-        return None
+        except OSError as exc:
+            raise GntError(f"connect: {exc.strerror}", "check the route with `ip route get "
+                           f"{target.address}`", errno=exc.errno) from exc
+        return str(probe.getsockname()[0])
 
 
 class Pinger:
@@ -185,18 +229,27 @@ class Pinger:
     def __init__(self, options: PingOptions, control: Control | None = None) -> None:
         self.options = options
         self.control = control or Control()
-        self.target = resolve(options.host, options.family)
+        self.target = resolve(options.host, options.family, canonical=True)
         self.v6 = self.target.family == socket.AF_INET6
-        self.probes: dict[int, _Probe] = {}  # by 16-bit sequence number
-        self.tx_order: list[int] = []  # seq of the n-th successful send, for TX timestamp keys
+        self.probes: dict[int, _Probe] = {}  # by 16-bit sequence number, in send order (trimmed)
+        self.tx_keys: dict[int, int] = {}  # n-th successful send -> seq16, until its TX timestamp came
+        self.sends = 0  # successful sends: the kernel's SOF_TIMESTAMPING_OPT_ID key of the next one
         self.stats = _Stats()
-        self.payload_tail = fill_payload(options.size, options.pattern)
+        self.timing = options.size >= TIMING_MIN
+        self.tx_stamps = False  # kernel TX timestamps asked for (see _configure)
+        self.expected = fill_payload(options.size, options.pattern)
+        # With room for iputils' timestamp, gnt's 8-byte one starts the data; else the data is the fill.
+        self.payload_tail = self.expected[STAMP.size:] if self.timing else self.expected
         self.next_seq = 1
         self.names: dict[str, str | None] = {}
         self.resolve_names = not options.numeric and not self.target.is_numeric
         self.sock: sockets.EchoSocket | None = None
         self.unanswered: collections.deque[int] = collections.deque()  # seq16s in send order, for timeouts
         self.queued_errors: list[ErrorReply | SendFailed] = []  # errors read from the error queue, to report
+        self.warnings: list[str] = []  # before the header
+        self.late_warnings: list[str] = []  # after it (iputils sets up the echo socket after printing it)
+        self.source: str | None = None
+        self.last_activity = 0.0  # monotonic time of the last send (iputils' `time` in the statistics)
         # The RTT starts at the kernel's TX timestamp (the packet leaving the stack). Setting
         # GNT_PING_TX_CLOCK=user starts it just before sendto instead, as iputils does, which
         # adds the kernel's send path to every RTT; bench/bench_ping.py uses it to show that
@@ -209,7 +262,18 @@ class Pinger:
         if opts.interface and not is_literal(opts.interface):
             sockets.interface_index(opts.interface)  # an unknown name is an InterfaceError
         source = opts.interface if opts.interface and is_literal(opts.interface) else None
+        if source is None:
+            self.source = _route_source(self.target, opts.interface, opts.mark, self.warnings)
         es = sockets.open_icmp_echo(self.target.family, source=source)
+        try:
+            self._configure(es, source)
+        except BaseException:
+            es.close()
+            raise
+        return es
+
+    def _configure(self, es: sockets.EchoSocket, source: str | None) -> None:
+        opts = self.options
         s = es.sock
         family = self.target.family
         if opts.interface and source is None:
@@ -220,37 +284,58 @@ class Pinger:
             sockets.enable_recverr(s, family)
         sockets.enable_recv_ttl(s, family)
         if opts.mark is not None:
-            sockets.set_mark(s, opts.mark)
+            try:
+                sockets.set_mark(s, opts.mark)
+            except PermissionDenied as exc:
+                self.late_warnings.append(_mark_warning(opts.mark, exc))  # iputils warns and pings unmarked
         if opts.pmtudisc is not None:
             sockets.set_pmtu_discovery(s, family, opts.pmtudisc)
-        sockets.enable_timestamping(s)  # without it RTTs fall back to the user-space clock
+        # Without kernel timestamps RTTs fall back to the user-space clock. Back to back (-f, -i 0)
+        # the RTT starts at the send call, as iputils', and no TX timestamp wakes the loop per probe:
+        # that wake-up would cost more than the probe.
+        self.tx_stamps = self.timing and opts.interval != 0.0
+        sockets.enable_timestamping(s, tx=self.tx_stamps)
         s.setblocking(False)
-        return es
 
     # -- sending ------------------------------------------------------------------------------
     def _echo_bytes(self, seq: int, now_ns: int) -> bytes:
         assert self.sock is not None
-        sec, usec = divmod(now_ns // 1000, 1_000_000)
-        data = (STAMP.pack(sec & 0xFFFFFFFF, usec) if self.options.size >= STAMP.size else b"") + self.payload_tail
-        data = data[: self.options.size]
+        if self.timing:
+            sec, usec = divmod(now_ns // 1000, 1_000_000)
+            data = STAMP.pack(sec & 0xFFFFFFFF, usec) + self.payload_tail
+        else:
+            data = self.payload_tail
         if self.v6:
-            return ICMP_HEADER.pack(ICMP6_ECHO_REQUEST, 0, 0, self.sock.ident, seq) + data
-        # For a ping socket the kernel rewrites the id and computes the checksum; a raw socket needs both.
-        return icmp.ICMP.echo(self.sock.ident, seq).encode(data)
+            return ICMP_HEADER.pack(ICMP6_ECHO_REQUEST, 0, 0, self.sock.ident, seq & 0xFFFF) + data
+        if self.sock.is_dgram:  # a ping socket: the kernel writes the id and the checksum
+            return ICMP_HEADER.pack(icmp.ECHO_REQUEST, 0, 0, self.sock.ident, seq & 0xFFFF) + data
+        return icmp.ICMP.echo(self.sock.ident, seq & 0xFFFF).encode(data)  # a raw socket needs both
 
     def _send(self, seq: int) -> SendFailed | None:
         assert self.sock is not None
         packet = self._echo_bytes(seq, time.time_ns())
         self.stats.transmitted += 1
-        probe = self.probes[seq & 0xFFFF] = _Probe(seq, 0)
-        self.unanswered.append(seq & 0xFFFF)
-        if self.sock.is_dgram:
-            sockets.clear_pending_error(self.sock.sock)  # an earlier ICMP error must not fail this send
+        seq16 = seq & 0xFFFF
+        probes = self.probes
+        probe = probes[seq16] = _Probe(seq, 0)  # replaces the probe 65536 sends ago, if still there
+        self.unanswered.append(seq16)
+        old = probes.get((seq - PROBE_WINDOW) & 0xFFFF)
+        if old is not None and old.seq == seq - PROBE_WINDOW and (old.replies or old.errored or old.timed_out):
+            del probes[(seq - PROBE_WINDOW) & 0xFFFF]  # answered long ago: only a late duplicate could need it
         sendto = self.sock.sock.sendto
         address = (self.target.address, 0)
         try:
-            probe.user_send_ns = time.time_ns()  # as close to the system call as Python gets
-            sendto(packet, address)
+            try:
+                probe.user_send_ns = time.time_ns()  # as close to the system call as Python gets
+                sendto(packet, address)
+            except OSError as exc:
+                # With IP_RECVERR an ICMP error about an earlier probe is also the socket's pending
+                # error, and fails this send instead. Failing cleared it: send again (a real local
+                # failure fails again).
+                if not (self.sock.is_dgram and exc.errno in STALE_SEND_ERRORS):
+                    raise
+                probe.user_send_ns = time.time_ns()
+                sendto(packet, address)
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
                 return SendFailed(seq, f"sendmsg: {os.strerror(exc.errno)}")
@@ -263,7 +348,10 @@ class Pinger:
                     return None
             self.stats.errors += 1
             return SendFailed(seq, f"sendmsg: {exc.strerror}")
-        self.tx_order.append(seq & 0xFFFF)
+        if self.tx_stamps:
+            self.tx_keys[self.sends] = seq16
+            self.tx_keys.pop(self.sends - PROBE_WINDOW, None)  # its TX timestamp never came
+        self.sends += 1
         return None
 
     # -- receiving ----------------------------------------------------------------------------
@@ -280,6 +368,16 @@ class Pinger:
         received = rx_kernel_ns if rx_kernel_ns is not None else rx_user_ns
         return max((received - sent) // 1000, 0)
 
+    def _wrong_data(self, data: bytes) -> tuple[int, int, int] | None:
+        """iputils checks the data after its timestamp: (index, wanted, got) of the first wrong byte."""
+        expected = self.expected
+        if data[TIMING_MIN:] == expected[TIMING_MIN:len(data)]:
+            return None
+        for index in range(TIMING_MIN, min(len(expected), len(data))):
+            if expected[index] != data[index]:
+                return index, expected[index], data[index]
+        return None
+
     def _on_echo_reply(self, ident: int, seq16: int, data: bytes, source: str, ttl: int | None,
                        rx_kernel_ns: int | None, icmp_len: int, checksum_ok: bool) -> Reply | None:
         assert self.sock is not None
@@ -287,32 +385,35 @@ class Pinger:
             return None  # another process's echo (raw sockets see every reply)
         probe = self.probes.get(seq16)
         if probe is None:
-            return None  # a reply to something we never sent
+            return None  # a reply to something we never sent (or long forgotten)
         rx_user_ns = time.time_ns()
-        self._read_error_queue()  # this probe's TX timestamp is there
+        if self.tx_stamps and probe.kernel_send_ns is None:
+            self._read_error_queue()  # this probe's TX timestamp is there
         if not checksum_ok:
             self.stats.corrupted += 1
             return Reply(probe.seq, source, ttl, icmp_len, None, bad_checksum=True, wall_time=rx_user_ns / 1e9)
-        rtt_us = self._rtt_us(probe, rx_kernel_ns, rx_user_ns)
+        stats = self.stats
+        stats.acknowledge(probe.seq)
         dup = probe.replies > 0
         probe.replies += 1
         if dup:
-            self.stats.duplicates += 1
+            stats.duplicates += 1
         else:
-            self.stats.received += 1
-            self.stats.add_rtt(rtt_us)
+            stats.received += 1
+        rtt_ms = None
+        if self.timing:
+            rtt_us = self._rtt_us(probe, rx_kernel_ns, rx_user_ns)
+            stats.add_rtt(rtt_us)
+            rtt_ms = rtt_us / 1000
         wrong = None
-        expected = self.payload_tail
-        got = data[STAMP.size:] if self.options.size >= STAMP.size else data
-        if self.options.size < STAMP.size:
-            expected = b""
-        for index, (want, have) in enumerate(zip(expected, got, strict=False)):
-            if want != have:
-                wrong = (index + STAMP.size, want, have)
-                break
+        dump = None
+        if self.options.size > TIMING_MIN:
+            wrong = self._wrong_data(data[:self.options.size])
+            if wrong is not None:
+                dump = data[TIMING_MIN:self.options.size]
         return Reply(
-            probe.seq, source, ttl, icmp_len, rtt_us / 1000.0, dup=dup, name=self._name(source),
-            wrong_data=wrong, wall_time=rx_user_ns / 1e9,
+            probe.seq, source, ttl, icmp_len, rtt_ms, dup=dup, name=self._name(source),
+            wrong_data=wrong, data_dump=dump, wall_time=rx_user_ns / 1e9,
         )
 
     def _error_event(self, seq16: int, source: str | None, icmp_type: int | None, icmp_code: int | None,
@@ -321,10 +422,12 @@ class Pinger:
         if probe is None:
             return None
         self.stats.errors += 1
+        self.stats.acknowledge(probe.seq)
+        probe.errored = True
         return ErrorReply(probe.seq, source, icmp_type, icmp_code, message,
                           name=self._name(source) if source else None, wall_time=time.time())
-
     def _read_socket(self) -> Iterator[Reply | ErrorReply]:
+        """The next answer of ours waiting on the socket."""
         assert self.sock is not None
         while True:
             try:
@@ -339,6 +442,7 @@ class Pinger:
             event = self._parse(got)
             if event is not None:
                 yield event
+                return  # one answer per poll (level-triggered): no system call to find the socket empty
 
     def _parse(self, got: sockets.Received) -> Reply | ErrorReply | None:
         assert self.sock is not None
@@ -403,9 +507,9 @@ class Pinger:
         assert self.sock is not None
         for entry in sockets.read_error_queue(self.sock.sock):
             if isinstance(entry, sockets.TxTimestamp):
-                index = entry.key  # SOF_TIMESTAMPING_OPT_ID counts sends from 0
-                if 0 <= index < len(self.tx_order):
-                    probe = self.probes.get(self.tx_order[index])
+                seq16 = self.tx_keys.pop(entry.key, None)  # SOF_TIMESTAMPING_OPT_ID counts sends from 0
+                if seq16 is not None:
+                    probe = self.probes.get(seq16)
                     if probe is not None and probe.kernel_send_ns is None:
                         probe.kernel_send_ns = entry.kernel_time_ns
                 continue
@@ -451,30 +555,39 @@ class Pinger:
         return Interim(s.transmitted, s.received, loss, None, None, None, None)
 
     def summary(self, elapsed_s: float) -> Summary:
+        """The statistics block; `elapsed_s` runs from the start to the last send (iputils' `time`)."""
         s = self.stats
+        opts = self.options
         loss = (s.transmitted - s.received) * 100.0 / s.transmitted if s.transmitted else 0.0
-        rtt = None
-        if s.timed:
-            avg = s.tsum_us / s.timed
-            var = max(s.tsum2_us / s.timed - avg * avg, 0.0)
-            rtt = Rtt(s.tmin_us / 1000, avg / 1000, s.tmax_us / 1000, math.sqrt(var) / 1000)
-        ipg = elapsed_s * 1000 / (s.transmitted - 1) if s.transmitted > 1 else 0.0
+        rtt_us = s.rtt_us() if s.received else None
+        rtt = Rtt(*(round(us / 1000, 3) for us in rtt_us)) if rtt_us is not None else None
+        elapsed_us = int(elapsed_s * 1_000_000)
+        # iputils: ipg/ewma when replies came and probes go out faster than it waits (-f, -i 0).
+        show_ipg = bool(s.received) and s.transmitted > 1 and (opts.flood or int(opts.interval * 1000) == 0)
+        ipg_us = elapsed_us // (s.transmitted - 1) if s.transmitted > 1 else 0
+        name = self.target.host if self.v6 else (self.target.canonical or self.target.host)
         return Summary(
-            host=self.options.host, address=self.target.address, transmitted=s.transmitted,
-            received=s.received, duplicates=s.duplicates, errors=s.errors, loss_percent=loss,
-            time_ms=int(elapsed_s * 1000 + 0.5), rtt=rtt, corrupted=s.corrupted,
-            flood=self.options.flood, ewma_ms=s.ewma8 / 8000, ipg_ms=ipg,
+            host=name, address=self.target.address, transmitted=s.transmitted,
+            received=s.received, duplicates=s.duplicates, errors=s.errors, loss_percent=round(loss, 3),
+            time_ms=(elapsed_us + 500) // 1000, rtt=rtt, pipe=s.pipe if s.pipe > 1 else None,
+            corrupted=s.corrupted, rtt_us=rtt_us, ewma_us=s.ewma8 // 8, ipg_us=ipg_us if show_ipg else None,
         )
 
     def start_event(self) -> PingStart:
         opts = self.options
-        source = None
-        if opts.interface:
-            source = opts.interface if is_literal(opts.interface) else _local_source(self.target, opts.interface)
+        literal = bool(opts.interface) and is_literal(opts.interface or "")
+        source = opts.interface if literal else self.source if opts.interface else None
         assert self.sock is not None
-        return PingStart(opts.host, self.target.address, self.target.family, opts.size, source,
-                         None if opts.interface and is_literal(opts.interface) else opts.interface,
-                         opts.pattern, self.sock.kind)
+        if self.v6:
+            # iputils: `PING typed(name (address))`, the address named as a reply's source is.
+            name = self._name(self.target.address)
+            shown = f"{name} ({self.target.address})" if name else self.target.address
+            host = self.target.host
+        else:
+            host = self.target.canonical or self.target.host
+            shown = self.target.address
+        return PingStart(host, self.target.address, self.target.family, opts.size, source,
+                         None if literal else opts.interface, opts.pattern, self.sock.kind, shown=shown)
 
     def run(self) -> Iterator[object]:
         self.sock = self._open()
@@ -483,23 +596,39 @@ class Pinger:
         finally:
             self.sock.close()
 
+    def _finished(self) -> bool:
+        """iputils' exit tests after every event: -c answers (replies and errors), or an error under -w."""
+        s = self.stats
+        count = self.options.count
+        if count is not None and s.received + s.errors >= count:
+            return True
+        return self.options.deadline is not None and s.errors > 0
+
     def _loop(self) -> Iterator[object]:
         opts = self.options
         assert self.sock is not None
+        for warning in self.warnings:
+            yield PingWarning(warning)
         yield self.start_event()
+        for warning in self.late_warnings:
+            yield PingWarning(warning)
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
         if self.control.wakeup_fd is not None:
             poller.register(self.control.wakeup_fd, select.POLLIN)
-        # Flood (iputils): send as soon as the reply is back, or every 10 ms, whichever is sooner.
-        interval = FLOOD_INTERVAL if opts.flood and opts.interval == 0.0 else opts.interval
+        # No interval (-f, -i 0), as iputils: send as soon as the reply is back, or every 10 ms.
+        back_to_back = opts.interval == 0.0
+        interval = FLOOD_INTERVAL if back_to_back else opts.interval
         clock = time.monotonic
         start = clock()
+        self.last_activity = start
         deadline_at = start + opts.deadline if opts.deadline is not None else None
         linger = opts.timeout if opts.timeout is not None else DEFAULT_LINGER
         next_send = start
         exit_at: float | None = None
-        timed_out: set[int] = set()
+        stats = self.stats
+        unanswered = self.unanswered
+        probes = self.probes
         while True:
             now = clock()
             if self.control.stop:
@@ -509,18 +638,21 @@ class Pinger:
                 yield self._interim()
             if deadline_at is not None and now >= deadline_at:
                 break
-            s = self.stats
-            if opts.count is not None and s.received + s.errors >= opts.count:
+            if self._finished():
                 break
             if exit_at is not None and now >= exit_at:
                 break
-            all_sent = opts.count is not None and s.transmitted >= opts.count
-            if not all_sent and now >= next_send:
+            # iputils: with a deadline, -c counts answers, not sends: keep sending until either.
+            all_sent = opts.count is not None and stats.transmitted >= opts.count and deadline_at is None
+            # Back to back (iputils' pinger with no interval): the next probe goes when the last
+            # one is answered, or 10 ms after it at the latest.
+            if not all_sent and (now >= next_send or (back_to_back and stats.acked >= stats.transmitted)):
                 seq = self.next_seq
-                previous = self.probes.get((seq - 1) & 0xFFFF)
+                previous = probes.get((seq - 1) & 0xFFFF)
                 if opts.report_outstanding and seq > 1 and previous is not None and previous.replies == 0:
                     yield NoAnswerYet(seq - 1, time.time())
                 failure = self._send(seq)
+                self.last_activity = now
                 self.next_seq += 1
                 if failure is not None:
                     yield failure
@@ -529,28 +661,34 @@ class Pinger:
                     self.queued_errors.clear()
                 elif opts.flood:
                     yield Sent(seq)
-                next_send = max(next_send + interval, now) if interval else now
-                if opts.count is not None and s.transmitted >= opts.count and deadline_at is None:
+                next_send = now + interval if back_to_back else max(next_send + interval, now)
+                if opts.count is not None and stats.transmitted >= opts.count and deadline_at is None:
                     # iputils' schedule_exit: wait 2 x the longest RTT (at least one interval)
                     # for the last replies, or the linger time (-W, default 10 s) when none came.
-                    wait = max(2 * s.tmax_us / 1e6, opts.interval) if s.received else linger
+                    wait = max(2 * stats.tmax_us / 1e6, opts.interval) if stats.received else linger
                     exit_at = now + wait
-                continue
+                if now >= next_send:
+                    continue  # behind schedule: the next one goes at once
+                all_sent = opts.count is not None and stats.transmitted >= opts.count and deadline_at is None
             # A probe unanswered for the linger time is reported lost (scripts see it as it happens).
             # Probes go out in order, so only the oldest unanswered ones can have timed out.
-            limit_ns = time.time_ns() - int(linger * 1e9)
-            while self.unanswered:
-                probe = self.probes[self.unanswered[0]]
-                if probe.replies:
-                    self.unanswered.popleft()
-                elif probe.user_send_ns <= limit_ns:
-                    self.unanswered.popleft()
-                    timed_out.add(probe.seq)
-                    yield Timeout(probe.seq)
-                else:
-                    break
+            if unanswered:
+                limit_ns = time.time_ns() - int(linger * 1e9)
+                while unanswered:
+                    probe = probes.get(unanswered[0])
+                    if probe is None or probe.replies or probe.errored:
+                        unanswered.popleft()
+                    elif probe.user_send_ns <= limit_ns:
+                        unanswered.popleft()
+                        probe.timed_out = True
+                        if probe.seq <= self.next_seq - PROBE_WINDOW:
+                            del probes[probe.seq & 0xFFFF]  # beyond the window: nothing more to keep it for
+                        yield Timeout(probe.seq)
+                    else:
+                        break
             targets = [t for t in (deadline_at, exit_at, None if all_sent else next_send) if t is not None]
             timeout_ms = max(int((min(targets) - now) * 1000) + 1, 0) if targets else 1000
+            done = False
             for fd, mask in poller.poll(min(timeout_ms, 1000)):
                 if fd == self.control.wakeup_fd:
                     try:
@@ -558,20 +696,23 @@ class Pinger:
                     except OSError:
                         pass
                     continue
+                if mask & select.POLLERR:
+                    self._read_error_queue()  # TX timestamps first: the replies below need them
                 if mask & select.POLLIN:
                     for event in self._read_socket():
-                        if opts.flood and isinstance(event, Reply) and not event.dup:
-                            next_send = min(next_send, clock())
                         yield event
-                if mask & (select.POLLERR | select.POLLIN):
-                    self._read_error_queue()
-                if self.queued_errors:
-                    yield from self.queued_errors
-                    self.queued_errors.clear()
-        elapsed = clock() - start
-        for seq16 in self.unanswered:
-            probe = self.probes[seq16]
-            if probe.replies == 0 and probe.seq not in timed_out:
+                        if self._finished():
+                            done = True  # iputils stops here: a later duplicate is not counted
+                            break
+                while self.queued_errors and not done:
+                    yield self.queued_errors.pop(0)
+                    done = self._finished()
+            if done:
+                break
+        elapsed = self.last_activity - start
+        for seq16 in unanswered:
+            probe = probes.get(seq16)
+            if probe is not None and probe.replies == 0 and not probe.errored and not probe.timed_out:
                 yield Timeout(probe.seq)
         yield self.summary(elapsed)
 
@@ -580,7 +721,9 @@ def ping(options: PingOptions, control: Control | None = None) -> Iterator[objec
     """Resolve, open the socket, and yield the run's events (start, replies, errors, summary)."""
     privileged = os.geteuid() == 0
     options.validate(privileged=privileged)
-    return Pinger(options, control).run()
+    pinger = Pinger(options, control)
+    options.validate(privileged=privileged, family=pinger.target.family)
+    return pinger.run()
 
 
 def exit_code(summary: Summary, options: PingOptions) -> int:

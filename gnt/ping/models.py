@@ -19,6 +19,18 @@ class PingStart:
     interface: str | None = None
     pattern: bytes | None = None
     socket_kind: str = "dgram"
+    shown: str = ""  # the destination as the header shows it (IPv6: `name (address)` or the address)
+
+
+@dataclass(slots=True)
+class PingWarning:
+    """Something iputils warns about and carries on (a mark the user may not set)."""
+
+    json_type: ClassVar[str | None] = None
+    message: str
+
+
+Data = bytes  # inside Reply, `bytes` names its field
 
 
 @dataclass(slots=True)
@@ -32,6 +44,7 @@ class Reply:
     dup: bool = False
     name: str | None = field(default=None, metadata={"json": None})  # reverse name, text only
     wrong_data: tuple[int, int, int] | None = field(default=None, metadata={"json": None})  # index, want, got
+    data_dump: Data | None = field(default=None, metadata={"json": None})  # data from byte 16, with wrong_data
     bad_checksum: bool = field(default=False, metadata={"json": None})
     wall_time: float = field(default=0.0, metadata={"json": None})  # for -D
 
@@ -119,7 +132,8 @@ class Summary:
     loss_percent: float
     time_ms: int
     rtt: Rtt | None
+    pipe: int | None = None  # most probes outstanding at once, when more than one (iputils' `pipe N`)
     corrupted: int = field(default=0, metadata={"json": None})
-    flood: bool = field(default=False, metadata={"json": None})
-    ewma_ms: float = field(default=0.0, metadata={"json": None})
-    ipg_ms: float = field(default=0.0, metadata={"json": None})
+    rtt_us: tuple[int, int, int, int] | None = field(default=None, metadata={"json": None})  # exact, for text
+    ewma_us: int = field(default=0, metadata={"json": None})
+    ipg_us: int | None = field(default=None, metadata={"json": None})  # None: iputils prints no ipg/ewma

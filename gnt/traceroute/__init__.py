@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import selectors
+import socket
 from collections.abc import Iterator
 
 from gnt.core import sockets
-from gnt.core.resolve import resolve
+from gnt.core.resolve import Target, is_literal, resolve
+from gnt.errors import ResolveError
 from gnt.traceroute.engine import Engine
-from gnt.traceroute.methods import default_packet_len, default_port, make_method, payload_size
+from gnt.traceroute.methods import default_packet_len, default_port, make_method, payload_size, wire_length
 from gnt.traceroute.models import Hop, ProbeResult, Summary, TraceOptions, TraceStart
 
 MTU_PACKET_LEN = 65000  # --mtu without PACKETLEN: the length the Linux traceroute starts from
@@ -24,7 +26,7 @@ __all__ = ["Hop", "ProbeResult", "Summary", "TraceOptions", "TraceStart", "exit_
 
 def trace(options: TraceOptions) -> Iterator[TraceStart | Hop | Summary]:
     """Trace the route to `options.host`."""
-    target = resolve(options.host, options.family)
+    target = resolve_target(options.host, options.family)
     family = target.family
     probe_len: int | None = None  # --mtu: the size probes start at
     if options.mtu:
@@ -41,14 +43,14 @@ def trace(options: TraceOptions) -> Iterator[TraceStart | Hop | Summary]:
     paris = options.paris or options.paths > 0
     slots = max(options.queries, options.paths)
     selector = selectors.DefaultSelector()
-    method = make_method(options.method, family, target.address, port, flows,
-                         payload_size(options.method, family, probe_len or packet_len), selector,
+    payload = payload_size(options.method, family, probe_len or packet_len)
+    method = make_method(options.method, family, target.address, port, flows, payload, selector,
                          source=options.source, interface=options.interface, paris=paris)
     if options.dont_fragment:
         method.pmtudisc = "probe"
     try:
         method.open()
-        yield TraceStart(options.host, target.address, options.max_ttl, packet_len)
+        yield TraceStart(options.host, target.address, options.max_ttl, wire_length(options.method, family, payload))
         engine = Engine(options, method, selector, target.address, slots, flows)
         if probe_len is not None:
             engine.start_mtu_discovery(probe_len, noted=probe_len != packet_len)
@@ -57,6 +59,17 @@ def trace(options: TraceOptions) -> Iterator[TraceStart | Hop | Summary]:
     finally:
         method.close()
         selector.close()
+
+
+def resolve_target(host: str, family: int) -> Target:
+    """The address to trace: as the Linux traceroute, a name with both kinds of address traces IPv4
+    unless -6 asks for IPv6 (-4 and -6 choose; an address literal is what it is)."""
+    if family != socket.AF_UNSPEC or is_literal(host):
+        return resolve(host, family)
+    try:
+        return resolve(host, socket.AF_INET)
+    except ResolveError:
+        return resolve(host, socket.AF_INET6)
 
 
 def exit_code(summary: Summary) -> int:

@@ -73,6 +73,7 @@ class Slot:
     inflight: Probe | None = None
     answer: Answer | None = None
     rtt_ms: float | None = None
+    karn: bool = False  # rtt_ms may be that of a retransmission: shown, never used to time a wait
     done: bool = False
     cosmetic: bool = False  # its pending re-probe only fills a `*`; given up when nothing else waits
 
@@ -170,12 +171,12 @@ class Engine:
         """The Linux traceroute's wait: MAX, or HERE x RTT at this hop, or NEAR x RTT at a later hop."""
         opts = self.options
         hop = self.hops[probe.slot.ttl]
-        here = [s.rtt_ms for s in hop.slots if s.rtt_ms is not None]
+        here = [s.rtt_ms for s in hop.slots if s.rtt_ms is not None and not s.karn]
         if here and opts.wait_here > 0:
             return min(opts.wait_max, opts.wait_here * (here[0] / 1000 + WAIT_PRECISION))
         if opts.wait_near > 0:
             for ttl in range(probe.slot.ttl + 1, self.limit + 1):
-                later = [s.rtt_ms for s in self.hops[ttl].slots if s.rtt_ms is not None]
+                later = [s.rtt_ms for s in self.hops[ttl].slots if s.rtt_ms is not None and not s.karn]
                 if later:
                     return min(opts.wait_max, opts.wait_near * (later[0] / 1000 + WAIT_PRECISION))
         return opts.wait_max
@@ -299,10 +300,31 @@ class Engine:
             deadline = probe.sent_at + timeout
             if deadline > now:
                 wake = deadline if wake is None else min(wake, deadline)
+                refill = self._refill_probe_due(probe, timeout)
+                if refill is not None:
+                    if refill <= now:
+                        self._send(probe.slot, now)  # the first probe stays live: either may answer
+                    else:
+                        wake = min(wake, refill)
                 continue
             self._finish_probe(probe)
-            self._plan_retry(probe.slot, now, waited_max=timeout >= self.options.wait_max)
+            if probe.slot.inflight is None:  # else a newer probe of the slot is still waiting
+                self._plan_retry(probe.slot, now, waited_max=timeout >= self.options.wait_max)
         return wake
+
+    def _refill_probe_due(self, probe: Probe, timeout: float) -> float | None:
+        """When to probe a silent TTL again while its probe still waits out a long MAX wait.
+
+        Nothing at or beyond the TTL has answered, so nothing says the path is slow: more likely
+        the box's token bucket is empty (an earlier trace drained it). A second probe once a token
+        is back (`RATE_GAP`) finds it without waiting the whole MAX. None: not for this probe.
+        """
+        slot = probe.slot
+        if (slot.index < 0 or slot.inflight is not probe or slot.attempts >= MAX_ATTEMPTS or self.final_seen
+                or timeout <= RATE_GAP or self.method.max_inflight_per_flow is not None
+                or self.highest_answered() >= slot.ttl):
+            return None
+        return probe.sent_at + RATE_GAP
 
     def _plan_retry(self, slot: Slot, now: float, *, waited_max: bool = False) -> None:
         if slot.answer is not None or slot.index < 0:
@@ -317,10 +339,11 @@ class Engine:
             slot.cosmetic = True
         elif slot.attempts == 1 and not waited_max:
             slot.ready_at = now  # plain loss is cheap to retry at once (a full MAX wait is not)
-        elif not waited_max:
-            # Silent twice: a silent router, or one whose bucket an earlier trace drained.
+        elif not waited_max or (self.final_seen and slot.ttl < self.limit):
+            # Silent twice: a silent box, or one whose bucket an earlier trace drained. Ask again
+            # once a token is back; the trace waits for it (it may show a router, or where the
+            # destination is), up to MAX_ATTEMPTS probes.
             slot.ready_at = slot.last_sent + RATE_GAP
-            slot.cosmetic = True
         else:
             slot.done = True  # silent; `unsettled` may still hold its line back
 
@@ -437,11 +460,14 @@ class Engine:
             return
         if slot.index >= 0 and self._is_final(answer):
             self.final_hits.append((probe.burst, probe.seq, slot.ttl))
-        rtt = max(answer.recv_ns - probe.send_ns, 0) / 1e6
+        sent_ns = answer.sent_ns if answer.sent_ns is not None else probe.send_ns
+        rtt = max(answer.recv_ns - sent_ns, 0) / 1e6
         slot.answer = answer
         slot.rtt_ms = rtt
+        slot.karn = answer.karn
         slot.done = True
-        self.max_rtt = max(self.max_rtt, rtt / 1000)
+        if not answer.karn:
+            self.max_rtt = max(self.max_rtt, rtt / 1000)
         self._finish_probe(probe)
         if answer.address is not None and not self.options.numeric:
             self.names.want(answer.address)
@@ -452,7 +478,9 @@ class Engine:
 
     def _apply_final(self, answer: Answer, ttl: int) -> None:
         if self._is_final(answer) and ttl <= self.limit:
-            if answer.kind == REACHED or answer.address == self.destination:
+            # Only the destination's own address means reached: a router in the middle may answer
+            # port unreachable too (a REJECT rule), which ends the trace like any unreachable.
+            if answer.address == self.destination:
                 self.reached = True
             self.final_seen = True
             self.limit = ttl

@@ -47,6 +47,9 @@ IPV6_HEADER = 40  # bytes, fixed header
 UDP_HEADER = 8  # bytes, RFC 768
 ICMP_HEADER = 8  # bytes, echo header (RFC 792 / RFC 4443)
 TCP_HEADER = 20  # bytes, no options (RFC 9293)
+TCP_SYN_RTO = 1_000_000_000  # ns: the kernel resends an unanswered SYN after 1 s (RFC 6298's initial RTO) ...
+SYN_LINEAR_SYSCTL = "/proc/sys/net/ipv4/tcp_syn_linear_timeouts"  # ... the first N times (Linux 6.5+), then doubling
+TCP_SYN_HEADER = 40  # bytes of the kernel's SYN: header + MSS, SACK-permitted, timestamps, window scale
 DEFAULT_PACKET_V4 = 60  # bytes on the wire by default (IPv4), as the Linux traceroute
 DEFAULT_PACKET_V6 = 80  # bytes on the wire by default (IPv6), as the Linux traceroute
 SEND_ATTEMPTS = 4  # sends tried while earlier probes' errors keep failing them
@@ -92,6 +95,8 @@ class Answer:
     address: str | None
     annotation: str | None
     recv_ns: int  # CLOCK_REALTIME nanoseconds (kernel RX timestamp when there is one)
+    sent_ns: int | None = None  # when what it answers was sent, if not the probe itself (a resent SYN)
+    karn: bool = False  # it may answer a retransmission: its RTT is not used to time other probes
 
 
 def classify(family: int, origin: int, icmp_type: int, code: int, info: int, err: int) -> tuple[str, str | None]:
@@ -473,6 +478,8 @@ class TcpMethod(Method):
 
     def setup(self) -> None:
         self.probe_socks: dict[int, socket.socket] = {}
+        self.sent_ns: dict[int, int] = {}  # probe seq -> when its SYN went out
+        self.syn_resends = syn_resend_offsets()
         self.flow_ports: dict[int, int] = {}
         if self.paris:
             self.max_inflight_per_flow = 1  # one local port per flow: one connect at a time
@@ -493,10 +500,12 @@ class TcpMethod(Method):
         if self.paris:
             self.flow_ports.setdefault(flow, local[1])
         self.probe_socks[seq] = sock
+        self.sent_ns[seq] = sent
         self.selector.register(sock, selectors.EVENT_WRITE, self._handler(seq, sock, local[1]))
         return sent
 
     def retire(self, seq: int) -> None:
+        self.sent_ns.pop(seq, None)
         sock = self.probe_socks.pop(seq, None)
         if sock is not None:
             if self.selector.get_map().get(sock.fileno()) is not None:  # see `_handler`: may be unregistered
@@ -508,6 +517,24 @@ class TcpMethod(Method):
         for sock in self.probe_socks.values():
             sock.close()
         self.probe_socks.clear()
+
+    def _resent_answer(self, seq: int, answer: Answer, resent: int) -> Answer:
+        """An answer on a socket whose SYN the kernel resent (a rate-limited hop said nothing the first time).
+
+        Who answered is known, so the hop is shown; which SYN it answers is not (Karn's rule), so
+        its RTT is taken from the latest transmission before it arrived, by the kernel's schedule
+        (1 s, then doubling), and is not used to time other probes.
+        """
+        sent = self.sent_ns.get(seq)
+        if sent is None:
+            return answer
+        latest = sent
+        for offset in self.syn_resends[:resent]:
+            if sent + offset > answer.recv_ns:
+                break
+            latest = sent + offset
+        return Answer(answer.seq, answer.kind, answer.address, answer.annotation, answer.recv_ns,
+                      sent_ns=latest, karn=True)
 
     def _handler(self, seq: int, sock: socket.socket, local_port: int) -> Handler:
         def handle(_mask: int) -> list[Answer]:
@@ -521,15 +548,10 @@ class TcpMethod(Method):
                 kind, note = classify(self.family, err.origin, err.icmp_type, err.icmp_code, err.info, err.errno)
                 address = err.offender if err.origin != sockets.SO_EE_ORIGIN_LOCAL else self.local_address
                 answers.append(Answer(seq, kind, address, note, err.kernel_time_ns or time.time_ns()))
-            if answers and all(a.kind == HOP for a in answers) and sockets.syn_retransmitted(sock):
-                # The kernel resent the SYN (a second after the probe, when nothing came back: a
-                # rate-limited hop), so a time-exceeded may answer either SYN and the probe's RTT
-                # is unknown (Karn's rule): no answer, the probe expires as a `*`. The error ended
-                # the connect, so the socket would poll ready until retired: stop watching it.
-                # (An unreachable is kept: it ends the trace, whatever its RTT.)
-                self.selector.unregister(sock)
-                return []
             if answers:
+                resent = sockets.syn_retransmissions(sock)
+                if resent:
+                    answers = [self._resent_answer(seq, a, resent) for a in answers]
                 return answers
             status = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             now = time.time_ns()
@@ -547,11 +569,39 @@ class TcpMethod(Method):
         return handle
 
 
+def syn_resend_offsets(count: int = 8) -> list[int]:
+    """When the kernel resends an unanswered SYN, in ns after the first: every RTO for the first
+    tcp_syn_linear_timeouts times, then doubling (without that sysctl: doubling from the start)."""
+    try:
+        with open(SYN_LINEAR_SYSCTL) as f:
+            linear = int(f.read())
+    except (OSError, ValueError):
+        linear = 0
+    offsets, at, rto = [], 0, TCP_SYN_RTO
+    for k in range(1, count + 1):
+        at += rto
+        offsets.append(at)
+        if k >= linear:
+            rto *= 2
+    return offsets
+
+
 def payload_size(method: str, family: int, packet_len: int) -> int:
     """Bytes of probe payload for a total IP packet length (clamped at what the method needs)."""
     ip = IPV6_HEADER if family == socket.AF_INET6 else IPV4_HEADER
     transport = {"icmp": ICMP_HEADER, "tcp": TCP_HEADER}.get(method, UDP_HEADER)
     return max(packet_len - ip - transport, 0)
+
+
+def wire_length(method: str, family: int, payload: int) -> int:
+    """Bytes of each probe on the wire, for the header: what is sent, as the Linux traceroute states it.
+
+    A TCP probe is the kernel's SYN, whatever length was asked: 40 bytes of TCP header with options.
+    """
+    ip = IPV6_HEADER if family == socket.AF_INET6 else IPV4_HEADER
+    if method == "tcp":
+        return ip + TCP_SYN_HEADER
+    return ip + (ICMP_HEADER if method == "icmp" else UDP_HEADER) + payload
 
 
 def default_packet_len(family: int) -> int:

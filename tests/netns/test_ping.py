@@ -141,8 +141,9 @@ def test_duplicates_flagged(chain: Chain) -> None:
     result = chain["h1"].gnt("ping", "-c", "3", "-i", "0.3", H2, user="nobody")
     parsed = parse(result.stdout)
     dups = [r for r in parsed["replies"] if r[5]]
-    assert len(dups) == 3
-    assert parsed["stats"][2] == "3"
+    # As iputils: the run ends at the third reply, before the copy of it arrives.
+    assert len(dups) == 2
+    assert parsed["stats"][2] == "2"
     assert parsed["stats"][:2] == ("3", "3")
 
 
@@ -164,7 +165,7 @@ def test_deadline(chain: Chain) -> None:
 def test_json_lines(chain: Chain) -> None:
     result = chain["h1"].gnt("ping", "--json", "-c", "2", "-i", "0.2", "-t", "2", H2, user="nobody")
     objects = records(result.stdout)
-    assert [o["type"] for o in objects] == ["error", "error", "timeout", "timeout", "summary"]
+    assert [o["type"] for o in objects] == ["error", "error", "summary"]  # an error is not also a timeout
     assert objects[0] == {"type": "error", "seq": 1, "from": Chain.addresses4["r2"], "icmp_type": 11,
                           "icmp_code": 0, "message": "Time to live exceeded"}
     summary = objects[-1]
@@ -245,10 +246,11 @@ def _mangle_replies(chain: Chain, rule: str) -> None:
 @pytest.mark.parametrize("user", ["nobody", None])
 def test_wrong_data_reported(chain: Chain, user: str | None) -> None:
     # +1 on one data word and -1 on the next keeps the ICMP checksum valid: only the data is wrong.
-    _mangle_replies(chain, "@th,128,32 set 0x080a0a0a")
+    # (iputils checks the data after its 16-byte timestamp: bytes 24..27 here.)
+    _mangle_replies(chain, "@th,256,32 set 0x181a1a1a")
     result = chain["h1"].gnt("ping", "-c", "2", "-i", "0.2", H2, user=user)
     assert result.returncode == 0
-    assert result.stdout.count("wrong data byte #9 should be 0x9 but was 0xa") == 2
+    assert result.stdout.count("wrong data byte #25 should be 0x19 but was 0x1a") == 2
 
 
 def test_corrupted_reply_never_counted(chain: Chain) -> None:
@@ -258,7 +260,7 @@ def test_corrupted_reply_never_counted(chain: Chain) -> None:
     result = chain["h1"].gnt("ping", "-c", "2", "-i", "0.2", "-W", "1", H2)
     assert result.returncode == 1
     assert result.stdout.count("(BAD CHECKSUM!)") == 2
-    stats = result.stdout.splitlines()[-1]
+    stats = result.stdout.splitlines()[-2]  # the block ends with iputils' (here empty) last line
     assert stats.startswith("2 packets transmitted, 0 received, +2 corrupted, 100% packet loss")
     # The unprivileged socket never sees them: the kernel drops ICMP with a bad checksum.
     chain["h1"].sysctl("net.ipv4.ping_group_range", "0 2147483647")

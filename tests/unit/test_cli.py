@@ -23,10 +23,12 @@ def test_version() -> None:
     ("argv", "fragment"),
     [
         (["ping"], "missing host"),
-        (["ping", "-c", "-1", "127.0.0.1"], "count"),
+        (["ping", "-c", "-1", "127.0.0.1"], "'-1': out of range: 1 <= value"),  # iputils' words
         (["ping", "-c", "x", "127.0.0.1"], "-c"),
         (["ping", "-s", "65508", "127.0.0.1"], "size"),
-        (["ping", "-t", "256", "127.0.0.1"], "ttl"),
+        (["ping", "-t", "256", "127.0.0.1"], "'256': out of range: 0 <= value <= 255"),
+        (["ping", "-w", "0.5", "127.0.0.1"], "invalid argument: '0.5'"),
+        (["ping", "-m", "4294967296", "127.0.0.1"], "0 <= value <= 4294967295"),
         (["ping", "-i", "abc", "127.0.0.1"], "interval"),
         (["ping", "-W", "-1", "127.0.0.1"], "linger"),
         (["ping", "-I", "nosuchif0", "127.0.0.1"], "unknown interface"),

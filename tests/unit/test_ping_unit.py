@@ -14,16 +14,17 @@ from gnt.ping.models import ErrorReply, Interim, PingStart, Reply, Rtt, Summary
 
 
 def test_payload_is_iputils_layout() -> None:
-    # iputils fills byte i of the ICMP data with i, after the 8-byte timestamp.
-    tail = fill_payload(56, None)
-    assert len(tail) == 48
-    assert tail[:4] == bytes([8, 9, 10, 11])
-    assert tail[-1] == 55
+    # iputils fills byte i of the ICMP data with i (the timestamp then covers the start).
+    data = fill_payload(56, None)
+    assert data == bytes(range(56))
+    assert fill_payload(4, None) == bytes([0, 1, 2, 3])  # -s 4: 4 data bytes, no timestamp
+    assert fill_payload(300, None)[256:258] == bytes([0, 1])
 
 
 def test_payload_pattern_repeats() -> None:
-    assert fill_payload(16, b"\xab\xcd") == b"\xab\xcd" * 4
-    assert fill_payload(4, None) == b""
+    # iputils repeats the -p pattern from the first data byte.
+    assert fill_payload(16, b"\xab\xcd") == b"\xab\xcd" * 8
+    assert fill_payload(5, b"\x01\x02\x03") == b"\x01\x02\x03\x01\x02"
 
 
 @pytest.mark.parametrize(("text", "expected"), [("ff", b"\xff"), ("abc", b"\xab\x0c"), ("00" * 16, b"\0" * 16)])
@@ -40,10 +41,10 @@ def test_parse_pattern_rejects(text: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "privileged", "fragment"),
     [
-        ({"count": -1}, True, "count"),
-        ({"count": 0}, True, "count"),
+        ({"count": -1}, True, "out of range: 1 <= value"),
+        ({"count": 0}, True, "out of range: 1 <= value"),
         ({"size": 65508}, True, "size"),
-        ({"ttl": 256}, True, "ttl"),
+        ({"ttl": 256}, True, "out of range: 0 <= value <= 255"),
         ({"interval": 0.001}, False, "2ms"),
         ({"flood": True}, False, "flood"),
     ],
@@ -51,7 +52,7 @@ def test_parse_pattern_rejects(text: str) -> None:
 def test_validate_limits(kwargs: dict[str, object], privileged: bool, fragment: str) -> None:
     options = PingOptions(host="127.0.0.1", **kwargs)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match=fragment):
-        options.validate(privileged=privileged)
+        options.validate(privileged=privileged, family=socket.AF_INET)
 
 
 def test_validate_accepts_iputils_limits() -> None:
@@ -82,17 +83,27 @@ def test_header_and_reply_lines() -> None:
 
 
 def test_summary_block() -> None:
-    summary = Summary("h", "1.2.3.4", 3, 2, 1, 0, 100 / 3, 2003, Rtt(0.031, 0.041, 0.053, 0.009))
+    summary = Summary("h", "1.2.3.4", 3, 2, 1, 0, 100 / 3, 2003, Rtt(0.031, 0.041, 0.053, 0.009),
+                      rtt_us=(31, 41, 53, 9))
     text = PingText()(summary)
     assert text == (
         "\n--- h ping statistics ---\n"
         "3 packets transmitted, 2 received, +1 duplicates, 33.3333% packet loss, time 2003ms\n"
-        "rtt min/avg/max/mdev = 0.031/0.041/0.053/0.009 ms"
+        "rtt min/avg/max/mdev = 0.031/0.041/0.053/0.009 ms\n"
     )
+    # iputils ends the block with its last line even when there is nothing to put on it.
     none = PingText()(Summary("h", "1.2.3.4", 2, 0, 0, 2, 100.0, 1001, None))
-    assert none is not None and none.splitlines()[-1] == (
-        "2 packets transmitted, 0 received, +2 errors, 100% packet loss, time 1001ms"
+    assert none is not None and none.endswith(
+        "2 packets transmitted, 0 received, +2 errors, 100% packet loss, time 1001ms\n\n"
     )
+    # pipe and ipg/ewma share that line, after the rtt figures.
+    busy = PingText()(Summary("h", "1.2.3.4", 9, 9, 0, 0, 0.0, 5, Rtt(0.001, 0.002, 0.003, 0.001), pipe=3,
+                              rtt_us=(1, 2, 3, 1), ewma_us=2, ipg_us=625))
+    assert busy is not None and busy.splitlines()[-1] == (
+        "rtt min/avg/max/mdev = 0.001/0.002/0.003/0.001 ms, pipe 3, ipg/ewma 0.625/0.002 ms"
+    )
+    lost = PingText()(Summary("h", "1.2.3.4", 3, 0, 0, 3, 100.0, 2000, None, pipe=3))
+    assert lost is not None and lost.endswith("time 2000ms\npipe 3\n")
 
 
 def test_interim_goes_to_stderr() -> None:

@@ -10,6 +10,7 @@ from gnt.ping.models import (
     Interim,
     NoAnswerYet,
     PingStart,
+    PingWarning,
     Reply,
     SendFailed,
     Sent,
@@ -35,12 +36,25 @@ def _rtt(time_ms: float) -> str:
     return f"{us // 1000}.{us % 1000:03d}"
 
 
+def _dump(data: bytes) -> str:
+    """iputils' dump after a wrong data byte: the data from byte 16, 32 bytes a line, `#INDEX\\t` first."""
+    parts = []
+    for offset, value in enumerate(data):
+        if offset % 32 == 0:
+            parts.append(f"\n#{offset + 16}\t")
+        parts.append(f"{value:x} ")
+    return "".join(parts)
+
+
 def _stamp(wall_time: float) -> str:
     return f"[{wall_time:.6f}] "
 
 
 class PingText:
     """Formatter for `gnt ping` events; holds the display options (-q, -D, -f)."""
+
+    DOT = Inline(".")  # flood: a probe went out
+    BACKSPACE = Inline("\b \b")  # flood: its reply came
 
     def __init__(self, *, quiet: bool = False, timestamps: bool = False, flood: bool = False) -> None:
         self.quiet = quiet
@@ -54,10 +68,13 @@ class PingText:
         return f"{name} ({address})" if name else address
 
     def __call__(self, obj: object) -> str | None:
-        if isinstance(obj, PingStart):
-            return self.start(obj)
+        # The two per-probe events first: in flood mode this runs twice per probe.
         if isinstance(obj, Reply):
             return self.reply(obj)
+        if isinstance(obj, Sent):
+            return self.DOT if self.flood and not self.quiet else None
+        if isinstance(obj, PingStart):
+            return self.start(obj)
         if isinstance(obj, ErrorReply):
             if self.quiet:
                 return None
@@ -65,6 +82,8 @@ class PingText:
                 return Inline("E")
             prefix = _stamp(obj.wall_time) if self.timestamps else ""
             return f"{prefix}From {self._who(obj.source, obj.name)} icmp_seq={obj.seq} {obj.message}"
+        if isinstance(obj, PingWarning):
+            return ToStderr(f"gnt ping: {obj.message}")
         if isinstance(obj, SendFailed):
             return ToStderr(f"gnt ping: {obj.message}")
         if isinstance(obj, NoAnswerYet):
@@ -72,8 +91,6 @@ class PingText:
                 return None
             prefix = _stamp(obj.wall_time) if self.timestamps else ""
             return f"{prefix}no answer yet for icmp_seq={obj.seq}"
-        if isinstance(obj, Sent):
-            return Inline(".") if self.flood and not self.quiet else None
         if isinstance(obj, Interim):
             line = f"\r{obj.received}/{obj.transmitted} packets, {obj.loss_percent}% loss"
             if obj.rtt_min_us is not None:
@@ -92,11 +109,10 @@ class PingText:
         lines = []
         if obj.pattern:
             lines.append("PATTERN: 0x" + obj.pattern.hex())
-        via = f" from {obj.source} {obj.interface + ': ' if obj.interface else ''}" if obj.source else " "
+        # iputils: `from ADDR IFACE: ` with -I IFACE, `from ADDR : ` with -I ADDR.
+        via = f" from {obj.source} {obj.interface or ''}: " if obj.source else " "
         if obj.family == socket.AF_INET6:
-            via = via if obj.source else " "
-            lines.append(f"PING {obj.host}({obj.address}){via.rstrip() + ' ' if obj.source else ' '}"
-                         f"{obj.size} data bytes")
+            lines.append(f"PING {obj.host}({obj.shown or obj.address}){via}{obj.size} data bytes")
         else:
             lines.append(f"PING {obj.host} ({obj.address}){via}{obj.size}({obj.size + 28}) bytes of data.")
         return "\n".join(lines)
@@ -105,7 +121,7 @@ class PingText:
         if self.quiet:
             return None
         if self.flood:
-            return Inline("\b \b") if not obj.dup else None
+            return self.BACKSPACE if not obj.dup else None
         prefix = _stamp(obj.wall_time) if self.timestamps else ""
         line = f"{prefix}{obj.bytes} bytes from {self._who(obj.source, obj.name)}: icmp_seq={obj.seq}"
         if obj.ttl is not None:
@@ -118,11 +134,10 @@ class PingText:
             line += " (DUP!)"
         if obj.wrong_data is not None:
             index, want, got = obj.wrong_data
-            line += f"\nwrong data byte #{index} should be 0x{want:x} but was 0x{got:x}"
+            line += f"\nwrong data byte #{index} should be 0x{want:x} but was 0x{got:x}" + _dump(obj.data_dump or b"")
         return line
 
     def summary(self, obj: Summary) -> str:
-        head = "\n" if self.flood and not self.quiet else ""
         line = f"{obj.transmitted} packets transmitted, {obj.received} received"
         if obj.duplicates:
             line += f", +{obj.duplicates} duplicates"
@@ -132,12 +147,14 @@ class PingText:
             line += f", +{obj.errors} errors"
         if obj.transmitted:
             line += f", {obj.loss_percent:g}% packet loss, time {obj.time_ms}ms"
-        out = [f"{head}\n--- {obj.host} ping statistics ---", line]
-        if obj.rtt is not None:
-            r = obj.rtt
-            rtt = (f"rtt min/avg/max/mdev = {_ms(int(r.min * 1000))}/{_ms(int(r.avg * 1000))}/"
-                   f"{_ms(int(r.max * 1000))}/{_ms(int(r.mdev * 1000))} ms")
-            if obj.flood:
-                rtt += f", ipg/ewma {obj.ipg_ms:.3f}/{obj.ewma_ms:.3f} ms"
-            out.append(rtt)
-        return "\n".join(out)
+        # iputils always ends with this line, empty when there is nothing to put on it.
+        tail = []
+        if obj.rtt_us is not None:
+            tmin, tavg, tmax, tmdev = obj.rtt_us
+            tail.append(f"rtt min/avg/max/mdev = {_ms(tmin)}/{_ms(tavg)}/{_ms(tmax)}/{_ms(tmdev)} ms")
+        if obj.pipe is not None:
+            tail.append(f"pipe {obj.pipe}")
+        if obj.ipg_us is not None:
+            tail.append(f"ipg/ewma {_ms(obj.ipg_us)}/{_ms(obj.ewma_us)} ms")
+        # The first newline ends the flood dots (iputils' putchar), or makes the empty line.
+        return "\n".join([f"\n--- {obj.host} ping statistics ---", line, ", ".join(tail)]) + "\n"
