@@ -55,7 +55,7 @@ _gnt_ping() {
         '-c[Stop after COUNT replies.]:COUNT: ' \
         '-i[Seconds between requests.]:INTERVAL: ' \
         '-W[Seconds to wait for a reply.]:TIMEOUT: ' \
-        '-w[Stop after DEADLINE seconds.]:DEADLINE: ' \
+        '-w[Stop after DEADLINE whole seconds (0\: no deadline).]:DEADLINE: ' \
         '-s[Bytes of ICMP data.]:SIZE: ' \
         '-t[IP time to live / hop limit.]:TTL: ' \
         '-I[Source interface or address.]:IFACE|ADDR:_gnt_interfaces' \
@@ -102,7 +102,7 @@ _gnt_traceroute() {
         '(-i --interface)--interface[Send through IFACE.]:IFACE:_gnt_interfaces' \
         '-n[Print addresses only (no reverse lookups).]' \
         '--paris[Keep the flow constant so ECMP routers use one path.]' \
-        '--paths[Trace N flows and show every router of each hop.]:N: ' \
+        '--paths[Trace N flows (1 to 64) and show every router of each hop.]:N: ' \
         '(-F --dont-fragment)-F[Set DF on probes (the kernel'\''s cached PMTU ignored)\: a hop that cannot forward them answers !F-<mtu>.]' \
         '(-F --dont-fragment)--dont-fragment[Set DF on probes (the kernel'\''s cached PMTU ignored)\: a hop that cannot forward them answers !F-<mtu>.]' \
         '--mtu[Discover the MTU along the path\: probes shrink as hops report, the first at a new size is noted F=<mtu> (implies -F -N 1).]' \
