@@ -316,14 +316,15 @@ class CaptureFile:
         n = len(data)
         off = 0
         section = _Section()
+        epb_whole, ifaces = section.epb_whole, section.ifaces  # locals for the loop; refreshed below
         try:
             while off + PCAPNG_MIN_BLOCK <= n:
                 # The common case first, with one unpack: a whole enhanced packet block.
                 if off + 28 <= n:
-                    btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = section.epb_whole(data, off)
-                    if (btype == PCAPNG_EPB and iface < len(section.ifaces) and not blen & 3 and off + blen <= n
+                    btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, off)
+                    if (btype == PCAPNG_EPB and iface < len(ifaces) and not blen & 3 and off + blen <= n
                             and 32 + caplen <= blen):
-                        linktype, _snap, tick, base = section.ifaces[iface]
+                        linktype, _snap, tick, base = ifaces[iface]
                         yield data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
                         off += blen
                         continue
@@ -335,6 +336,7 @@ class CaptureFile:
                 btype, blen = section.hdr.unpack_from(data, off)
                 self._check_block_length(blen, off)
                 record = self._pcapng_block(data, off, btype, blen, n - off, off, section)
+                epb_whole, ifaces = section.epb_whole, section.ifaces  # a section header starts new ones
                 if record is not None:
                     yield record
                 if off + blen > n:
