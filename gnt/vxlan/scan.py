@@ -350,13 +350,13 @@ def scan(
                 other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                 continue
             b = off  # where the fast layout starts: the frame, or 4 bytes on past one 802.1Q tag
-            (et, vihl, _total, frag, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal,
-             ifrag, iproto, isrc, idst, isport, idport, iudpsum) = fast(buf, b)
+            et = buf[b + 12] << 8 | buf[b + 13]  # read first: the layout to unpack depends on it
             if et == 0x8100 and caplen >= fast_len + 4:
                 b += 4  # read at b, the layout's "ethertype" is the tag's and every header follows it
+                et = buf[b + 12] << 8 | buf[b + 13]
+            if et == 0x0800:
                 (et, vihl, _total, frag, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal,
                  ifrag, iproto, isrc, idst, isport, idport, iudpsum) = fast(buf, b)
-            if et == 0x0800:
                 if vihl != 0x45 or proto != 17 or frag & 0x3FFF:
                     other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                     continue
