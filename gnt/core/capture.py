@@ -81,6 +81,7 @@ PCAPNG_IF_TSRESOL = 9  # if_tsresol: timestamp resolution, 10^-n or 2^-n (high b
 PCAPNG_IF_TSOFFSET = 14  # if_tsoffset: seconds added to every timestamp
 PCAPNG_MIN_BLOCK = 12  # type, total length, trailing total length
 PCAPNG_VERSION_MAJOR = 1  # the section header's major version
+PCAPNG_VERSION_MINORS = (0, 2)  # minor versions read (1.2 was written by early tools), as libpcap
 PCAPNG_MIN_LEN = {  # smallest total length of each block type: its fixed fields
     PCAPNG_SHB: 28, PCAPNG_IDB: 20, PCAPNG_PB: 32, PCAPNG_SPB: 16, PCAPNG_EPB: 32,
 }
@@ -316,14 +317,15 @@ class CaptureFile:
         n = len(data)
         off = 0
         section = _Section()
+        epb_whole, ifaces = section.epb_whole, section.ifaces  # locals for the loop; refreshed below
         try:
             while off + PCAPNG_MIN_BLOCK <= n:
                 # The common case first, with one unpack: a whole enhanced packet block.
                 if off + 28 <= n:
-                    btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = section.epb_whole(data, off)
-                    if (btype == PCAPNG_EPB and iface < len(section.ifaces) and not blen & 3 and off + blen <= n
+                    btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, off)
+                    if (btype == PCAPNG_EPB and iface < len(ifaces) and not blen & 3 and off + blen <= n
                             and 32 + caplen <= blen):
-                        linktype, _snap, tick, base = section.ifaces[iface]
+                        linktype, _snap, tick, base = ifaces[iface]
                         yield data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
                         off += blen
                         continue
@@ -335,6 +337,7 @@ class CaptureFile:
                 btype, blen = section.hdr.unpack_from(data, off)
                 self._check_block_length(blen, off)
                 record = self._pcapng_block(data, off, btype, blen, n - off, off, section)
+                epb_whole, ifaces = section.epb_whole, section.ifaces  # a section header starts new ones
                 if record is not None:
                     yield record
                 if off + blen > n:
@@ -406,6 +409,10 @@ class CaptureFile:
             self.problems.append(f"{PCAPNG_BLOCK_NAMES.get(btype, 'block')} at byte {where} is {blen} bytes, "
                                  f"shorter than its fixed fields ({minimum}); the rest is skipped")
             raise _Stop
+        if have >= blen and struct.unpack_from(order + "I", data, end - 4)[0] != blen:
+            self._fatal(where, f"{PCAPNG_BLOCK_NAMES.get(btype, 'block')} at byte {where} gives its length as "
+                               f"{blen} at its start and {struct.unpack_from(order + 'I', data, end - 4)[0]} "
+                               "at its end")
         if have < blen:
             if btype in (PCAPNG_EPB, PCAPNG_SPB, PCAPNG_PB):
                 self.problems.append(f"packet block at byte {where} is truncated: {blen} bytes announced, "
@@ -448,11 +455,18 @@ class CaptureFile:
             ifaces.append((linktype, snap, tick, base))
         elif btype == PCAPNG_SHB:
             major, minor = struct.unpack_from(order + "HH", data, off + 12)
-            if major != PCAPNG_VERSION_MAJOR:
-                self.problems.append(f"section header at byte {where} has unsupported pcapng version "
-                                     f"{major}.{minor} (1.0 is read); the rest is skipped")
-                raise _Stop
+            if major != PCAPNG_VERSION_MAJOR or minor not in PCAPNG_VERSION_MINORS:
+                self._fatal(where, f"section header at byte {where} has unsupported pcapng version {major}.{minor} "
+                                   "(1.0 is read)")
         return None
+
+    def _fatal(self, where: int, message: str) -> None:
+        """Damage after which nothing more can be read: refused outright at the start of the file (as
+        libpcap refuses it), else recorded after what was read. Raises either way."""
+        if where == 0:
+            raise CaptureFormatError(f"{self.path}: {message}: a corrupt or foreign file")
+        self.problems.append(f"{message}; the rest is skipped")
+        raise _Stop
 
     def _idb_options(self, data: bytes | mmap.mmap, off: int, end: int, order: str, where: int) -> tuple[float, float]:
         """(timestamp ticks per second, seconds offset) from an IDB's if_tsresol / if_tsoffset."""

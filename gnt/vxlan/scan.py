@@ -206,24 +206,31 @@ def _inner(
         sport, dport = _HH(buf, seg)
         field = _H(buf, seg + 6)[0]
         if field == 0 and et == ETH_IPV4:  # inner UDP over IPv4 without a checksum
-            ssum = add(0, mv[seg:seg_end]) if seg_end == end else -1
+            ssum = add(0, mv[seg:seg_end]) if seg_end == end and seg_end - seg <= LAZY_SUM_ABOVE else -1
             return proto, src, sport, dst, dport, bad, ssum, seg, -1
     else:
         ssum = add(0, mv[seg:seg_end]) if seg_end == end else -1
         return proto, src, None, dst, None, bad, ssum, seg, -1
     pseudo = pseudo_sum(src, pseudo_dst, proto, seg_end - seg)
+    whole_segment = seg_end == end  # the segment's sum is the outer checksum's too
+    ssum = -1
+    if seg_end - seg <= LAZY_SUM_ABOVE:
+        ssum = add(0, mv[seg:seg_end])
+        if not (pseudo + ssum) % FOLD:
+            return proto, src, sport, dst, dport, bad, (ssum if whole_segment else -1), seg, -1
     if field == pseudo:
-        # Partial (offload pending), told without summing the segment: a GSO/GRO super-frame's
-        # 64-512 KB are never summed for nothing. (A segment that would also verify with this field
-        # is a 1 in 65,535 coincidence; the fast path orders its checks the same way.)
+        # Partial (offload pending). A super-frame's 16-512 KB are not summed to find that out: one
+        # that would also verify with this field (a 1 in 65,535 coincidence) is counted partial, not
+        # ok. The fast path orders its checks the same way.
         tally.inner_l4_partial += 1
-        return proto, src, sport, dst, dport, bad, -1, seg, (pseudo if seg_end == end else -1)
-    ssum = add(0, mv[seg:seg_end])
-    total_sum = pseudo + ssum
-    if total_sum % FOLD or not total_sum:
-        tally.inner_l4_bad += 1
-        bad = True
-    return proto, src, sport, dst, dport, bad, (ssum if seg_end == end else -1), seg, -1
+        return proto, src, sport, dst, dport, bad, (ssum if whole_segment else -1), seg, (
+            pseudo if whole_segment else -1)
+    if ssum < 0:
+        ssum = add(0, mv[seg:seg_end])
+        if not (pseudo + ssum) % FOLD:
+            return proto, src, sport, dst, dport, bad, (ssum if whole_segment else -1), seg, -1
+    tally.inner_l4_bad += 1
+    return proto, src, sport, dst, dport, True, (ssum if whole_segment else -1), seg, -1
 
 
 Flows = dict[tuple[object, ...], list[float]]  # flow key -> tallies (see the _PACKETS.. slots)
@@ -252,6 +259,9 @@ _FAST6 = struct.Struct(  # see the comment above
 ).unpack_from
 _FAST6_LEN = 112  # bytes the IPv6 fast layout reads
 FOLD_ABOVE = 512  # segment bytes above which folding before the modulo pays off (measured)
+# Segments longer than any MTU-sized frame (9,000-byte jumbo frames included) are GSO/GRO super-frames:
+# their checksums are told partial before anything is summed, and summed only if they are not.
+LAZY_SUM_ABOVE = 9216
 _MASKS: dict[int, int] = {}  # bit count -> (1 << bits) - 1, for the folds
 
 
@@ -281,8 +291,8 @@ def scan(
     fast = _FAST
     masks = _MASKS
     # Module constants as locals: the loop reads them for every packet.
-    fold, bug, fold_above, fast_len, fast6_len, max_record = (
-        FOLD, BUG_SIGNATURE, FOLD_ABOVE, _FAST_LEN, _FAST6_LEN, MAX_SANE_RECORD
+    fold, bug, fold_above, lazy_above, fast_len, fast6_len, max_record = (
+        FOLD, BUG_SIGNATURE, FOLD_ABOVE, LAZY_SUM_ABOVE, _FAST_LEN, _FAST6_LEN, MAX_SANE_RECORD
     )
     fast6 = _FAST6
     general = _general_packet
@@ -340,13 +350,13 @@ def scan(
                 other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                 continue
             b = off  # where the fast layout starts: the frame, or 4 bytes on past one 802.1Q tag
-            (et, vihl, _total, frag, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal,
-             ifrag, iproto, isrc, idst, isport, idport, iudpsum) = fast(buf, b)
+            et = buf[b + 12] << 8 | buf[b + 13]  # read first: the layout to unpack depends on it
             if et == 0x8100 and caplen >= fast_len + 4:
                 b += 4  # read at b, the layout's "ethertype" is the tag's and every header follows it
+                et = buf[b + 12] << 8 | buf[b + 13]
+            if et == 0x0800:
                 (et, vihl, _total, frag, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal,
                  ifrag, iproto, isrc, idst, isport, idport, iudpsum) = fast(buf, b)
-            if et == 0x0800:
                 if vihl != 0x45 or proto != 17 or frag & 0x3FFF:
                     other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                     continue
@@ -383,30 +393,10 @@ def scan(
             if h % fold:
                 ip_bad += 1
                 ibad = True
-            # The checks that need no sum over the segment first (partial inner, then partial or local
-            # checksum offload outer, as the general path): GSO/GRO super-frames are not summed for nothing.
-            lco = -1  # the inner pseudo-header sum when the inner checksum is partial
-            inner_check = iproto == 6 or iudpsum
-            if inner_check:
-                ipseudo = from_bytes(mv[inner_ip + 12 : seg], "big") + iproto + end - seg
-                field = iudpsum if iproto == 17 else _H(buf, seg + 16)[0]
-                if field == (ipseudo % fold or fold):
-                    l4_partial += 1
-                    lco = ipseudo
-                    inner_check = False
-            outer = 1  # the tally slot: zero, ok, bad or partial; -1 while the segment sum is needed
-            if csum:
-                # Outer: addresses, UDP, VXLAN and inner Ethernet in one piece, plus the inner sums.
-                head = from_bytes(mv[addrs:inner_ip], "big") + 17 + ulen
-                if csum == ((from_bytes(mv[addrs:udp], "big") + 17 + ulen) % fold or fold):
-                    outer = 5
-                elif lco >= 0 and not (head + h - lco) % fold:
-                    outer = 2  # right for the inner segment as offload finishes it: local checksum offload
-                else:
-                    outer = -1
-            if inner_check or outer < 0:
+            seglen = end - seg
+            s = -1  # the segment's sum mod 0xffff: up front for MTU-sized frames, a super-frame's when needed
+            if seglen <= lazy_above:
                 s = from_bytes(mv[seg:end], "big")
-                seglen = end - seg
                 if seglen & 1:
                     s <<= 8  # an odd trailing byte is the high byte of a zero-padded word
                 if seglen > fold_above:
@@ -424,19 +414,41 @@ def scan(
                         mask = masks[bits] = (1 << bits) - 1
                     s = (s >> bits) + (s & mask)
                 s %= fold
-                if inner_check and (ipseudo + s) % fold:
-                    l4_bad += 1
-                    ibad = True
-                if outer < 0:
-                    if not (head + h + s) % fold:
-                        outer = 2
+            # Checks in the general path's order: verified first when the sum is at hand, else partial
+            # (and local checksum offload) first, so a super-frame is summed only when that is not enough.
+            lco = -1  # the inner pseudo-header sum when the inner checksum is partial
+            if iproto == 6 or iudpsum:
+                ipseudo = from_bytes(mv[inner_ip + 12 : seg], "big") + iproto + seglen
+                if s < 0 or (ipseudo + s) % fold:
+                    field = iudpsum if iproto == 17 else _H(buf, seg + 16)[0]
+                    if field == (ipseudo % fold or fold):
+                        l4_partial += 1
+                        lco = ipseudo
                     else:
-                        outer = 3
-                        if csum == bug:
-                            st[4] += 1
-            st[outer] += 1
+                        if s < 0:
+                            s = add(0, mv[seg:end])
+                        if (ipseudo + s) % fold:
+                            l4_bad += 1
+                            ibad = True
             if ibad:
                 st[6] += 1
+            if not csum:
+                st[1] += 1
+                continue
+            # Outer: addresses, UDP, VXLAN and inner Ethernet in one piece, plus the inner sums.
+            head = from_bytes(mv[addrs:inner_ip], "big") + 17 + ulen
+            if s >= 0 and not (head + h + s) % fold:
+                st[2] += 1
+            elif csum == ((from_bytes(mv[addrs:udp], "big") + 17 + ulen) % fold or fold):
+                st[5] += 1
+            elif lco >= 0 and not (head + h - lco) % fold:
+                st[2] += 1  # right for the inner segment as offload finishes it: local checksum offload
+            elif s < 0 and not (head + h + add(0, mv[seg:end])) % fold:
+                st[2] += 1
+            else:
+                st[3] += 1
+                if csum == bug:
+                    st[4] += 1
     finally:
         tally.other += other
         tally.inner_ipv4_header_bad += ip_bad
@@ -545,18 +557,26 @@ def _general_packet(
         st[_ZERO] += 1
         return 0
     pseudo = pseudo_sum(src, pseudo_dst, PROTO_UDP, ulen)
-    # The checks that need no sum over the payload first: partial, then local checksum offload
-    # (right for the inner segment as offload finishes it: its sum is then minus its pseudo-header's).
+    # With the inner segment's sum at hand (it ends where the UDP payload ends) the checksum is
+    # verified first; without it (a super-frame whose inner checksum is partial) the checks that need
+    # no sum over the payload come first: partial, then local checksum offload (right for the inner
+    # segment as offload finishes it: the segment then sums to minus its pseudo-header).
     even = not (seg - u) & 1
+    have_sum = seg_sum >= 0 and even
+    if have_sum:
+        total = add(pseudo, mv[u:seg]) + seg_sum
+        if total and not total % FOLD:
+            st[_OK] += 1
+            return 0
     if csum == pseudo:
         st[_PARTIAL] += 1
         return 0
     if partial_pseudo >= 0 and even and not (add(pseudo, mv[u:seg]) - partial_pseudo) % FOLD:
         st[_OK] += 1
         return 0
-    # Reuse the inner segment's sum when there is one (it ends where the UDP payload ends).
-    total = add(pseudo, mv[u:seg]) + seg_sum if seg_sum >= 0 and even else add(pseudo, mv[u:udp_end])
-    if total and not total % FOLD:
+    if not have_sum:
+        total = add(pseudo, mv[u:udp_end])
+    if not have_sum and total and not total % FOLD:
         st[_OK] += 1
     elif super_frame:
         # Captured before segmentation: GSO computes each segment's outer checksum; the super-frame's

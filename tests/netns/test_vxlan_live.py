@@ -32,11 +32,13 @@ def inject(ns: Namespace, iface: str, frames: list[bytes]) -> None:
 
 
 def wait_for_packet_socket(ns: Namespace, timeout: float = 10.0) -> None:
-    """Wait until a packet socket is open in `ns` (the scan is listening)."""
+    """Wait until a packet socket in `ns` is bound to a protocol (the scan is capturing: its filter
+    and ring are set up before the bind; a socket still at protocol 0 receives nothing yet)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        lines = ns.run("cat", "/proc/net/packet").stdout.splitlines()
-        if len(lines) > 1:
+        lines = ns.run("cat", "/proc/net/packet").stdout.splitlines()[1:]
+        # Columns: sk RefCnt Type Proto Iface R Rmem User Inode
+        if any(len(f) > 3 and int(f[3], 16) != 0 for f in (line.split() for line in lines)):
             return
         time.sleep(0.05)
     raise AssertionError("the scan never opened its packet socket")

@@ -321,11 +321,11 @@ def test_capture_from_stdin(tmp_path: Path) -> None:
 
 
 def _lco_frame(proto: str, *, v6: bool = False, vlan: int | None = None, inner_v6: bool = False,
-               outer_wrong: bool = False) -> bytes:
+               outer_wrong: bool = False, payload: int = 200) -> bytes:
     """What the sender's kernel puts out before offload: the inner TCP/UDP checksum is partial (the
     pseudo-header sum alone) and the outer one is computed over the inner segment as offload will
     finish it (local checksum offload), so it only verifies once the inner checksum is filled in."""
-    frame = bytearray(vxlan_frame("ok", v6=v6, vlan=vlan, inner=inner_frame(proto, v6=inner_v6, payload=200)))
+    frame = bytearray(vxlan_frame("ok", v6=v6, vlan=vlan, inner=inner_frame(proto, v6=inner_v6, payload=payload)))
     outer_udp = 14 + (4 if vlan is not None else 0) + (40 if v6 else 20)
     ip = outer_udp + 8 + 8 + 14
     l4 = ip + (40 if inner_v6 else 20)
@@ -368,3 +368,20 @@ def test_ipv6_underlay_fast_path_agrees_with_general_path(tmp_path: Path) -> Non
     assert eth[:7] == (9, 1, 4, 3, 1, 1, 2)
     raw = _counts(pcap_of(tmp_path, [f[14:] for f in frames], "v6-raw.pcap", linktype=LINKTYPE_RAW))
     assert eth == raw
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_gso_sized_segments_fast_and_general_paths_agree(tmp_path: Path, v6: bool) -> None:
+    """Segments longer than any MTU (a 30,000-byte GSO frame with valid lengths) are told partial before
+    they are summed; the fast path and the general one (the same frames as raw IP) still agree, and a
+    wrong checksum on such a frame is still found."""
+    frames = [vxlan_frame(v, v6=v6, sport=7000 + i, inner=inner_frame("tcp", payload=30_000 + i))
+              for i, v in enumerate(CSUM_VARIANTS) if not (v6 and v == "zero")]
+    frames += [_lco_frame("tcp", v6=v6, payload=30_000), _lco_frame("udp", v6=v6, payload=30_001, outer_wrong=True),
+               vxlan_frame("ok", v6=v6, inner=inner_frame("tcp", payload=30_002, bad="l4"))]
+    eth = _counts(pcap_of(tmp_path, frames, "gso.pcap", snaplen=262144))
+    raw = _counts(pcap_of(tmp_path, [f[14:] for f in frames], "gso-raw.pcap", linktype=LINKTYPE_RAW, snaplen=262144))
+    assert eth == raw
+    zero = 0 if v6 else 1
+    # packets, zero, ok (ok, lco, the inner-bad one), bad (ffff, bad, lco wrong), 0xffff, partial, inner bad
+    assert eth[:7] == (7 + zero, zero, 3, 3, 1, 1, 1)

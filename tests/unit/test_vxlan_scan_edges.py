@@ -441,3 +441,22 @@ def test_an_interrupt_keeps_the_report_and_goes_back_to_the_error_boundary(tmp_p
     assert code == 130  # today's boundary: every KeyboardInterrupt is 130
     summary = _summary(out)
     assert (summary["vxlan_packets"], summary["bug_signature"]) == (2, 2)
+
+
+@pytest.mark.parametrize("start,needle", [
+    (_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 1, -1)), "unsupported pcapng version 1.1"),
+    (_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 0, 1, -1)), "unsupported pcapng version 0.1"),
+    (SHB[:-4] + struct.pack("<I", 0x30303030), "gives its length as 28 at its start and 808464432 at its end"),
+])
+def test_pcapng_libpcap_refuses_at_the_start_is_one_line_exit_2(tmp_path: Path, start: bytes, needle: str) -> None:
+    path = tmp_path / "r.pcapng"
+    path.write_bytes(start + IDB + _epb(vxlan_frame("ffff")))
+    code, out, err = run_cli("vxlan-csum", "scan", "--pcap", str(path))
+    assert (code, out) == (2, "")
+    assert err.startswith("gnt vxlan-csum: ") and needle in err and err.count("\n") == 1
+
+
+def test_pcapng_version_1_2_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "v12.pcapng"
+    path.write_bytes(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 2, -1)) + IDB + _epb(vxlan_frame("ok")))
+    assert scan_file(str(path)).summary.checksum_ok == 1
