@@ -11,9 +11,12 @@ gets the environment the user started gnt with, rebuilt here.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 from gnt.errors import UnavailableError
 
@@ -53,3 +56,27 @@ def run_tool(argv: list[str], name: str, timeout: float, *, script: str | None =
                               check=False, start_new_session=new_session, env=host_environment(extra_env))
     except subprocess.TimeoutExpired as exc:
         raise UnavailableError(f"{name} did not answer in time") from exc
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what ends a run (the error boundary's policy)
+
+
+@contextlib.contextmanager
+def signals_blocked(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[None]:
+    """Hold `signals` back (they are delivered after) while kernel state a run made is undone."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks after boot (/proc/PID/stat field 22); None when
+    it is gone. With the pid it names one run: a pid the kernel reuses comes with another start."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+        return int(text[text.rindex(b")") + 2:].split()[19])  # after "pid (comm)", which may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None

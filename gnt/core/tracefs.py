@@ -32,6 +32,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from gnt.core.process import process_start_ticks
+
 DEFAULT_MOUNTPOINT = "/sys/kernel/tracing"  # where tracefs lives since 4.1
 DEBUGFS_TRACING = "/sys/kernel/debug/tracing"  # the older place, under a mounted debugfs
 LOCK_PATH = "/sys/kernel"  # flock()ed (a directory: no lock file left behind) around mount decisions
@@ -252,14 +254,9 @@ def mounted(*, owner_prefix: str = "gnt_") -> Iterator[Mount]:
 # --- instances and their owners --------------------------------------------------------------
 
 def process_start(pid: int) -> float | None:
-    """Seconds since boot at which `pid` started (/proc/PID/stat field 22), None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:  # gone (or never there)
-        return None
-    fields = stat[stat.rindex(b")") + 2:].split()  # after "(comm)", which may hold spaces
-    return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    """Seconds since boot at which `pid` started, None when it is gone."""
+    ticks = process_start_ticks(pid)
+    return None if ticks is None else ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _boottime_of(realtime: float) -> float:

@@ -21,6 +21,7 @@ from types import FrameType
 from gnt.core import tracefs
 from gnt.core.caps import CAP_SYS_ADMIN, has_capability
 from gnt.core.packets.ethernet import ethertype_name, ethertype_value
+from gnt.core.process import STOP_SIGNALS, signals_blocked
 from gnt.drops.models import Drop, DropFilter, DropSummary, Interval, ReasonTotal
 from gnt.drops.reasons import DEFAULT_HIDDEN, hint_for
 from gnt.drops.symbols import Symbolizer
@@ -31,7 +32,7 @@ INSTANCE_PREFIX = "gnt_drops_"  # instances/gnt_drops_<pid>
 KERNEL_NEEDED = "5.17"  # first kernel whose kfree_skb carries the drop reason
 BUFFER_KB = 2048  # per-CPU ring of our instance: ~45k events at 44 bytes each
 READ_PERIOD = 0.1  # seconds between reads of the buffers: a 2 MiB ring holds ~0.4 s of a 100k/s flood
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # blocked while kernel state is undone
+HANDLED_SIGNALS = STOP_SIGNALS  # blocked while kernel state is undone
 
 Key = tuple[int, ...]  # event id, location, protocol, reason as read from the buffer (in offset order)
 
@@ -104,16 +105,6 @@ def kernel_filter(flt: DropFilter, table: dict[int, str]) -> tuple[str, list[str
             values.append(value)
         terms.append("(" + " || ".join(f"protocol == {v}" for v in sorted(set(values))) + ")")
     return " && ".join(terms), hidden
-
-
-@contextlib.contextmanager
-def signals_blocked() -> Iterator[None]:
-    """SIGINT/SIGTERM/SIGHUP held back (delivered after) while kernel state is undone."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:

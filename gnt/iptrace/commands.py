@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 
-from gnt.core.process import run_tool
+from gnt.core.process import process_start_ticks, run_tool
 
 SBIN_DIRS = ("/usr/sbin", "/sbin")  # where the firewall tools live when PATH lacks them (sudo, cron)
 
@@ -40,20 +40,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def process_start(pid: int) -> int | None:
-    """When process `pid` started (clock ticks after boot, /proc/PID/stat field 22); None if unknown.
-    With the pid it names one run: a pid the kernel reuses comes with another start time."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            text = stat.read()
-        return int(text[text.rindex(")") + 2:].split()[19])  # fields after "pid (comm)": state is field 3
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def run_tag(pid: int) -> str:
     """The tag of run `pid` in the names and comments of what it installs: PID_START."""
-    return f"{pid}_{process_start(pid) or 0}"
+    return f"{pid}_{process_start_ticks(pid) or 0}"
 
 
 def run_alive(pid: int, start: int | None) -> bool:
@@ -61,4 +50,4 @@ def run_alive(pid: int, start: int | None) -> bool:
     a pid now held by another process (another start time) is not that run."""
     if not pid_alive(pid):
         return False
-    return start is None or process_start(pid) in (start, None)
+    return start is None or process_start_ticks(pid) in (start, None)

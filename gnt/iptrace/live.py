@@ -12,13 +12,13 @@ import errno
 import ipaddress
 import os
 import select
-import signal
 import socket
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 from gnt.core.caps import CAP_NET_ADMIN, has_capability
+from gnt.core.process import signals_blocked
 from gnt.errors import PermissionDenied, UnavailableError
 from gnt.iptrace import legacy, nftrules
 from gnt.iptrace.logparse import LEGACY_PROTOS, LegacyGrouper, Malformed, parse_legacy
@@ -27,7 +27,6 @@ from gnt.iptrace.nftevents import decode_trace, open_trace_socket, split_message
 from gnt.iptrace.paths import IDLE_SECONDS, NftTracker
 
 POLL_SECONDS = 0.1  # longest wait between checks of the stop request and the clock
-BLOCKED_DURING_CLEANUP = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # cannot interrupt cleanup
 RECV_SIZE = 65536  # one netlink datagram
 DRAIN_BATCH = 512  # datagrams read per wakeup before packets are handed on
 EXPIRY_INTERVAL = 0.05  # seconds between sweeps for finished (idle) packets
@@ -91,15 +90,6 @@ def choose_backend(requested: str) -> str:
     if probe.returncode != 0 and "not supported" in probe.stderr and legacy.available():
         return "legacy"  # a kernel without nf_tables
     return "nft"
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_DURING_CLEANUP)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _deadline(duration: float | None, clock: Callable[[], float]) -> float | None:
@@ -177,7 +167,7 @@ def _trace_nft(flt: Filter, pid: int, *, deadline: float | None, stop: StopReque
         yield from _poll(sock, read, tracker.expire, deadline=deadline, stop=stop, clock=clock)
         yield from tracker.drain()
     finally:
-        with _signals_blocked():
+        with signals_blocked():
             sock.close()
             nftrules.remove(pid)  # also when install was cut short: the table may exist
 
@@ -249,7 +239,7 @@ def _trace_legacy(flt: Filter, pid: int, *, deadline: float | None, stop: StopRe
                          clock=clock)
         yield from grouper.drain()
     finally:
-        with _signals_blocked():
+        with signals_blocked():
             os.close(fd)
             legacy.remove(pid)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from gnt.core.process import process_start_ticks as process_start
 from gnt.errors import UsageError
 from gnt.iptrace import legacy
-from gnt.iptrace.commands import process_start, run_alive, run_tag
+from gnt.iptrace.commands import run_alive, run_tag
 from gnt.iptrace.models import Filter
 from gnt.iptrace.nftrules import match_expression, parse_chain_listing, trace_table_script, validate
 
