@@ -48,9 +48,10 @@ def drops(
 ) -> int:
     from gnt.drops import DropFilter, hint_for, reason_table, tracing
     from gnt.drops import cleanup as drop_cleanup
+    from gnt.drops.models import ReasonInfo
     from gnt.errors import ExitCode, UsageError
     from gnt.output import make_renderer
-    from gnt.output.text.drops import DropsText, ReasonInfo
+    from gnt.output.text.drops import DropsText
 
     env = current_env()
     renderer = make_renderer(env, json=json, formatter=DropsText())

@@ -80,3 +80,14 @@ class DropFilter:
     exclude: tuple[str, ...] = ()
     protocols: tuple[str, ...] = ()
     all: bool = False
+
+
+@dataclass(slots=True)
+class ReasonInfo:
+    """One line of `gnt drops --list-reasons`."""
+
+    json_type = "reason"
+
+    name: str
+    value: int  # this kernel's number for it
+    hint: str | None = None

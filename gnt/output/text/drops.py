@@ -8,20 +8,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
-from gnt.drops.models import DropSummary, Interval
-
-
-@dataclass(slots=True)
-class ReasonInfo:
-    """One line of `gnt drops --list-reasons`."""
-
-    json_type = "reason"
-
-    name: str
-    value: int  # this kernel's number for it
-    hint: str | None = None
+from gnt.drops.models import DropSummary, Interval, ReasonInfo
 
 
 def _plural(n: int, word: str) -> str:
