@@ -334,6 +334,10 @@ class Pinger:
                 # failure fails again).
                 if not (self.sock.is_dgram and exc.errno in STALE_SEND_ERRORS):
                     raise
+                reported = len(self.queued_errors)
+                self._read_error_queue()
+                if any(type(e) is SendFailed for e in self.queued_errors[reported:]):
+                    return None  # the stack refused this very send (-M do above the MTU): its local error says so
                 probe.user_send_ns = time.time_ns()
                 sendto(packet, address)
         except OSError as exc:

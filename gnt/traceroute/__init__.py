@@ -50,7 +50,10 @@ def trace(options: TraceOptions) -> Iterator[TraceStart | Hop | Summary]:
         method.pmtudisc = "probe"
     try:
         method.open()
-        yield TraceStart(options.host, target.address, options.max_ttl, wire_length(options.method, family, payload))
+        # The header names what goes out; with --mtu, as the Linux traceroute, the length asked for
+        # (the probes start at the local MTU and shrink).
+        header_len = packet_len if probe_len is not None else wire_length(options.method, family, payload)
+        yield TraceStart(options.host, target.address, options.max_ttl, header_len)
         engine = Engine(options, method, selector, target.address, slots, flows)
         if probe_len is not None:
             engine.start_mtu_discovery(probe_len, noted=probe_len != packet_len)

@@ -112,6 +112,13 @@ class Namespace:
         """Send whole Ethernet frames on `iface` of this namespace (a packet socket), in order."""
         self.run(sys.executable, "-c", FRAME_SENDER, iface, input="\n".join(f.hex() for f in frames))
 
+    def bound_packet_sockets(self) -> int:
+        """Packet sockets in this namespace bound to a protocol: a capture that set up its filter and
+        ring (it binds last; a socket still at protocol 0 receives nothing yet)."""
+        lines = self.run("cat", "/proc/net/packet").stdout.splitlines()[1:]
+        # Columns: sk RefCnt Type Proto Iface R Rmem User Inode
+        return sum(1 for f in (line.split() for line in lines) if len(f) > 3 and int(f[3], 16) != 0)
+
     def sysctl(self, key: str, value: str) -> None:
         self.run("sysctl", "-q", "-w", f"{key}={value}")
 

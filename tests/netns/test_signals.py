@@ -44,7 +44,7 @@ def _netlink_listeners(ns: Namespace, protocol: int) -> int:
 
 
 def _packet_sockets(ns: Namespace) -> int:
-    return len(ns.run("cat", "/proc/net/packet").stdout.splitlines()) - 1
+    return ns.bound_packet_sockets()  # capturing, not only opened
 
 
 def _stop(proc: subprocess.Popen[str], signum: int) -> tuple[str, str]:

@@ -36,9 +36,7 @@ def wait_for_packet_socket(ns: Namespace, timeout: float = 10.0) -> None:
     and ring are set up before the bind; a socket still at protocol 0 receives nothing yet)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        lines = ns.run("cat", "/proc/net/packet").stdout.splitlines()[1:]
-        # Columns: sk RefCnt Type Proto Iface R Rmem User Inode
-        if any(len(f) > 3 and int(f[3], 16) != 0 for f in (line.split() for line in lines)):
+        if ns.bound_packet_sockets():
             return
         time.sleep(0.05)
     raise AssertionError("the scan never opened its packet socket")
