@@ -375,20 +375,24 @@ def test_a_child_process_gets_the_users_environment_not_the_bundles(binary: Path
 @pytest.mark.parametrize("mount_options", ["noexec", "ro"])
 def test_an_unusable_tmp_gets_one_line_naming_tmpdir(binary: Path, mount_options: str) -> None:
     script = f'mount -t tmpfs -o {mount_options} tmpfs /tmp && exec env -i "$@"'
-    result = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script, "sh", str(binary), "--version"],
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert len(result.stderr.splitlines()) == 1 and "set TMPDIR" in result.stderr, result.stderr
-    # and the fix it names works: TMPDIR on a usable file system (not under the /tmp mounted over)
-    usable = Path("/var/tmp") / f"gnt-test-{uuid.uuid4().hex}"
-    usable.mkdir()
+    # The binary is run from outside /tmp: the checkout itself may live under the /tmp mounted over.
+    outside = Path("/var/tmp") / f"gnt-test-{uuid.uuid4().hex}"
+    (outside / "tmp").mkdir(parents=True)
+    copy = outside / "gnt"
+    shutil.copy2(binary, copy)
     try:
+        result = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script, "sh", str(copy), "--version"],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert len(result.stderr.splitlines()) == 1 and "set TMPDIR" in result.stderr, result.stderr
+        # and the fix it names works: TMPDIR on a usable file system (not under the /tmp mounted over)
+        usable = outside / "tmp"
         fixed = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script, "sh", f"TMPDIR={usable}",
-                                str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False)
+                                str(copy), "--version"], capture_output=True, text=True, timeout=60, check=False)
         assert (fixed.returncode, fixed.stdout) == (0, f"gnt {__version__}\n"), fixed.stderr
         assert not list(usable.iterdir()), "the bundle left files behind"
     finally:
-        shutil.rmtree(usable)
+        shutil.rmtree(outside)
 
 
 ARM64_BINARY = ROOT / "dist" / "gnt-arm64"
