@@ -18,7 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-from gnt.errors import UnavailableError
+from gnt.errors import STOP_SIGNALS, UnavailableError
 
 BUNDLE_PREFIXES = ("_PYI_", "STATICX_", "_GNT_")  # variables the bootloaders and the launcher add
 LIBRARY_PATH = "LD_LIBRARY_PATH"
@@ -58,7 +58,6 @@ def run_tool(argv: list[str], name: str, timeout: float, *, script: str | None =
         raise UnavailableError(f"{name} did not answer in time") from exc
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what ends a run (the error boundary's policy)
 
 
 @contextlib.contextmanager

@@ -21,18 +21,18 @@ from types import FrameType
 from gnt.core import tracefs
 from gnt.core.caps import CAP_SYS_ADMIN, has_capability
 from gnt.core.packets.ethernet import ethertype_name, ethertype_value
-from gnt.core.process import STOP_SIGNALS, signals_blocked
+from gnt.core.process import signals_blocked
 from gnt.drops.models import Drop, DropFilter, DropSummary, Interval, ReasonTotal
 from gnt.drops.reasons import DEFAULT_HIDDEN, hint_for
 from gnt.drops.symbols import Symbolizer
-from gnt.errors import GntError, PermissionDenied, UnavailableError, UsageError
+from gnt.errors import STOP_SIGNALS, GntError, PermissionDenied, UnavailableError, UsageError
 
 SYSTEM, EVENT = "skb", "kfree_skb"  # the tracepoint
 INSTANCE_PREFIX = "gnt_drops_"  # instances/gnt_drops_<pid>
 KERNEL_NEEDED = "5.17"  # first kernel whose kfree_skb carries the drop reason
 BUFFER_KB = 2048  # per-CPU ring of our instance: ~45k events at 44 bytes each
 READ_PERIOD = 0.1  # seconds between reads of the buffers: a 2 MiB ring holds ~0.4 s of a 100k/s flood
-HANDLED_SIGNALS = STOP_SIGNALS  # blocked while kernel state is undone
+HANDLED_SIGNALS = STOP_SIGNALS  # blocked while kernel state is undone (the error boundary's set)
 
 Key = tuple[int, ...]  # event id, location, protocol, reason as read from the buffer (in offset order)
 
