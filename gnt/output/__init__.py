@@ -154,18 +154,18 @@ class JsonRenderer:
     """NDJSON: one object per line, each with a "type"; the first line of a stream is `meta`."""
 
     def __init__(self, env: Environment) -> None:
+        from gnt.output.json import encode
+
         self.env = env
+        self._encode = encode  # imported once, not per object (a conntrack dump emits a million)
         if not env.meta_written:
             from gnt.fleet.envelope import stream_meta
-            from gnt.output.json import encode
 
             env.meta_written = True
             write(env.stdout, str(encode(stream_meta(env.argv))) + "\n")
 
     def emit(self, obj: object) -> None:
-        from gnt.output.json import encode
-
-        line = encode(obj)
+        line = self._encode(obj)
         if line is None:
             return
         write(self.env.stdout, line + "\n")
