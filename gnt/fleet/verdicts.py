@@ -28,6 +28,7 @@ class Judge:
     """Base: no opinion until a result object arrives."""
 
     label = ""  # the command as grouped in the fleet view (set per stream)
+    reads: frozenset[str] | None = None  # the object types feed() looks at (None: all of them)
 
     def __init__(self, meta: Obj) -> None:
         self.label = group_label(meta)
@@ -63,6 +64,8 @@ def group_label(meta: Obj) -> str:
 
 
 class PingJudge(Judge):
+    reads = frozenset({"summary"})
+
     def feed(self, obj: Obj) -> None:
         if obj.get("type") != "summary":
             return
@@ -95,6 +98,8 @@ class PingJudge(Judge):
 
 
 class TracerouteJudge(Judge):
+    reads = frozenset({"summary"})
+
     def feed(self, obj: Obj) -> None:
         if obj.get("type") != "summary":
             return
@@ -114,6 +119,8 @@ class TracerouteJudge(Judge):
 
 
 class VxlanJudge(Judge):
+    reads = frozenset({"finding", "audit", "summary"})
+
     def __init__(self, meta: Obj) -> None:
         super().__init__(meta)
         self.findings: list[str] = []
@@ -153,6 +160,8 @@ class VxlanJudge(Judge):
 
 
 class ConntrackJudge(Judge):
+    reads = frozenset({"stats", "summary"})
+
     def feed(self, obj: Obj) -> None:
         kind = obj.get("type")
         if kind == "stats":
@@ -184,6 +193,8 @@ class ConntrackJudge(Judge):
 
 class DropsJudge(Judge):
     """`gnt drops`: the summary's reasons; any drop matched is a negative result (its exit 1)."""
+    reads = frozenset({"summary"})
+
 
     def feed(self, obj: Obj) -> None:
         if obj.get("type") != "summary" or "reasons" not in obj:
@@ -204,6 +215,8 @@ class DropsJudge(Judge):
 
 class MtuJudge(Judge):
     """`gnt mtu`: the `mtu` object's verdict; anything but ok is negative (its exit 1)."""
+    reads = frozenset({"mtu"})
+
 
     def feed(self, obj: Obj) -> None:
         if obj.get("type") != "mtu":
@@ -233,6 +246,8 @@ class MtuJudge(Judge):
 
 class WhyJudge(Judge):
     """`gnt why`: the verdict's cause (None: the destination answers and nothing is wrong)."""
+    reads = frozenset({"verdict"})
+
 
     def feed(self, obj: Obj) -> None:
         if obj.get("type") != "verdict":

@@ -16,6 +16,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING
 
+from gnt.fleet.verdicts import JUDGES
 from gnt.output import write
 from gnt.output.env import Environment
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from gnt.output import Renderer
 
 NPD_MAX = 80  # node-problem-detector's condition message limit
-PROM_COMMANDS = frozenset({"ping", "traceroute", "mtu", "drops", "conntrack", "vxlan-csum", "why"})
+PROM_COMMANDS = frozenset(JUDGES)  # the commands whose result a fleet judge reads
 
 
 def _escape(value: str) -> str:
@@ -91,15 +92,21 @@ class FleetTap:
 
     def emit(self, obj: object) -> None:
         if getattr(obj, "json_type", None) is not None:
-            self.judge.feed(self._jsonable(obj))
+            self._feed(obj)
         elif dataclasses.is_dataclass(obj):  # a text-only wrapper (vxlan's ScanReport): what it carries
             for f in dataclasses.fields(obj):
                 inner = getattr(obj, f.name)
                 for part in inner if isinstance(inner, list) else [inner]:
                     if getattr(part, "json_type", None) is not None:
-                        self.judge.feed(self._jsonable(part))
+                        self._feed(part)
         if self.inner is not None:
             self.inner.emit(obj)
+
+    def _feed(self, obj: object) -> None:
+        """Hand the judge an object in its JSON form, only when it reads that type (not every entry)."""
+        reads = self.judge.reads
+        if reads is None or getattr(obj, "json_type", None) in reads:
+            self.judge.feed(self._jsonable(obj))
 
     def finish(self, exit_code: int) -> None:
         verdict, _bad, detail = self.judge.finish()
