@@ -43,9 +43,12 @@ def split_target(text: str) -> tuple[str, int | None]:
         host, port_text = text.split(":")
     if port_text is None:
         return host, None
-    if not port_text.isdecimal() or not 1 <= int(port_text) <= 65535:
-        raise UsageError(f"bad port {port_text!r} in {text!r}: a number 1-65535")
-    return host, int(port_text)
+    from gnt.cli.numbers import PORT_MAX, int_value
+
+    try:
+        return host, int_value(port_text, 1, PORT_MAX)  # the one number parser: ASCII digits only
+    except ValueError:
+        raise UsageError(f"bad port {port_text!r} in {text!r}: a number 1-65535") from None
 
 
 def why(
@@ -89,11 +92,13 @@ def why(
         raise UsageError(f"-p {name} needs a port: DEST:PORT")
     fwmark = None
     if mark is not None:
+        from gnt.cli.numbers import U32_MAX, int_value
+
         try:
-            fwmark = int(mark, 0)
+            fwmark = int_value(mark, None, None, hex_ok=True)
         except ValueError:
             raise UsageError(f"bad --mark {mark!r}: a number (e.g. 0x4000)") from None
-        if not 0 <= fwmark <= 0xFFFFFFFF:
+        if not 0 <= fwmark <= U32_MAX:
             raise UsageError(f"bad --mark {mark!r}: 0 to 0xffffffff")
     seconds = parse_seconds(duration, "--duration")
     check_duration(seconds)
