@@ -49,7 +49,7 @@ def drops(
     from gnt.drops import DropFilter, hint_for, reason_table, tracing
     from gnt.drops import cleanup as drop_cleanup
     from gnt.drops.models import ReasonInfo
-    from gnt.errors import ExitCode, UsageError
+    from gnt.errors import ExitCode
     from gnt.output import make_renderer
     from gnt.output.text.drops import DropsText
 
@@ -61,8 +61,6 @@ def drops(
     if duration is not None:
         limit = parse_seconds(duration, "bad --duration")
         check_duration(limit)
-    if count is not None and count < 1:
-        raise UsageError(f"--count must be at least 1, not {count}")
 
     if cleanup:
         removed = drop_cleanup()

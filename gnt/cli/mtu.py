@@ -7,9 +7,6 @@ import typer
 from gnt.cli import current_env, parse_seconds
 from gnt.cli.complete import complete_interface
 from gnt.cli.numbers import PORT_MAX, click_int
-
-IP_MAX_PACKET = 65535  # the largest IP packet without a jumbogram
-
 HELP = """Find the largest packet that reaches HOST, and why larger ones do not: "ok" (the local MTU
 reaches), "pmtu" (a hop reports a smaller MTU: which hop, what MTU), "black-hole" (larger sizes vanish
 with no ICMP error: the last size that passed, the first that did not, the hop where they stop),
@@ -37,9 +34,9 @@ def mtu(
     tcp: bool = typer.Option(False, "-T", "--tcp", help="TCP: one full segment per size to an OPEN port (-p)."),
     port: int | None = typer.Option(None, "-p", "--port", metavar="PORT", click_type=click_int(1, PORT_MAX),
                                     help="UDP: first destination port (33434); TCP: an open port (80)."),
-    min_size: int | None = typer.Option(None, "--min", metavar="BYTES", click_type=click_int(1, IP_MAX_PACKET),
+    min_size: int | None = typer.Option(None, "--min", metavar="BYTES", click_type=click_int(1, MAX_SIZE),
                                         help="Smallest size to test (default 68, 1280 for IPv6)."),
-    max_size: int | None = typer.Option(None, "--max", metavar="BYTES", click_type=click_int(1, IP_MAX_PACKET),
+    max_size: int | None = typer.Option(None, "--max", metavar="BYTES", click_type=click_int(1, MAX_SIZE),
                                         help="Largest size to test (default: the local device MTU)."),
     wait: str = typer.Option("1", "-w", "--wait", metavar="SECONDS",
                              help="Longest wait for an answer (less once round trips are known)."),
@@ -66,8 +63,6 @@ def mtu(
     if udp + icmp + tcp > 1:
         raise UsageError("only one of -U, -I and -T may be given")
     protocol = "icmp" if icmp else "tcp" if tcp else "udp"
-    if port is not None and not 1 <= port <= 65535:
-        raise UsageError(f"port out of range: {port} (must be between 1 and 65535)")
     if port is not None and protocol == "icmp":
         raise UsageError("-p has no meaning with -I (ICMP probes have no port)")
     for name, value in (("--min", min_size), ("--max", max_size)):
