@@ -7,6 +7,7 @@ import typer
 from gnt.cli import current_env, parse_seconds
 from gnt.cli.complete import complete_interface
 from gnt.cli.numbers import PORT_MAX, click_int
+
 HELP = """Find the largest packet that reaches HOST, and why larger ones do not: "ok" (the local MTU
 reaches), "pmtu" (a hop reports a smaller MTU: which hop, what MTU), "black-hole" (larger sizes vanish
 with no ICMP error: the last size that passed, the first that did not, the hop where they stop),
