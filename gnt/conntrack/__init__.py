@@ -117,8 +117,8 @@ def list_entries(flt: EntryFilter, lines: FusedLines | None = None) -> Iterator[
                             text = fn(buf, off)
                             if text is not None:
                                 break
-                        else:
-                            text = builder.line(buf, off, end)
+                        else:  # no fused builder made a line: the general path (not those builders again)
+                            text = lines.general(builder.build(buf, off, end))
                     shown += 1
                     if text is not None:
                         batch.append(text)

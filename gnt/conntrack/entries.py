@@ -352,17 +352,6 @@ class EntryBuilder:
         self.line_builders: dict[int, list[Callable[[bytes, int], str | None]]] = {}
         self.compiled: dict[int, int] = {}  # message size -> how many of its layouts are compiled
 
-    def line(self, buf: bytes, off: int, end: int) -> str | None:
-        """The message as a line of the FusedLines format (needs `lines`)."""
-        builders = self.line_builders.get(end - off)
-        if builders is not None:
-            for fn in builders:
-                text = fn(buf, off)
-                if text is not None:
-                    return text
-        assert self.lines is not None
-        return self.lines.general(self.build(buf, off, end))
-
     def build(self, buf: bytes, off: int, end: int) -> Entry:
         size = end - off
         builders = self.builders.get(size)
