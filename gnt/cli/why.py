@@ -139,4 +139,4 @@ def why(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="why", help=HELP, no_args_is_help=True)(why)
+    app.command(name="why", help=HELP, no_args_is_help=False)(why)
