@@ -109,6 +109,7 @@ def command_name(argv: list[str]) -> str | None:
 # the ones health checks run many times a minute, then never import typer (gnt/cli/table.py).
 FAST_PATHS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("ping",): ("gnt.cli.ping", "fast", "run"),
+    ("traceroute",): ("gnt.cli.traceroute", "fast", "run"),
     ("conntrack", "list"): ("gnt.cli.conntrack", "fast_list", "run_list"),
     ("vxlan-csum", "scan"): ("gnt.cli.vxlan", "fast_scan", "run_scan"),
 }

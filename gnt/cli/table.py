@@ -65,8 +65,9 @@ def check_bounds(options: Sequence[Opt], values: dict[str, Any]) -> None:
         values[o.dest] = number
 
 
-def fast_parse(options: Sequence[Opt], argv: Sequence[str], operands: int) -> dict[str, Any] | None:
-    """Option values (plus "operands") of a well-formed command line, or None to let typer decide."""
+def fast_parse(options: Sequence[Opt], argv: Sequence[str], operands: int | tuple[int, int]) -> dict[str, Any] | None:
+    """Option values (plus "operands") of a well-formed command line, or None to let typer decide.
+    `operands`: how many the command takes, or the (fewest, most) when some are optional."""
     import getopt
 
     by_flag = {flag: o for o in options for flag in o.flags}
@@ -85,7 +86,8 @@ def fast_parse(options: Sequence[Opt], argv: Sequence[str], operands: int) -> di
         pairs, rest = getopt.gnu_getopt(list(argv), shorts, longs)
     except getopt.GetoptError:
         return None
-    if len(rest) != operands:
+    fewest, most = (operands, operands) if isinstance(operands, int) else operands
+    if not fewest <= len(rest) <= most:
         return None
     values: dict[str, Any] = {o.dest: () if o.multiple else o.default for o in options}
     for flag, text in pairs:

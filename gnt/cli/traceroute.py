@@ -1,13 +1,22 @@
 """`gnt traceroute`: the options of the Linux traceroute (-I/-U/-T, -f -m -q -N -w -z -s -i -n), plus
---paris, --paths and --json."""
+--paris, --paths and --json.
+
+The options are declared once, in OPTIONS (gnt/cli/table.py): `register()` builds the typer command,
+`fast()` parses a well-formed command line without importing typer (a trace of a rested path takes
+milliseconds; typer's import took longer than the trace)."""
 
 from __future__ import annotations
 
-import typer
+from typing import TYPE_CHECKING, Any
 
 from gnt.cli import current_env, parse_seconds
-from gnt.cli.complete import complete_interface
-from gnt.cli.numbers import I32_MAX, click_int, parse_int
+from gnt.cli.numbers import I32_MAX, parse_int
+from gnt.cli.table import Opt, fast_parse, parameters, with_signature
+
+if TYPE_CHECKING:
+    import typer
+
+    from gnt.output.env import Environment
 
 HELP = """Trace the route to HOST with UDP (default), ICMP (-I), UDP to one port (-U) or TCP SYN (-T) probes,
 without root. Paced against ICMP rate limits, so the hop count is the real one.
@@ -24,43 +33,46 @@ MAX_PACKET_LEN = 65000  # bytes; the Linux traceroute's ceiling
 SENDWAIT_MS_ABOVE = 10  # -z values above this are milliseconds (Linux traceroute rule)
 
 
-def traceroute(
-    host: str | None = typer.Argument(None, metavar="HOST", help="Name or address to trace.", show_default=False),
-    packetlen: str | None = typer.Argument(None, metavar="PACKETLEN", show_default=False,
-                                              help="Total packet length in bytes (default 60, 80 for IPv6)."),
-    ipv4: bool = typer.Option(False, "-4", help="Use IPv4 only."),
-    ipv6: bool = typer.Option(False, "-6", help="Use IPv6 only."),
-    icmp: bool = typer.Option(False, "-I", "--icmp", help="ICMP echo probes."),
-    udp_port: bool = typer.Option(False, "-U", "--udp", help="UDP probes to one port (default 53)."),
-    tcp: bool = typer.Option(False, "-T", "--tcp", help="TCP SYN probes (default port 80)."),
-    port: int | None = typer.Option(None, "-p", "--port", metavar="PORT", click_type=click_int(None, I32_MAX),
-                                       help="Destination port (base port for default UDP)."),
-    first: int = typer.Option(1, "-f", "--first", metavar="FIRST",
-                              click_type=click_int(None, I32_MAX), help="TTL to start with."),
-    max_ttl: int = typer.Option(30, "-m", "--max-hops", metavar="MAX",
-                              click_type=click_int(None, I32_MAX), help="Largest TTL to probe."),
-    queries: int = typer.Option(3, "-q", "--queries", metavar="N",
-                              click_type=click_int(None, I32_MAX), help="Probes per hop."),
-    sim: int = typer.Option(16, "-N", "--sim-queries", metavar="SIM",
-                              click_type=click_int(None, I32_MAX), help="Probes in flight at once."),
-    wait: str = typer.Option("5,3,10", "-w", "--wait", metavar="MAX[,HERE,NEAR]",
-                             help="Wait MAX s, or HERE x RTT of the same hop, or NEAR x RTT of a later hop."),
-    sendwait: str = typer.Option("0", "-z", "--sendwait", metavar="SENDWAIT",
-                                 help="Pause between probes (seconds; above 10: milliseconds)."),
-    source: str | None = typer.Option(None, "-s", "--source", metavar="SRC", help="Source address."),
-    interface: str | None = typer.Option(None, "-i", "--interface", metavar="IFACE", help="Send through IFACE.",
-                                             autocompletion=complete_interface),
-    numeric: bool = typer.Option(False, "-n", help="Print addresses only (no reverse lookups)."),
-    paris: bool = typer.Option(False, "--paris", help="Keep the flow constant so ECMP routers use one path."),
-    paths: int | None = typer.Option(None, "--paths", metavar="N", click_type=click_int(None, I32_MAX),
-                                     help=f"Trace N flows (1 to {MAX_PATHS}) and show every router of each hop."),
-    dont_fragment: bool = typer.Option(False, "-F", "--dont-fragment",
-                                       help="Set DF on probes (the kernel's cached PMTU ignored): a hop "
-                                       "that cannot forward them answers !F-<mtu>."),
-    mtu: bool = typer.Option(False, "--mtu", help="Discover the MTU along the path: probes shrink as hops "
-                             "report, the first at a new size is noted F=<mtu> (implies -F -N 1)."),
-    json: bool = typer.Option(False, "--json", help="One JSON object per line (hop, summary)."),
-) -> int:
+OPTIONS: tuple[Opt, ...] = (
+    Opt(("-4",), "ipv4", bool, None, "Use IPv4 only.", False),
+    Opt(("-6",), "ipv6", bool, None, "Use IPv6 only.", False),
+    Opt(("-I", "--icmp"), "icmp", bool, None, "ICMP echo probes.", False),
+    Opt(("-U", "--udp"), "udp_port", bool, None, "UDP probes to one port (default 53).", False),
+    Opt(("-T", "--tcp"), "tcp", bool, None, "TCP SYN probes (default port 80).", False),
+    Opt(("-p", "--port"), "port", int, "PORT", "Destination port (base port for default UDP).", high=I32_MAX),
+    Opt(("-f", "--first"), "first", int, "FIRST", "TTL to start with.", 1, high=I32_MAX),
+    Opt(("-m", "--max-hops"), "max_ttl", int, "MAX", "Largest TTL to probe.", 30, high=I32_MAX),
+    Opt(("-q", "--queries"), "queries", int, "N", "Probes per hop.", 3, high=I32_MAX),
+    Opt(("-N", "--sim-queries"), "sim", int, "SIM", "Probes in flight at once.", 16, high=I32_MAX),
+    Opt(("-w", "--wait"), "wait", str, "MAX[,HERE,NEAR]",
+        "Wait MAX s, or HERE x RTT of the same hop, or NEAR x RTT of a later hop.", "5,3,10"),
+    Opt(("-z", "--sendwait"), "sendwait", str, "SENDWAIT",
+        "Pause between probes (seconds; above 10: milliseconds).", "0"),
+    Opt(("-s", "--source"), "source", str, "SRC", "Source address."),
+    Opt(("-i", "--interface"), "interface", str, "IFACE", "Send through IFACE.", interface=True),
+    Opt(("-n",), "numeric", bool, None, "Print addresses only (no reverse lookups).", False),
+    Opt(("--paris",), "paris", bool, None, "Keep the flow constant so ECMP routers use one path.", False),
+    Opt(("--paths",), "paths", int, "N", f"Trace N flows (1 to {MAX_PATHS}) and show every router of each hop.",
+        high=I32_MAX),
+    Opt(("-F", "--dont-fragment"), "dont_fragment", bool, None, "Set DF on probes (the kernel's cached PMTU "
+        "ignored): a hop that cannot forward them answers !F-<mtu>.", False),
+    Opt(("--mtu",), "mtu", bool, None, "Discover the MTU along the path: probes shrink as hops report, the "
+        "first at a new size is noted F=<mtu> (implies -F -N 1).", False),
+    Opt(("--json",), "json", bool, None, "One JSON object per line (hop, summary).", False),
+)
+
+
+def fast(argv: list[str]) -> dict[str, Any] | None:
+    """The option values of a well-formed `gnt traceroute` command line, or None to let typer decide."""
+    values = fast_parse(OPTIONS, argv, operands=(1, 2))
+    if values is not None:
+        operands = values.pop("operands")
+        values["host"], values["packetlen"] = operands[0], (operands[1] if len(operands) > 1 else None)
+    return values
+
+
+def run(values: dict[str, Any], env: Environment) -> int:
+    """Trace with parsed option values; returns the exit code."""
     import socket
 
     from gnt.errors import UsageError
@@ -68,7 +80,10 @@ def traceroute(
     from gnt.output.text.traceroute import TracerouteText
     from gnt.traceroute import Hop, Summary, TraceOptions, TraceStart, exit_code, trace
 
-    env = current_env()
+    host, ipv4, ipv6, icmp, udp_port, tcp, port = (values[k] for k in (
+        "host", "ipv4", "ipv6", "icmp", "udp_port", "tcp", "port"))
+    first, max_ttl, queries, sim, paths, mtu = (values[k] for k in ("first", "max_ttl", "queries", "sim", "paths", "mtu"))
+    packetlen, numeric = values["packetlen"], values["numeric"]
     if not host:
         raise UsageError("missing host operand (usage: gnt traceroute [options] HOST [PACKETLEN])")
     if ipv4 and ipv6:
@@ -92,7 +107,7 @@ def traceroute(
         raise UsageError("--mtu needs probes whose size can change: UDP or ICMP (a SYN is always small)")
     if paths is not None and not 1 <= paths <= MAX_PATHS:
         raise UsageError(f"--paths must be between 1 and {MAX_PATHS} (got {paths})")
-    wait_max, wait_here, wait_near = _wait(wait)
+    wait_max, wait_here, wait_near = _wait(values["wait"])
     length: int | None = None
     if packetlen is not None:
         length = parse_int(packetlen, "packet length", None, I32_MAX)
@@ -101,11 +116,11 @@ def traceroute(
     options = TraceOptions(
         host=host, family=socket.AF_INET if ipv4 else socket.AF_INET6 if ipv6 else socket.AF_UNSPEC,
         method=method, port=port, first_ttl=first, max_ttl=max_ttl, queries=queries, simultaneous=sim,
-        wait_max=wait_max, wait_here=wait_here, wait_near=wait_near, send_wait=_sendwait(sendwait),
-        source=source, interface=interface, numeric=numeric, paris=paris, paths=paths or 0, packet_len=length,
-        dont_fragment=dont_fragment or mtu, mtu=mtu,
+        wait_max=wait_max, wait_here=wait_here, wait_near=wait_near, send_wait=_sendwait(values["sendwait"]),
+        source=values["source"], interface=values["interface"], numeric=numeric, paris=values["paris"], paths=paths or 0, packet_len=length,
+        dont_fragment=values["dont_fragment"] or mtu, mtu=mtu,
     )
-    renderer = make_renderer(env, json=json, formatter=TracerouteText(numeric=numeric))
+    renderer = make_renderer(env, json=values["json"], formatter=TracerouteText(numeric=numeric))
     code = 1
     start: TraceStart | None = None
     hops = 0
@@ -145,4 +160,22 @@ def _sendwait(text: str) -> float:
 
 
 def register(app: typer.Typer) -> None:
+    """Add `traceroute` to the typer app, its parameters made from OPTIONS."""
+    import inspect
+
+    import typer
+
+    operands = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
+                          default=typer.Argument(None, metavar=metavar, help=help_text, show_default=False))
+        for name, metavar, help_text in (
+            ("host", "HOST", "Name or address to trace."),
+            ("packetlen", "PACKETLEN", "Total packet length in bytes (default 60, 80 for IPv6)."),
+        )
+    ]
+
+    def traceroute(**values: Any) -> int:
+        return run(values, current_env())
+
+    with_signature(traceroute, [*operands, *parameters(OPTIONS)])
     app.command("traceroute", help=HELP, no_args_is_help=False)(traceroute)

@@ -83,7 +83,9 @@ def test_back_to_back_runs_never_print_phantom_hops(chain: Chain) -> None:
         hops = hop_lines(result.stdout)
         assert [ttl for ttl, _ in hops] == [1, 2, 3, 4], result.stdout
         assert hops[1][1] == "* * *"
-        assert hops[3][1].startswith(addr["h2"] + "  "), result.stdout
+        # Row 4 is the destination's; one of its probes may be a `*` when h2's token bucket is
+        # empty (a rate-limited hop's lost probe is not re-probed just to fill a `*`).
+        assert addr["h2"] in hops[3][1].split(), result.stdout
 
 
 def test_silent_router_just_before_the_destination(chain: Chain) -> None:

@@ -130,3 +130,55 @@ def test_every_vxlan_scan_option_is_in_the_help() -> None:
     result = CliRunner().invoke(build_app("vxlan-csum"), ["vxlan-csum", "scan", "--help"])
     for option in SCAN_OPTIONS:
         assert all(flag in result.output for flag in option.flags)
+
+
+def traceroute_values(argv: list[str]) -> dict[str, Any]:
+    import typer.main
+
+    command = typer.main.get_command(build_app("traceroute"))
+    traceroute = command.commands["traceroute"]  # type: ignore[attr-defined]
+    return dict(traceroute.make_context("traceroute", list(argv)).params)
+
+
+@pytest.mark.parametrize("argv", [
+    ["127.0.0.1"],
+    ["-n", "127.0.0.1", "100"],  # HOST PACKETLEN
+    ["-I", "-q1", "-m", "5", "-N", "1", "-w", "1,2,3", "::1"],
+    ["--tcp", "--port=443", "--first", "2", "--max-hops=9", "-z", "50", "-s", "198.18.4.1", "-i", "eth0", "h"],
+    ["-U", "-p", "53", "--paris", "--json", "198.18.4.2"],
+    ["--paths", "8", "-4", "-F", "host.example", "1400"],
+    ["--mtu", "-6", "--sim-queries", "4", "--wait", "2", "--sendwait", "0.1", "--queries", "2", "--icmp", "x"],
+    ["198.18.4.2", "-n", "--dont-fragment", "-f", "-1"],  # options after the host; a negative value is a value
+])
+def test_traceroute_fast_parser_matches_typer(argv: list[str]) -> None:
+    from gnt.cli.traceroute import fast
+
+    values = fast(argv)
+    assert values is not None
+    assert values == traceroute_values(argv)
+
+
+@pytest.mark.parametrize("argv", [
+    [],  # no host
+    ["a", "60", "extra"],  # three operands
+    ["-m", "x", "127.0.0.1"],
+    ["--help"],
+    ["--bogus", "127.0.0.1"],
+    ["-q"],
+    ["--path", "2", "127.0.0.1"],  # an abbreviation: click refuses it
+    ["-m", "٣", "127.0.0.1"],  # not ASCII digits: typer reports it through the number parser
+])
+def test_traceroute_fast_parser_leaves_the_rest_to_typer(argv: list[str]) -> None:
+    from gnt.cli.traceroute import fast
+
+    assert fast(argv) is None
+
+
+def test_every_traceroute_option_is_in_the_help() -> None:
+    from typer.testing import CliRunner
+
+    from gnt.cli.traceroute import OPTIONS as TRACEROUTE_OPTIONS
+
+    result = CliRunner().invoke(build_app("traceroute"), ["traceroute", "--help"])
+    for option in TRACEROUTE_OPTIONS:
+        assert all(flag in result.output for flag in option.flags)

@@ -102,6 +102,13 @@ def test_traceroute_probe_path_loads_nothing_heavy() -> None:
     code, modules = loaded_by("traceroute", "-n", "-m", "1", "-q", "1", "127.0.0.1")
     assert code == 0
     assert heavy_in(modules) == [], f"gnt traceroute loaded {heavy_in(modules)}"
+    # A rested trace takes milliseconds: the CLI framework is not loaded for it (gnt/cli/traceroute.py `fast`).
+    assert "typer" not in modules and "click" not in modules
+
+
+def test_traceroute_bad_input_still_goes_through_typer() -> None:
+    code, modules = loaded_by("traceroute", "-m", "many", "127.0.0.1")
+    assert code == 2 and "typer" in modules
 
 
 def test_vxlan_pcap_scan_path_loads_nothing_heavy(tmp_path: Path) -> None:
