@@ -10,6 +10,15 @@
  * of it (a hang-up kills staticx's bootloader before it cleans up). It returns the bundle's
  * exit status. Linked statically (musl): it needs nothing from the host.
  *
+ * Signals. Until gnt's own handlers are up, Python's start-up would print a KeyboardInterrupt
+ * traceback for a Ctrl-C (or die of a SIGTERM with nothing said). So this program holds SIGINT,
+ * SIGTERM and SIGHUP (blocks those not blocked already) across the exec: the bundle's bootloaders
+ * and gnt's interpreter start with them blocked, and a signal sent meanwhile waits. gnt installs
+ * its handlers, then unblocks the ones named in _GNT_HELD_SIGNALS, and any waiting signal is
+ * handled there (exit 128+signal, one line). It also writes its pid to the pipe named in
+ * _GNT_LAUNCHER_FD: a signal sent to this process alone (kill, timeout, a container runtime) goes
+ * to gnt directly, since the bootloaders in between keep the signals blocked to the end.
+ *
  * File capabilities (setcap) on dist/gnt stop here on purpose: the bundle runs from files the
  * user can write, so passing a capability on (as an ambient one) would hand it to any code the
  * user puts there. This program says so in one line and runs gnt without it.
@@ -28,6 +37,7 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAGIC "GNTBNDL1"  /* last 8 bytes of dist/gnt; the 8 before them: the bundle's offset */
@@ -37,17 +47,93 @@
 struct capability_header { uint32_t version; int pid; };  /* linux/capability.h (musl has no kernel headers) */
 struct capability_data { uint32_t effective, permitted, inheritable; };
 
-static pid_t child;
+static pid_t child;           /* the bundle (staticx's bootloader) */
+static volatile pid_t gnt;    /* gnt's interpreter, once it has said its pid; 0 before */
+static volatile sig_atomic_t waiting[NSIG];  /* signals sent to this process alone before gnt said its pid */
+
+static const int HELD[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void pass_on(pid_t to_gnt, int sig) {
+    if (to_gnt > 0)
+        kill(to_gnt, sig);
+    else if (child > 0)  /* gnt never said its pid: the bootloader passes on SIGINT and SIGTERM only */
+        kill(child, sig == SIGHUP ? SIGTERM : sig);
+}
 
 static void forward(int sig, siginfo_t *info, void *context) {
     (void)context;
     /* Ctrl-C and a hang-up reach the whole process group from the kernel already: pass on only
      * what was sent to this process alone (kill), so gnt sees each signal once. */
-    if (child <= 0 || info->si_code == SI_KERNEL)
+    if (info->si_code == SI_KERNEL)
         return;
-    /* staticx's bootloader passes on SIGINT and SIGTERM only; a SIGHUP would kill it and leave
-     * gnt running: ask gnt to stop with SIGTERM instead. */
-    kill(child, sig == SIGHUP ? SIGTERM : sig);
+    if (gnt > 0)
+        kill(gnt, sig);
+    else
+        waiting[sig] = 1;  /* sent on when gnt says its pid (or to the bundle if it never does) */
+}
+
+/* Read gnt's pid from the pipe (digits, then a newline); 0 when every writer closed it unsaid. */
+static pid_t read_gnt_pid(int fd) {
+    char text[32];
+    size_t have = 0;
+    while (have < sizeof text - 1) {
+        ssize_t got = read(fd, text + have, sizeof text - 1 - have);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return 0;
+        have += (size_t)got;
+        if (memchr(text, '\n', have))
+            break;
+    }
+    text[have] = 0;
+    long pid = strtol(text, NULL, 10);
+    return pid > 1 ? (pid_t)pid : 0;
+}
+
+static void send_waiting(pid_t to_gnt) {
+    for (size_t i = 0; i < sizeof HELD / sizeof *HELD; i++)
+        if (waiting[HELD[i]]) {
+            waiting[HELD[i]] = 0;
+            pass_on(to_gnt, HELD[i]);
+        }
+}
+
+/* The first held stop signal waiting for this process, or 0. */
+static int stop_signal_pending(const sigset_t *hold) {
+    sigset_t pending;
+    sigpending(&pending);
+    for (size_t i = 0; i < sizeof HELD / sizeof *HELD; i++)
+        if (sigismember(hold, HELD[i]) && sigismember(&pending, HELD[i]))
+            return HELD[i];
+    return 0;
+}
+
+/* Whether `sig` waits, blocked, in process `pid` (its SigPnd or ShdPnd line in /proc). */
+static int waits_in(pid_t pid, int sig) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *status = fopen(path, "re");
+    int found = 0;
+    if (!status)
+        return 0;
+    while (fgets(line, sizeof line, status))
+        if (!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7))
+            found |= (strtoull(line + 7, NULL, 16) >> (sig - 1)) & 1;
+    fclose(status);
+    return found;
+}
+
+/* Right after the fork, signals still held here: one that came just before the fork reached this
+ * process only (a child does not inherit pending signals), so it waits to be passed on to gnt;
+ * one the child has waiting too (sent to the whole group) reaches gnt on its own. */
+static void take_signals_gnt_missed(const sigset_t *hold) {
+    struct timespec now = {0, 0};
+    siginfo_t info;
+    int sig;
+    while ((sig = sigtimedwait(hold, &info, &now)) > 0)
+        if (!waits_in(child, sig))
+            waiting[sig] = 1;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -95,6 +181,18 @@ static int copy_bundle(int from, off_t offset, off_t length, int to) {
 
 int main(int argc, char **argv) {
     (void)argc;
+    /* Hold the stop signals (those the caller did not block already) from the first instruction:
+     * one arriving while the bundle is copied must not leave the copy behind. gnt unblocks them. */
+    sigset_t hold, before;
+    sigemptyset(&hold);
+    sigprocmask(SIG_BLOCK, NULL, &before);
+    char held[32] = "";
+    for (size_t i = 0; i < sizeof HELD / sizeof *HELD; i++)
+        if (!sigismember(&before, HELD[i])) {
+            sigaddset(&hold, HELD[i]);
+            snprintf(held + strlen(held), sizeof held - strlen(held), "%s%d", *held ? "," : "", HELD[i]);
+        }
+    sigprocmask(SIG_BLOCK, &hold, NULL);
     const char *dir = getenv("TMPDIR");
     if (!dir || !*dir)
         dir = "/tmp";
@@ -150,16 +248,51 @@ int main(int argc, char **argv) {
     }
 
     warn_about_file_capabilities();
+    int pid_pipe[2] = {-1, -1};
+    char fd_text[16] = "";
+    if (pipe(pid_pipe) == 0) {
+        for (int i = 0; i < 2; i++)
+            if (pid_pipe[i] <= STDERR_FILENO) {  /* a standard stream the shell closed (>&-) stays closed for gnt */
+                int moved = fcntl(pid_pipe[i], F_DUPFD, STDERR_FILENO + 1);
+                close(pid_pipe[i]);
+                pid_pipe[i] = moved;
+            }
+        fcntl(pid_pipe[0], F_SETFD, FD_CLOEXEC);  /* the write end goes on to gnt */
+        snprintf(fd_text, sizeof fd_text, "%d", pid_pipe[1]);
+    }
+    if (setenv("_GNT_HELD_SIGNALS", held, 1) != 0 || setenv("_GNT_LAUNCHER_FD", fd_text, 1) != 0) {
+        remove_tree(work);
+        return fail("unpack into", dir, strerror(errno));
+    }
     struct sigaction action = {.sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART};
     sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, NULL);
-    sigaction(SIGTERM, &action, NULL);
-    sigaction(SIGHUP, &action, NULL);
+    for (size_t i = 0; i < sizeof HELD / sizeof *HELD; i++)
+        sigaction(HELD[i], &action, NULL);
+    int early = stop_signal_pending(&hold);
+    if (early) {  /* stopped before gnt started: nothing to run, nothing left behind */
+        remove_tree(work);
+        if (early == SIGINT)
+            (void)!write(STDERR_FILENO, "\n", 1);  /* closes the terminal's ^C echo, as gnt does */
+        return 128 + early;
+    }
     child = fork();
     if (child == 0) {
         execv(path, argv);
         fprintf(stderr, "gnt: cannot run %s (%s): set TMPDIR to a directory that allows exec\n", path, strerror(errno));
         _exit(EXIT_ERROR);
+    }
+    if (child > 0)
+        take_signals_gnt_missed(&hold);
+    sigprocmask(SIG_SETMASK, &before, NULL);  /* this process passes signals on from here */
+    if (pid_pipe[1] >= 0)
+        close(pid_pipe[1]);
+    if (child > 0 && pid_pipe[0] >= 0 && pid_pipe[1] >= 0) {
+        pid_t said = read_gnt_pid(pid_pipe[0]);
+        sigprocmask(SIG_BLOCK, &hold, NULL);  /* no signal between noting the pid and sending the waiting ones */
+        gnt = said;
+        send_waiting(said);
+        sigprocmask(SIG_SETMASK, &before, NULL);
+        close(pid_pipe[0]);
     }
     int status = EXIT_ERROR << 8;
     if (child < 0)

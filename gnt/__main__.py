@@ -7,8 +7,10 @@ part of the product (health checks run gnt many times a minute).
 
 Signals, one policy for every command: SIGINT raises KeyboardInterrupt, SIGTERM and SIGHUP
 raise `Terminated` (a KeyboardInterrupt), so each command's Ctrl-C path prints its summary;
-the exit status is 128 + the signal. Before the boundary is up (interpreter start-up, imports)
-a signal ends the process at once with that same status and no traceback.
+the exit status is 128 + the signal. Before the boundary is up (imports) a signal ends the process
+at once with that same status and no traceback. The binary's launcher holds the stop signals
+through the interpreter's own start-up too (`_release_held_signals`); a pip-installed `gnt` runs
+Python's start-up (site, the console script's imports) before any gnt code, unprotected.
 
 Streams: the commands write to guarded copies of stdout and stderr (`GuardedStream`), so a
 closed pipe is a quiet exit 0 and any other write failure (/dev/full, `>&-`) one "cannot
@@ -24,8 +26,15 @@ import os
 import sys
 
 
+_exiting = False
+
+
 def _exit_at_once(signum: int, _frame: object) -> None:
     """A stop signal during start-up, before the error boundary runs: nothing to summarise yet."""
+    global _exiting
+    if _exiting or globals().get("_stopped_by") == signum:
+        return  # the same stop again (sent to the process group and passed on by the launcher)
+    _exiting = True
     if signum == _signal.SIGINT:
         try:
             os.write(2, b"\n")  # closes the terminal's ^C echo, as the boundary does
@@ -56,14 +65,33 @@ def _reopen_closed_fds() -> None:
         sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - reads as an empty stdin
 
 
+def _release_held_signals() -> None:
+    """The binary's launcher (build/launcher.c) starts gnt with the stop signals blocked, so none
+    lands in the interpreter's start-up: say this process's pid on its pipe (signals sent to the
+    launcher come here directly), then unblock them, and a signal that waited is handled now."""
+    pipe_fd = os.environ.pop("_GNT_LAUNCHER_FD", "")
+    held = os.environ.pop("_GNT_HELD_SIGNALS", "")
+    if pipe_fd.isdigit():
+        try:
+            os.write(int(pipe_fd), b"%d\n" % os.getpid())
+            os.close(int(pipe_fd))
+        except OSError:
+            pass
+    signals = {int(number) for number in held.split(",") if number.isdigit()}
+    if signals:
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, signals)
+
+
 # First thing, before any other import: from here on a Ctrl-C during start-up is exit 130, no traceback.
 if _started_as_gnt():
     for _signum in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
         if _signal.getsignal(_signum) is not _signal.SIG_IGN:  # `nohup` and `cmd &` keep theirs
             _signal.signal(_signum, _exit_at_once)
+    _release_held_signals()
     _reopen_closed_fds()
 
 import signal  # noqa: E402
+import time  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from gnt.errors import STOP_SIGNALS, ExitCode, GntError, Terminated, interrupted_exit_code  # noqa: E402
@@ -72,12 +100,20 @@ if TYPE_CHECKING:
     from typing import TextIO
 
 _stopped_by: int | None = None  # the stop signal received during the current run
+_stopped_at = 0.0  # when (time.monotonic)
+# A stop signal often comes twice at once: `timeout`, systemd and `kill -- -PGID` send it to every
+# process of the group, and the binary's launcher passes on what it was sent. A repeat of the same
+# signal this soon after the first is that one stop, not a second (which would cut the summary short).
+REPEAT_WINDOW = 0.5  # seconds
 
 
 def _raise_stop(signum: int, _frame: object) -> None:
     """The handler of the running command: SIGINT is KeyboardInterrupt, SIGTERM/SIGHUP Terminated."""
-    global _stopped_by
-    _stopped_by = signum
+    global _stopped_by, _stopped_at
+    now = time.monotonic()
+    if _stopped_by == signum and now - _stopped_at < REPEAT_WINDOW:
+        return
+    _stopped_by, _stopped_at = signum, now
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(signum)
@@ -255,6 +291,11 @@ def _entry() -> None:
             sys.stdout.flush()
     except Exception:  # the reader is gone or the disk is full: reported already
         _silence_stdout()  # so the interpreter's own last flush does not print a traceback
+    # The run is over and its status decided. Python's shutdown puts SIG_DFL back for every signal
+    # it handles, so a second copy of a stop signal (group-wide and passed on by the binary's
+    # launcher) would kill the process now with another status; it is ignored instead.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     sys.exit(code)
 
 

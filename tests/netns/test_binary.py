@@ -25,6 +25,7 @@ import glob
 import ipaddress
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -459,3 +460,40 @@ def test_a_signal_to_the_binary_stops_gnt_and_leaves_nothing_behind(binary: Path
         assert not list(unpack.iterdir()), f"left behind: {list(unpack.iterdir())}"
     finally:
         shutil.rmtree(unpack)
+
+
+# (how the signal is sent, the signal, the exit status): a terminal's Ctrl-C and `kill -- -PGID`,
+# `timeout` and systemd reach every process of the group; `kill PID` and a container runtime reach
+# the launcher alone, which passes the signal on.
+START_UP_SIGNALS = [("group", signal.SIGINT, 130), ("group", signal.SIGTERM, 143),
+                    ("launcher", signal.SIGINT, 130), ("launcher", signal.SIGTERM, 143),
+                    ("launcher", signal.SIGHUP, 129)]
+
+
+@pytest.mark.parametrize(("target", "sig", "status"), START_UP_SIGNALS,
+                         ids=[f"{target}-{sig.name}" for target, sig, _ in START_UP_SIGNALS])
+def test_a_signal_at_any_moment_of_the_binarys_start_up_is_one_line_and_128_plus_the_signal(
+        binary: Path, target: str, sig: signal.Signals, status: int) -> None:
+    """The launcher holds the stop signals until gnt's handlers are up (build/launcher.c), so even
+    one landing in the bootloaders or in Python's own start-up ends as gnt's own would: no
+    traceback, at most the line that closes the ^C echo, 128 + the signal. The first ~0.3 s
+    of a run are the unpacking and the interpreter's start; 0.6 s covers them and the command."""
+    rng = random.Random(int(sig) * 31 + len(target))
+    for _ in range(30):
+        # Reads a capture from a pipe that never brings a byte: nothing but the signal ends it.
+        proc = subprocess.Popen([str(binary), "vxlan-csum", "scan", "--pcap", "-"], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd="/",
+                                start_new_session=True)
+        delay = rng.uniform(0, 0.6)
+        time.sleep(delay)
+        if target == "group":
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
+        try:
+            _out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        assert (proc.returncode, err.strip()) == (status, ""), (delay, proc.returncode, err)
+        assert err in ("", "\n"), (delay, err)

@@ -93,7 +93,9 @@ def test_ctrl_c_at_any_moment_of_start_up_is_130_without_a_traceback(entry: str)
     """SIGINT at random moments of the first 80 ms. Once gnt's own code runs (gnt/__main__.py installs
     the policy first thing), the end is exit 130 and at most one line. Before that the interpreter
     and the launcher run (Python's init, site, the pip wrapper's `import re`); a KeyboardInterrupt
-    report whose frames are all outside gnt/ comes from there, not from gnt, and is passed over."""
+    report whose frames are all outside gnt/ comes from there, not from gnt, and is passed over.
+    (No Python code can run there; the binary's launcher holds the signals through it:
+    tests/netns/test_binary.py, test_a_signal_at_any_moment_of_the_binarys_start_up...)"""
     rng = random.Random(18)
     handled = 0
     for _ in range(40):
