@@ -385,7 +385,11 @@ class EntryFilter:
     def _nat(self, entry: Entry) -> bool:
         o, r = entry.original, entry.reply
         bits = entry.status_bits
-        ports = type(o) is PortTuple and type(r) is PortTuple and entry.protonum in PORT_PROTOS
+        # As entries.nat_of (and libnetfilter_conntrack's IS_SPAT/IS_DPAT): GRE keys sit in the ports
+        # and a translated key is port translation too.
+        ports = type(o) is PortTuple and type(r) is PortTuple
+        if not r.src and not r.dst:
+            return False  # no reply tuple (a cut message): no translation to see, as entries.nat_of
 
         def snat(want: NatFilter) -> bool:
             return _nat_matches(want, bits is None or bool(bits & IPS_SRC_NAT_DONE), o.src, r.dst,
@@ -400,10 +404,16 @@ class EntryFilter:
         return (self.snat is None or snat(self.snat)) and (self.dnat is None or dnat(self.dnat))
 
 
+_label_bits_by_name: dict[str, int] | None = None  # connlabel.conf reversed, made once
+
+
 def _label_bits(entry: Entry) -> frozenset[int]:
+    global _label_bits_by_name
     if not entry.labels:
         return frozenset()
-    names = {name: bit for bit, name in label_map().items()}
+    if _label_bits_by_name is None:
+        _label_bits_by_name = {name: bit for bit, name in label_map().items()}
+    names = _label_bits_by_name
     return frozenset(names[n] if n in names else int(n) for n in entry.labels if n in names or n.isdecimal())
 
 

@@ -352,3 +352,31 @@ def test_address_cache_stays_bounded() -> None:
 def test_entry_is_a_plain_dataclass_model() -> None:
     entry = to_entry(d.decode_generic(*parts(message(nat_tcp_attrs()))))
     assert isinstance(entry, Entry) and entry.json_type == "entry"
+
+
+@settings(max_examples=300, deadline=None)
+@given(entry_messages())
+def test_the_nat_filters_agree_with_the_nat_the_entry_shows(raw: bytes) -> None:
+    """`--snat`/`--dnat` with no address keep exactly the entries whose `nat` names that
+    translation (GRE keys translated count, as ports do: libnetfilter_conntrack's IS_SPAT/IS_DPAT)."""
+    from gnt.conntrack.filters import EntryFilter, NatFilter
+
+    entry = EntryBuilder().build(*parts(raw))
+    assert EntryFilter(snat=NatFilter()).matches(entry) == ("snat" in entry.nat), entry
+    assert EntryFilter(dnat=NatFilter()).matches(entry) == ("dnat" in entry.nat), entry
+    assert EntryFilter(nat=NatFilter()).matches(entry) == bool(entry.nat), entry
+
+
+def test_a_translated_gre_key_is_nat_for_the_filter_too() -> None:
+    from gnt.conntrack.filters import EntryFilter, NatFilter
+
+    done = (1 << 7) | (1 << 8)
+    original = PortTuple("10.0.0.1", "10.0.0.2", 0x10, 0x20)
+    reply = PortTuple("10.0.0.2", "10.0.0.1", 0x20, 0x99)  # the key the reply goes to was translated
+    gre = Entry(family="ipv4", proto="gre", state=None, status=(), original=original, reply=reply,
+                nat=nat_of(original, reply, done), mark=None, zone=0, timeout=None, id=None, protonum=47,
+                status_bits=done)
+    assert gre.nat == ("snat",)
+    assert EntryFilter(snat=NatFilter()).matches(gre)
+    assert EntryFilter(snat=NatFilter(port=0x99)).matches(gre)
+    assert not EntryFilter(dnat=NatFilter()).matches(gre)
