@@ -312,41 +312,52 @@ class CaptureFile:
 
     def _pcapng_records(self) -> Iterator[Record]:
         """pcapng blocks walked in place; whole enhanced packet blocks of a known interface take a
-        one-unpack path, every other block goes through `_pcapng_block`."""
+        one-unpack path, every other block goes through `pcapng_step`."""
         data = self.data
         n = len(data)
         off = 0
-        section = _Section()
+        section = self.pcapng_section()
         epb_whole, ifaces = section.epb_whole, section.ifaces  # locals for the loop; refreshed below
+        while off >= 0:
+            # The common case first, with one unpack: a whole enhanced packet block.
+            if off + 28 <= n:
+                btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, off)
+                if (btype == PCAPNG_EPB and iface < len(ifaces) and not blen & 3 and off + blen <= n
+                        and 32 + caplen <= blen):
+                    linktype, _snap, tick, base = ifaces[iface]
+                    yield data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
+                    off += blen
+                    continue
+            record, off = self.pcapng_step(off, section)
+            epb_whole, ifaces = section.epb_whole, section.ifaces  # a section header starts new ones
+            if record is not None:
+                yield record
+
+    def pcapng_section(self) -> _Section:
+        """For loops that walk a mapped pcapng file in place (as `_pcapng_records`): the section
+        state to pass to `pcapng_step`, whose `epb_whole` and `ifaces` read a whole enhanced
+        packet block at once (re-read them after each step: a section header replaces them)."""
+        return _Section()
+
+    def pcapng_step(self, off: int, section: _Section) -> tuple[Record | None, int]:
+        """The block at `off` of a mapped pcapng file, whatever it is: (its record or None, the
+        next block's offset, or -1 when nothing more can be read; damage is in `problems`)."""
+        data = self.data
+        n = len(data)
+        btype = _u32le.unpack_from(data, off)[0] if off + PCAPNG_MIN_BLOCK <= n else None
+        if btype is None or (btype == PCAPNG_SHB and off + 16 > n):
+            if off < n:
+                self.problems.append(f"the file ends inside a block header at byte {off} ({n - off} stray bytes)")
+            return None, -1
         try:
-            while off + PCAPNG_MIN_BLOCK <= n:
-                # The common case first, with one unpack: a whole enhanced packet block.
-                if off + 28 <= n:
-                    btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, off)
-                    if (btype == PCAPNG_EPB and iface < len(ifaces) and not blen & 3 and off + blen <= n
-                            and 32 + caplen <= blen):
-                        linktype, _snap, tick, base = ifaces[iface]
-                        yield data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
-                        off += blen
-                        continue
-                btype = _u32le.unpack_from(data, off)[0]
-                if btype == PCAPNG_SHB:
-                    if off + 16 > n:
-                        break
-                    self._section_order(section, data[off + 8 : off + 12], off)
-                btype, blen = section.hdr.unpack_from(data, off)
-                self._check_block_length(blen, off)
-                record = self._pcapng_block(data, off, btype, blen, n - off, off, section)
-                epb_whole, ifaces = section.epb_whole, section.ifaces  # a section header starts new ones
-                if record is not None:
-                    yield record
-                if off + blen > n:
-                    return
-                off += blen
+            if btype == PCAPNG_SHB:
+                self._section_order(section, data[off + 8 : off + 12], off)
+            btype, blen = section.hdr.unpack_from(data, off)
+            self._check_block_length(blen, off)
+            record = self._pcapng_block(data, off, btype, blen, n - off, off, section)
         except _Stop:
-            return
-        if off < n:
-            self.problems.append(f"the file ends inside a block header at byte {off} ({n - off} stray bytes)")
+            return None, -1
+        return record, (-1 if off + blen > n else off + blen)
 
     def _pcapng_stream_records(self) -> Iterator[Record]:
         """pcapng blocks as they arrive: the block header, then the rest of the block, one at a time."""

@@ -299,11 +299,16 @@ def scan(
     other = ip_bad = l4_bad = l4_partial = 0
     # Source: walk a pcap buffer in place, or iterate records.
     walk = isinstance(source, CaptureFile) and source.format == "pcap" and source.mapped
+    walk_ng = isinstance(source, CaptureFile) and source.format == "pcapng" and source.mapped
     it: Iterator[Record] | None = None
     if isinstance(source, CaptureFile):
         capture = source
         data, pos, rec_unpack, scale, lt0 = source.pcap_layout() if walk else (b"", 0, _H, 0.0, 0)
-        if not walk:
+        if walk_ng:
+            data = source.data
+            section = source.pcapng_section()
+            epb_whole, ifaces, step = section.epb_whole, section.ifaces, source.pcapng_step
+        elif not walk:
             it = iter(source.records())
     else:
         capture = None
@@ -337,6 +342,30 @@ def scan(
                     remaining = 1
                 lt = lt0
                 ts = sec + frac * scale
+            elif walk_ng:
+                # A whole enhanced packet block of a known interface with one unpack, as
+                # CaptureFile._pcapng_records; any other block through the file's own step.
+                if pos < 0:
+                    break
+                btype = -1
+                if pos + 28 <= n:
+                    btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, pos)
+                    if btype == 6 and iface < len(ifaces) and not blen & 3 and pos + blen <= n and 32 + caplen <= blen:
+                        lt, _snap, tick, base = ifaces[iface]
+                        ts = ((ts_hi << 32) | ts_lo) / tick + base
+                        off = pos + 28
+                        pos += blen
+                        btype = 0
+                if btype:
+                    rec, pos = step(pos, section)
+                    epb_whole, ifaces = section.epb_whole, section.ifaces  # a section header starts new ones
+                    if rec is None:
+                        remaining += 1  # not a packet: the count is of packets
+                        continue
+                    buf, off, caplen, wirelen, lt, ts = rec
+                    if buf is not last_buf:
+                        mv = memoryview(buf)
+                        last_buf = buf
             else:
                 assert it is not None
                 rec = next(it, None)

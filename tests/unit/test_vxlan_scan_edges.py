@@ -12,6 +12,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from helpers.cli import run_gnt as run_cli
 from helpers.vxlan_frames import (
     big_inner,
@@ -23,6 +25,7 @@ from helpers.vxlan_frames import (
     write_pcapng,
 )
 
+from gnt.errors import GntError
 from gnt.vxlan import scan_file
 
 MAC_A, MAC_B = "02:00:00:00:0c:01", "02:00:00:00:0c:02"
@@ -460,3 +463,70 @@ def test_pcapng_version_1_2_is_read(tmp_path: Path) -> None:
     path = tmp_path / "v12.pcapng"
     path.write_bytes(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 2, -1)) + IDB + _epb(vxlan_frame("ok")))
     assert scan_file(str(path)).summary.checksum_ok == 1
+
+
+def _random_block(draw, e: str) -> bytes:  # type: ignore[no-untyped-def]
+    """One pcapng block in byte order `e`: mostly packets, sometimes another kind, a new interface or
+    a new section (of either byte order), sometimes damaged."""
+    from helpers.vxlan_frames import _block as block
+
+    kind = draw(st.sampled_from(["epb", "epb", "epb", "epb-vlan", "spb", "idb", "nrb", "isb", "custom", "unknown-iface",
+                                 "shb-le", "shb-be", "cut-epb", "bad-trailer"]))
+    frame = vxlan_frame(draw(st.sampled_from(["ok", "zero", "ffff", "bad"])), v6=draw(st.booleans()),
+                        vlan=7 if kind == "epb-vlan" else None)
+    ticks = draw(st.integers(0, 2**40))
+    if kind in ("epb", "epb-vlan", "unknown-iface", "cut-epb", "bad-trailer"):
+        iface = 9 if kind == "unknown-iface" else 0
+        caplen = len(frame) - (draw(st.integers(1, 40)) if kind == "cut-epb" else 0)
+        raw = block(e, 6, struct.pack(e + "IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF, caplen, len(frame))
+                    + frame[:caplen])
+        if kind == "bad-trailer":
+            raw = raw[:-4] + struct.pack(e + "I", len(raw) + 4)
+        return raw
+    if kind == "spb":
+        return block(e, 3, struct.pack(e + "I", len(frame)) + frame)
+    if kind == "idb":
+        return block(e, 1, struct.pack(e + "HHI", 1, 0, 0))
+    if kind in ("nrb", "isb", "custom"):
+        return block(e, {"nrb": 4, "isb": 5, "custom": 0x40000BAD}[kind], bytes(draw(st.integers(0, 24))))
+    order = "<" if kind == "shb-le" else ">"
+    return block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1)) + block(
+        order, 1, struct.pack(order + "HHI", 1, 0, 0))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_the_in_place_pcapng_walk_counts_as_the_record_reader_does(tmp_path_factory: pytest.TempPathFactory,
+                                                                    data: st.DataObject) -> None:
+    """scan() walks a mapped pcapng in place (the hot loop); the record iterator and the stream reader
+    (a pipe) read the same file apart from it. Every block kind, both byte orders, several sections,
+    damage, with and without -c: the same flows, counts and problems."""
+    from gnt.core.capture import CaptureFile
+    from gnt.vxlan.scan import scan
+
+    e = data.draw(st.sampled_from(["<", ">"]))
+    from helpers.vxlan_frames import _block as block
+
+    raw = block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)) + block(e, 1, struct.pack(e + "HHI", 1, 0, 0))
+    blocks = data.draw(st.lists(st.just(0), min_size=1, max_size=25))
+    for _ in blocks:
+        piece = _random_block(data.draw, e)
+        if piece.startswith(b"\x0a\x0d\x0d\x0a"):
+            e = "<" if piece[8:12] == struct.pack("<I", 0x1A2B3C4D) else ">"
+        raw += piece
+    raw = raw[: len(raw) - data.draw(st.integers(0, 3)) * data.draw(st.sampled_from([0, 1, 7]))]
+    path = tmp_path_factory.mktemp("ng") / "c.pcapng"
+    path.write_bytes(raw)
+    limit = data.draw(st.one_of(st.none(), st.integers(1, 20)))  # -c: counts packets, not blocks
+
+    def counted(walk: bool) -> object:
+        try:
+            capture = CaptureFile(str(path))
+        except GntError as exc:  # refused at the start: both ways alike
+            return ("refused", str(exc))
+        flows, tally = scan(capture if walk else iter(capture.records()), limit=limit)
+        counts = {name: getattr(tally, name) for name in type(tally).__slots__}
+        return {k: list(v) for k, v in flows.items()}, counts, list(capture.problems)
+
+    walked = counted(walk=True)
+    assert walked == counted(walk=False)
