@@ -37,7 +37,6 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAGIC "GNTBNDL1"  /* last 8 bytes of dist/gnt; the 8 before them: the bundle's offset */
@@ -62,14 +61,17 @@ static void pass_on(pid_t to_gnt, int sig) {
 
 static void forward(int sig, siginfo_t *info, void *context) {
     (void)context;
-    /* Ctrl-C and a hang-up reach the whole process group from the kernel already: pass on only
-     * what was sent to this process alone (kill), so gnt sees each signal once. */
-    if (info->si_code == SI_KERNEL)
+    if (gnt > 0) {
+        /* Ctrl-C and a hang-up reach gnt from the kernel already (the whole process group): pass
+         * on only what was sent to this process alone (kill), so gnt sees each signal once. */
+        if (info->si_code != SI_KERNEL)
+            kill(gnt, sig);
         return;
-    if (gnt > 0)
-        kill(gnt, sig);
-    else
-        waiting[sig] = 1;  /* sent on when gnt says its pid (or to the bundle if it never does) */
+    }
+    /* Before gnt said its pid even the kernel's Ctrl-C may miss it: the process that becomes gnt may
+     * not exist yet (the bootloaders between keep it blocked to the end). Sent on when gnt says its
+     * pid, unless it waits there already (or to the bundle if gnt never says it). */
+    waiting[sig] = 1;
 }
 
 /* Read gnt's pid from the pipe (digits, then a newline); 0 when every writer closed it unsaid. */
@@ -91,11 +93,15 @@ static pid_t read_gnt_pid(int fd) {
     return pid > 1 ? (pid_t)pid : 0;
 }
 
+static int waits_in(pid_t pid, int sig);
+
 static void send_waiting(pid_t to_gnt) {
     for (size_t i = 0; i < sizeof HELD / sizeof *HELD; i++)
         if (waiting[HELD[i]]) {
             waiting[HELD[i]] = 0;
-            pass_on(to_gnt, HELD[i]);
+            /* gnt blocks it until its pid is said: one that reached it too (group-wide) waits there */
+            if (to_gnt <= 0 || !waits_in(to_gnt, HELD[i]))
+                pass_on(to_gnt, HELD[i]);
         }
 }
 
@@ -122,18 +128,6 @@ static int waits_in(pid_t pid, int sig) {
             found |= (strtoull(line + 7, NULL, 16) >> (sig - 1)) & 1;
     fclose(status);
     return found;
-}
-
-/* Right after the fork, signals still held here: one that came just before the fork reached this
- * process only (a child does not inherit pending signals), so it waits to be passed on to gnt;
- * one the child has waiting too (sent to the whole group) reaches gnt on its own. */
-static void take_signals_gnt_missed(const sigset_t *hold) {
-    struct timespec now = {0, 0};
-    siginfo_t info;
-    int sig;
-    while ((sig = sigtimedwait(hold, &info, &now)) > 0)
-        if (!waits_in(child, sig))
-            waiting[sig] = 1;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -281,8 +275,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "gnt: cannot run %s (%s): set TMPDIR to a directory that allows exec\n", path, strerror(errno));
         _exit(EXIT_ERROR);
     }
-    if (child > 0)
-        take_signals_gnt_missed(&hold);
     sigprocmask(SIG_SETMASK, &before, NULL);  /* this process passes signals on from here */
     if (pid_pipe[1] >= 0)
         close(pid_pipe[1]);

@@ -462,10 +462,11 @@ def test_a_signal_to_the_binary_stops_gnt_and_leaves_nothing_behind(binary: Path
         shutil.rmtree(unpack)
 
 
-# (how the signal is sent, the signal, the exit status): a terminal's Ctrl-C and `kill -- -PGID`,
+# (how the signal is sent, the signal, the exit status): a terminal's Ctrl-C (^C typed on a pty:
+# the kernel signals the foreground group), `kill -- -PGID`,
 # `timeout` and systemd reach every process of the group; `kill PID` and a container runtime reach
 # the launcher alone, which passes the signal on.
-START_UP_SIGNALS = [("group", signal.SIGINT, 130), ("group", signal.SIGTERM, 143),
+START_UP_SIGNALS = [("terminal", signal.SIGINT, 130), ("group", signal.SIGINT, 130), ("group", signal.SIGTERM, 143),
                     ("launcher", signal.SIGINT, 130), ("launcher", signal.SIGTERM, 143),
                     ("launcher", signal.SIGHUP, 129)]
 
@@ -478,15 +479,24 @@ def test_a_signal_at_any_moment_of_the_binarys_start_up_is_one_line_and_128_plus
     one landing in the bootloaders or in Python's own start-up ends as gnt's own would: no
     traceback, at most the line that closes the ^C echo, 128 + the signal. The first ~0.3 s
     of a run are the unpacking and the interpreter's start; 0.6 s covers them and the command."""
+    import fcntl
+    import termios
+
     rng = random.Random(int(sig) * 31 + len(target))
     for _ in range(30):
-        # Reads a capture from a pipe that never brings a byte: nothing but the signal ends it.
-        proc = subprocess.Popen([str(binary), "vxlan-csum", "scan", "--pcap", "-"], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd="/",
-                                start_new_session=True)
+        # Reads a capture from its standard input, which never brings a byte: nothing but the signal
+        # ends it. For "terminal" that input is a pty whose controlling process gnt is, and ^C is typed.
+        # (A pipe held open until gnt ends: closed at once, its end of file could beat the signal.)
+        master, slave = os.openpty() if target == "terminal" else os.pipe()[::-1]
+        proc = subprocess.Popen(
+            [str(binary), "vxlan-csum", "scan", "--pcap", "-"], stdin=slave,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd="/", start_new_session=True,
+            preexec_fn=(lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0)) if target == "terminal" else None)
         delay = rng.uniform(0, 0.6)
         time.sleep(delay)
-        if target == "group":
+        if target == "terminal":
+            os.write(master, b"\x03")
+        elif target == "group":
             os.killpg(proc.pid, sig)
         else:
             os.kill(proc.pid, sig)
@@ -495,5 +505,8 @@ def test_a_signal_at_any_moment_of_the_binarys_start_up_is_one_line_and_128_plus
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
+        finally:
+            os.close(master)
+            os.close(slave)
         assert (proc.returncode, err.strip()) == (status, ""), (delay, proc.returncode, err)
         assert err in ("", "\n"), (delay, err)
