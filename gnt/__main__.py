@@ -25,7 +25,6 @@ import _signal
 import os
 import sys
 
-
 _exiting = False
 
 

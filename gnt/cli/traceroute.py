@@ -82,7 +82,8 @@ def run(values: dict[str, Any], env: Environment) -> int:
 
     host, ipv4, ipv6, icmp, udp_port, tcp, port = (values[k] for k in (
         "host", "ipv4", "ipv6", "icmp", "udp_port", "tcp", "port"))
-    first, max_ttl, queries, sim, paths, mtu = (values[k] for k in ("first", "max_ttl", "queries", "sim", "paths", "mtu"))
+    first, max_ttl, queries, sim, paths, mtu = (values[k] for k in (
+        "first", "max_ttl", "queries", "sim", "paths", "mtu"))
     packetlen, numeric = values["packetlen"], values["numeric"]
     if not host:
         raise UsageError("missing host operand (usage: gnt traceroute [options] HOST [PACKETLEN])")
@@ -117,7 +118,8 @@ def run(values: dict[str, Any], env: Environment) -> int:
         host=host, family=socket.AF_INET if ipv4 else socket.AF_INET6 if ipv6 else socket.AF_UNSPEC,
         method=method, port=port, first_ttl=first, max_ttl=max_ttl, queries=queries, simultaneous=sim,
         wait_max=wait_max, wait_here=wait_here, wait_near=wait_near, send_wait=_sendwait(values["sendwait"]),
-        source=values["source"], interface=values["interface"], numeric=numeric, paris=values["paris"], paths=paths or 0, packet_len=length,
+        source=values["source"], interface=values["interface"], numeric=numeric, paris=values["paris"],
+        paths=paths or 0, packet_len=length,
         dont_fragment=values["dont_fragment"] or mtu, mtu=mtu,
     )
     renderer = make_renderer(env, json=values["json"], formatter=TracerouteText(numeric=numeric))

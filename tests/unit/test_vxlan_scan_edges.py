@@ -12,9 +12,8 @@ import struct
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from helpers.cli import run_gnt as run_cli
+from helpers.vxlan_frames import _block as ng_block
 from helpers.vxlan_frames import (
     big_inner,
     inner_frame,
@@ -24,6 +23,8 @@ from helpers.vxlan_frames import (
     write_pcap,
     write_pcapng,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gnt.errors import GntError
 from gnt.vxlan import scan_file
@@ -468,8 +469,6 @@ def test_pcapng_version_1_2_is_read(tmp_path: Path) -> None:
 def _random_block(draw, e: str) -> bytes:  # type: ignore[no-untyped-def]
     """One pcapng block in byte order `e`: mostly packets, sometimes another kind, a new interface or
     a new section (of either byte order), sometimes damaged."""
-    from helpers.vxlan_frames import _block as block
-
     kind = draw(st.sampled_from(["epb", "epb", "epb", "epb-vlan", "spb", "idb", "nrb", "isb", "custom", "unknown-iface",
                                  "shb-le", "shb-be", "cut-epb", "bad-trailer"]))
     frame = vxlan_frame(draw(st.sampled_from(["ok", "zero", "ffff", "bad"])), v6=draw(st.booleans()),
@@ -478,19 +477,19 @@ def _random_block(draw, e: str) -> bytes:  # type: ignore[no-untyped-def]
     if kind in ("epb", "epb-vlan", "unknown-iface", "cut-epb", "bad-trailer"):
         iface = 9 if kind == "unknown-iface" else 0
         caplen = len(frame) - (draw(st.integers(1, 40)) if kind == "cut-epb" else 0)
-        raw = block(e, 6, struct.pack(e + "IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF, caplen, len(frame))
+        raw = ng_block(e, 6, struct.pack(e + "IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF, caplen, len(frame))
                     + frame[:caplen])
         if kind == "bad-trailer":
             raw = raw[:-4] + struct.pack(e + "I", len(raw) + 4)
         return raw
     if kind == "spb":
-        return block(e, 3, struct.pack(e + "I", len(frame)) + frame)
+        return ng_block(e, 3, struct.pack(e + "I", len(frame)) + frame)
     if kind == "idb":
-        return block(e, 1, struct.pack(e + "HHI", 1, 0, 0))
+        return ng_block(e, 1, struct.pack(e + "HHI", 1, 0, 0))
     if kind in ("nrb", "isb", "custom"):
-        return block(e, {"nrb": 4, "isb": 5, "custom": 0x40000BAD}[kind], bytes(draw(st.integers(0, 24))))
+        return ng_block(e, {"nrb": 4, "isb": 5, "custom": 0x40000BAD}[kind], bytes(draw(st.integers(0, 24))))
     order = "<" if kind == "shb-le" else ">"
-    return block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1)) + block(
+    return ng_block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1)) + ng_block(
         order, 1, struct.pack(order + "HHI", 1, 0, 0))
 
 
@@ -505,11 +504,9 @@ def test_the_in_place_pcapng_walk_counts_as_the_record_reader_does(tmp_path_fact
     from gnt.vxlan.scan import scan
 
     e = data.draw(st.sampled_from(["<", ">"]))
-    from helpers.vxlan_frames import _block as block
-
-    raw = block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)) + block(e, 1, struct.pack(e + "HHI", 1, 0, 0))
-    blocks = data.draw(st.lists(st.just(0), min_size=1, max_size=25))
-    for _ in blocks:
+    raw = (ng_block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+           + ng_block(e, 1, struct.pack(e + "HHI", 1, 0, 0)))
+    for _ in range(data.draw(st.integers(1, 25))):
         piece = _random_block(data.draw, e)
         if piece.startswith(b"\x0a\x0d\x0d\x0a"):
             e = "<" if piece[8:12] == struct.pack("<I", 0x1A2B3C4D) else ">"
