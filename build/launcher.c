@@ -17,7 +17,8 @@
  * its handlers, then unblocks the ones named in _GNT_HELD_SIGNALS, and any waiting signal is
  * handled there (exit 128+signal, one line). It also writes its pid to the pipe named in
  * _GNT_LAUNCHER_FD: a signal sent to this process alone (kill, timeout, a container runtime) goes
- * to gnt directly, since the bootloaders in between keep the signals blocked to the end.
+ * to gnt directly, since the bootloaders in between keep the signals blocked to the end. A signal
+ * the caller ignores (`nohup`, a shell's `cmd &`) is left alone: ignored here and, across exec, in gnt.
  *
  * File capabilities (setcap) on dist/gnt stop here on purpose: the bundle runs from files the
  * user can write, so passing a capability on (as an ambient one) would hand it to any code the
@@ -181,8 +182,13 @@ int main(int argc, char **argv) {
     sigemptyset(&hold);
     sigprocmask(SIG_BLOCK, NULL, &before);
     char held[32] = "";
+    int ignored[NSIG] = {0};  /* `nohup` and `cmd &` ignore some: they stay ignored, for gnt too (exec keeps it) */
+    for (size_t i = 0; i < sizeof HELD / sizeof *HELD; i++) {
+        struct sigaction now;
+        ignored[HELD[i]] = sigaction(HELD[i], NULL, &now) == 0 && now.sa_handler == SIG_IGN;
+    }
     for (size_t i = 0; i < sizeof HELD / sizeof *HELD; i++)
-        if (!sigismember(&before, HELD[i])) {
+        if (!sigismember(&before, HELD[i]) && !ignored[HELD[i]]) {
             sigaddset(&hold, HELD[i]);
             snprintf(held + strlen(held), sizeof held - strlen(held), "%s%d", *held ? "," : "", HELD[i]);
         }
@@ -261,7 +267,8 @@ int main(int argc, char **argv) {
     struct sigaction action = {.sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART};
     sigemptyset(&action.sa_mask);
     for (size_t i = 0; i < sizeof HELD / sizeof *HELD; i++)
-        sigaction(HELD[i], &action, NULL);
+        if (!ignored[HELD[i]])
+            sigaction(HELD[i], &action, NULL);
     int early = stop_signal_pending(&hold);
     if (early) {  /* stopped before gnt started: nothing to run, nothing left behind */
         remove_tree(work);

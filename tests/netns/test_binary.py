@@ -510,3 +510,27 @@ def test_a_signal_at_any_moment_of_the_binarys_start_up_is_one_line_and_128_plus
             os.close(slave)
         assert (proc.returncode, err.strip()) == (status, ""), (delay, proc.returncode, err)
         assert err in ("", "\n"), (delay, err)
+
+
+def test_a_stop_signal_ignored_by_the_caller_stays_ignored(binary: Path) -> None:
+    """`nohup` ignores SIGHUP and a shell's `cmd &` SIGINT: the launcher leaves such a signal ignored
+    for gnt too (no handler, nothing held), as the installed `gnt` does; SIGTERM still stops it."""
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen([str(binary), "vxlan-csum", "scan", "--pcap", "-"], stdin=read_end,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd="/",
+                                start_new_session=True,
+                                preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_IGN),
+                                                    signal.signal(signal.SIGHUP, signal.SIG_IGN)))
+        for moment in (0.05, 0.6):  # in start-up, then running
+            time.sleep(moment)
+            os.killpg(proc.pid, signal.SIGINT)
+            os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+        assert (proc.returncode, err) == (143, "")
+    finally:
+        os.close(read_end)
+        os.close(write_end)
