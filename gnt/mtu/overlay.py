@@ -130,21 +130,12 @@ def links() -> dict[int, Link]:
 
 
 def egress(address: str, all_links: dict[int, Link] | None = None) -> Link | None:
-    """The device the route to `address` leaves through (None: no route)."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
-
+    """The device the route to `address` leaves through, from `all_links` (None: no route)."""
+    found = egress_link(address)
+    if found is None:
+        return None
     all_links = all_links if all_links is not None else links()
-    with IPRoute() as ipr:
-        try:
-            routes = ipr.route("get", dst=address)
-        except NetlinkError:
-            return None
-    for route in routes:
-        oif = route.get_attr("RTA_OIF")
-        if oif in all_links:
-            return all_links[oif]
-    return None
+    return all_links.get(found[0])
 
 
 def _default_family(all_links: dict[int, Link]) -> int:
