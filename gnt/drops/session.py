@@ -274,13 +274,15 @@ class DropSession:
 
 @contextlib.contextmanager
 def tracing(flt: DropFilter | None = None, *, buffer_kb: int = BUFFER_KB,
-            on_cleanup: Callable[[list[str]], None] | None = None) -> Iterator[DropSession]:
+            on_cleanup: Callable[[list[str]], None] | None = None,
+            symbolize: Callable[[int], str] | None = None) -> Iterator[DropSession]:
     """Trace drops matching `flt` (default: all but DEFAULT_HIDDEN) until the block ends.
 
     Mounts tracefs if needed, removes instances of dead runs (`on_cleanup` hears their names),
     creates `instances/gnt_drops_<pid>` with the filter and the event enabled; on leaving the block
     (normally, by an exception, SIGINT, SIGTERM or SIGHUP) removes the instance and unmounts what
-    it mounted.
+    it mounted. `symbolize` names a drop's code address (default: from /proc/kallsyms, read at the
+    first drop; a caller that only counts reasons passes something cheaper).
     """
     flt = flt or DropFilter()
     require_privilege()
@@ -302,7 +304,7 @@ def tracing(flt: DropFilter | None = None, *, buffer_kb: int = BUFFER_KB,
                 raise GntError(f"the kernel refused the event filter {expression!r}", errno=exc.errno) from exc
             reader = tracefs.RawReader(instance)
             instance.enable(SYSTEM, EVENT)
-            yield DropSession(fmt, reader, flt, expression, hidden)
+            yield DropSession(fmt, reader, flt, expression, hidden, symbolize)
         finally:
             with signals_blocked():
                 if reader is not None:

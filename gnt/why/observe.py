@@ -79,7 +79,8 @@ def drop_watch(facts: Facts, checks: list[Check]) -> Iterator[Callable[[], Count
     totals: Counter[str] = Counter()
     with contextlib.ExitStack() as stack:
         try:
-            session = stack.enter_context(tracing(DropFilter()))
+            # Only the reasons are counted here: no code address is named, so kallsyms is never read.
+            session = stack.enter_context(tracing(DropFilter(), symbolize=hex))
         except GntError as exc:
             checks.append(Check("drops", SKIPPED, f"kernel drop reasons not watched: {exc.message}",
                                 [exc.hint] if exc.hint else []))
