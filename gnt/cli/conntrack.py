@@ -143,14 +143,15 @@ def run_list(values: dict[str, Any], env: Environment) -> int:
     from gnt.conntrack import list_entries
     from gnt.conntrack.entries import FusedLines
     from gnt.conntrack.models import ListSummary
+    import dataclasses
+
     from gnt.output import JsonRenderer, TextRenderer, make_renderer, write
-    from gnt.output.env import Environment
     from gnt.output.text.conntrack import fused_lines, make_formatter
 
     mode = _output_mode(values["output"], values["json"])
     flt = build_filter(**{name: values[name] for name in FILTER_FIELDS})
     out = _BatchedStream(env.stdout)
-    batched = Environment(stdout=out, stderr=env.stderr, stdin=env.stdin, debug=env.debug, argv=env.argv)  # type: ignore[arg-type]
+    batched = dataclasses.replace(env, stdout=out)  # type: ignore[arg-type]  # --prom/--npd kept
     renderer = make_renderer(batched, json=values["json"], formatter=make_formatter(mode))
     # Entries come as batches of formatted lines (the format's fused form, see list_entries) and
     # are written a batch at a time: the renderer's per-object write and flush would cost more

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from collections.abc import Iterator
 from typing import IO
 
@@ -660,3 +661,15 @@ def test_fused_listing_equals_the_general_path(lb: LoadBalancer, fmt: tuple[str,
     assert len(zoned) == 1 and len(fused) >= 2004
     assert [line for line in fused if line not in zoned] == general
     assert trusted == fused
+
+
+def test_list_takes_prom_and_npd(topology: Topology, tmp_path: Path) -> None:
+    """`conntrack list` writes its batches through its own stream: --prom and --npd still reach it."""
+    ns: Namespace = topology.add("promct")
+    prom = tmp_path / "ct.prom"
+    out = ns.gnt("conntrack", "list", "--prom", str(prom))
+    assert out.returncode == 0, out.stderr
+    assert 'gnt_run_success{command="conntrack list"} 1' in prom.read_text()
+    npd = ns.gnt("conntrack", "list", "--npd")
+    assert npd.returncode == 0, npd.stderr
+    assert npd.stdout.startswith("conntrack list: ") and len(npd.stdout.splitlines()) == 1
