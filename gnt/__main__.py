@@ -242,10 +242,10 @@ def _run(argv: list[str] | None, env: object | None) -> int:
         try:
             finish(code)
         except GntError as exc:
-            environment.stderr.write(f"{prog}: {exc.message}\n")
+            _say(environment.stderr, f"{prog}: {_clip(exc.message)}\n")
             code = int(exc.exit_code)
-        except OSError:
-            pass  # stdout gone: nothing left to tell
+        except OutputClosed:  # --npd into a reader that went away
+            _silence_stdout()
     try:
         environment.stdout.flush()
     except OutputClosed:

@@ -219,3 +219,9 @@ def test_fleet_options_misused_are_usage_errors(argv: tuple[str, ...]) -> None:
     code, out, err = run_gnt(*argv)
     assert code == 2 and out == ""
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_npd_into_a_reader_that_went_away_is_quiet(captures: dict[str, str]) -> None:
+    done = subprocess.run(["sh", "-c", '"$@" | true', "sh", sys.executable, "-m", "gnt", "--npd", "vxlan-csum", "scan",
+                           "--pcap", captures["bad"]], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
