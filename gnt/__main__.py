@@ -93,7 +93,7 @@ import signal  # noqa: E402
 import time  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
-from gnt.errors import STOP_SIGNALS, ExitCode, GntError, Terminated, interrupted_exit_code  # noqa: E402
+from gnt.errors import STOP_SIGNALS, ExitCode, GntError, StopHandlers, Terminated, interrupted_exit_code  # noqa: E402
 
 if TYPE_CHECKING:
     from typing import TextIO
@@ -118,26 +118,6 @@ def _raise_stop(signum: int, _frame: object) -> None:
     raise Terminated(signum)
 
 
-def _install_stop_handlers() -> dict[int, object]:
-    """Install `_raise_stop` (main thread only); returns the handlers to restore."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    previous: dict[int, object] = {}
-    for signum in STOP_SIGNALS:
-        handler = signal.getsignal(signum)
-        if handler is not signal.SIG_IGN:
-            previous[signum] = handler
-            signal.signal(signum, _raise_stop)
-    return previous
-
-
-def _restore_handlers(previous: dict[int, object]) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)  # type: ignore[arg-type]
-
-
 def _say(stream: TextIO, text: str) -> None:
     """Write to stderr when it can be written; an error is still exit 2 when stderr is /dev/full."""
     try:
@@ -159,11 +139,8 @@ def main(argv: list[str] | None = None, env: object | None = None) -> int:
     """Run gnt with `argv` (default: sys.argv[1:]); returns the exit code (and exits when run as a script)."""
     global _stopped_by
     _stopped_by = None
-    previous = _install_stop_handlers()
-    try:
+    with StopHandlers(_raise_stop):
         return _run(argv, env)
-    finally:
-        _restore_handlers(previous)
 
 
 def _interrupt_inside(exc: BaseException) -> KeyboardInterrupt | None:

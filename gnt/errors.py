@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import enum
 import signal
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
 
 
 class ExitCode(enum.IntEnum):
@@ -28,6 +34,32 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+class StopHandlers:
+    """`with StopHandlers(handler):` — the block runs with `handler` on the stop signals, then the
+    previous handlers come back. The one place a command installs its own: a signal the caller
+    ignores (`nohup` SIGHUP, a shell's `cmd &` SIGINT) stays ignored, and outside the main thread
+    (where Python allows no handler) nothing is installed."""
+
+    def __init__(self, handler: Callable[[int, FrameType | None], object]) -> None:
+        self.handler = handler
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopHandlers:
+        threading = sys.modules.get("threading")  # not loaded: no thread was started with it
+        if threading is None or threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                current = signal.getsignal(signum)
+                if current is not signal.SIG_IGN:
+                    self.previous[signum] = current
+                    signal.signal(signum, self.handler)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+        self.previous = {}
 
 
 def interrupted_exit_code(signum: int | None) -> int:

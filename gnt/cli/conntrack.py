@@ -140,11 +140,11 @@ def fast_list(argv: list[str]) -> dict[str, Any] | None:
 
 def run_list(values: dict[str, Any], env: Environment) -> int:
     """`gnt conntrack list` with parsed option values; returns the exit code."""
+    import dataclasses
+
     from gnt.conntrack import list_entries
     from gnt.conntrack.entries import FusedLines
     from gnt.conntrack.models import ListSummary
-    import dataclasses
-
     from gnt.output import JsonRenderer, TextRenderer, make_renderer, write
     from gnt.output.text.conntrack import fused_lines, make_formatter
 

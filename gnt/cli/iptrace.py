@@ -58,7 +58,6 @@ def iptrace(
     json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> int:
     import contextlib
-    import signal
 
     from gnt.errors import ExitCode, UsageError
     from gnt.iptrace.models import Filter, TraceEnd
@@ -101,6 +100,7 @@ def iptrace(
     if from_log is not None:
         return _from_log(env, renderer, from_log, flt, count)
 
+    from gnt.errors import StopHandlers, interrupted_exit_code
     from gnt.iptrace.live import RunStats, StopRequest, trace_live
 
     if iif is not None:
@@ -113,9 +113,7 @@ def iptrace(
 
     stop = StopRequest()
     stats = RunStats()
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, stop) for signum in handled}
-    try:
+    with StopHandlers(stop):
         def ready() -> None:
             for notice in stats.notices:
                 env.stderr.write(f"gnt iptrace: {notice}\n")
@@ -128,12 +126,9 @@ def iptrace(
         with contextlib.closing(packets):  # an error while rendering still runs the cleanup, now
             for packet in packets:
                 renderer.emit(packet)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     renderer.emit(TraceEnd(packets=stats.packets, skipped=stats.skipped, backend=stats.backend))
     if stop.signum is not None:  # 128 + the signal, as shells report it: 130 (ExitCode.INTERRUPTED), 143, 129
-        return 128 + int(stop.signum)
+        return interrupted_exit_code(stop.signum)
     return int(ExitCode.OK if stats.packets else ExitCode.NEGATIVE)
 
 

@@ -63,7 +63,7 @@ def run(values: dict[str, Any], env: Environment) -> int:
     import signal
     import socket
 
-    from gnt.errors import STOP_SIGNALS, UsageError, interrupted_exit_code
+    from gnt.errors import StopHandlers, UsageError, interrupted_exit_code
     from gnt.output import make_renderer
     from gnt.output.text.ping import PingText
     from gnt.ping import Control, PingOptions, exit_code, parse_pattern, ping
@@ -108,17 +108,15 @@ def run(values: dict[str, Any], env: Environment) -> int:
         control.status = True
 
     previous_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    old_stop = {signum: signal.signal(signum, on_stop) for signum in STOP_SIGNALS}
     old_quit = signal.signal(signal.SIGQUIT, on_sigquit)
     code = 1
     try:
-        for event in ping(options, control):
-            renderer.emit(event)
-            if isinstance(event, Summary):
-                code = exit_code(event, options)
+        with StopHandlers(on_stop):
+            for event in ping(options, control):
+                renderer.emit(event)
+                if isinstance(event, Summary):
+                    code = exit_code(event, options)
     finally:
-        for signum, handler in old_stop.items():
-            signal.signal(signum, handler)
         signal.signal(signal.SIGQUIT, old_quit)
         signal.set_wakeup_fd(previous_wakeup)
         os.close(read_fd)

@@ -67,11 +67,10 @@ def why(
     timeout: str = typer.Option("1", "--timeout", metavar="SECONDS", help="How long the probe waits (active)."),
     json: bool = typer.Option(False, "--json", help="One JSON object per line: check objects, then a verdict."),
 ) -> int:
-    import signal
     import socket
 
     from gnt.core.resolve import resolve
-    from gnt.errors import ExitCode, UsageError
+    from gnt.errors import ExitCode, StopHandlers, UsageError, interrupted_exit_code
     from gnt.iptrace.live import StopRequest
     from gnt.output import make_renderer
     from gnt.output.text.why import WhyText
@@ -122,17 +121,12 @@ def why(
         # As `gnt iptrace` does: a signal ends the watch early, the verdict covers what was seen,
         # and the trace table and tracing instance are removed before the exit status says which signal.
         stop = StopRequest()
-        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        previous = {signum: signal.signal(signum, stop) for signum in handled}
-        try:
+        with StopHandlers(stop):
             for obj in watch_traffic(query, duration=seconds, stop=stop):
                 renderer.emit(obj)
                 verdict = obj if isinstance(obj, Verdict) else verdict
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
         if stop.signum is not None:
-            return 128 + int(stop.signum)
+            return interrupted_exit_code(stop.signum)
     if verdict is None or verdict.cause is not None:
         return int(ExitCode.NEGATIVE)
     return int(ExitCode.OK)

@@ -113,3 +113,28 @@ def test_ctrl_c_at_any_moment_of_start_up_is_130_without_a_traceback(entry: str)
         assert len(err.splitlines()) <= 1, err
         handled += proc.returncode == 130
     assert handled  # some interrupts landed in gnt's own start-up and run (where the policy holds)
+
+
+@pytest.mark.parametrize("argv", [["ping", "-i", "0.2", "127.0.0.1"], ["vxlan-csum", "scan", "--pcap", "-"]],
+                         ids=["ping", "vxlan-csum"])
+def test_a_stop_signal_the_caller_ignores_stays_ignored(argv: list[str]) -> None:
+    """`nohup` ignores SIGHUP: the boundary and a command's own handler (ping's) both leave it so."""
+    read_end, write_end = os.pipe()  # stdin that never ends, for the scan
+    try:
+        proc = subprocess.Popen([*ENTRIES["script"], *argv], stdin=read_end, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd="/",
+                                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+        time.sleep(1.0)  # running: ping is in its loop, with its own handlers
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.6)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert "Traceback" not in err, err
+    if argv[0] == "ping":
+        assert proc.returncode == 0 and "packets transmitted" in out, (proc.returncode, out, err)
+    else:
+        assert proc.returncode == 130, (proc.returncode, err)
