@@ -343,13 +343,13 @@ class Pinger:
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
                 return SendFailed(seq, f"sendmsg: {os.strerror(exc.errno)}")
-            if self.sock.is_dgram:
-                # As iputils: a send the local stack refused (-M do above the MTU) queued a local
-                # error with the details ("local error: message too long, mtu=1400"): report that.
-                reported = len(self.queued_errors)
-                self._read_error_queue()
-                if len(self.queued_errors) > reported:
-                    return None
+            # As iputils: a send the local stack refused (-M do above the MTU) queued a local error
+            # with the details ("local error: message too long, mtu=1400"), on a raw socket as on a
+            # ping socket: report that.
+            reported = len(self.queued_errors)
+            self._read_error_queue()
+            if len(self.queued_errors) > reported:
+                return None
             self.stats.errors += 1
             return SendFailed(seq, f"sendmsg: {exc.strerror}")
         if self.tx_stamps:
@@ -546,8 +546,9 @@ class Pinger:
             return None
         self.stats.errors += 1
         if entry.errno == errno.EMSGSIZE:
-            return SendFailed(probe.seq, f"local error: message too long, mtu{': ' if self.v6 else '='}{entry.info}")
-        return SendFailed(probe.seq, f"local error: {os.strerror(entry.errno)}")
+            return SendFailed(probe.seq, f"local error: message too long, mtu{': ' if self.v6 else '='}{entry.info}",
+                              local=True)
+        return SendFailed(probe.seq, f"local error: {os.strerror(entry.errno)}", local=True)
 
     # -- the loop -----------------------------------------------------------------------------
     def _interim(self) -> Interim:
@@ -655,15 +656,16 @@ class Pinger:
                 previous = probes.get((seq - 1) & 0xFFFF)
                 if opts.report_outstanding and seq > 1 and previous is not None and previous.replies == 0:
                     yield NoAnswerYet(seq - 1, time.time())
+                sent_before = self.sends
                 failure = self._send(seq)
                 self.last_activity = now
                 self.next_seq += 1
                 if failure is not None:
                     yield failure
-                if self.queued_errors:  # a local error the refused send queued (-M do)
+                if self.queued_errors:  # a local error the refused send queued (-M do), or stale ones
                     yield from self.queued_errors
                     self.queued_errors.clear()
-                elif opts.flood:
+                if opts.flood and self.sends > sent_before:  # a dot for each probe that went out
                     yield Sent(seq)
                 next_send = now + interval if back_to_back else max(next_send + interval, now)
                 if opts.count is not None and stats.transmitted >= opts.count and deadline_at is None:

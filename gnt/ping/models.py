@@ -88,6 +88,7 @@ class SendFailed:
     source: str | None = field(default=None, metadata={"json": "from"})
     icmp_type: int | None = None
     icmp_code: int | None = None
+    local: bool = field(default=False, metadata={"json": None})  # the local stack refused it (flood: "E")
 
 
 @dataclass(slots=True)

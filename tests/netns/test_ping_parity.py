@@ -307,3 +307,20 @@ def test_values_iputils_accepts(net: Chain, args: tuple[str, ...]) -> None:
     theirs, ours = both(net["h1"], "-c", "1", *args)
     assert " received" in theirs.stdout, theirs.stderr
     assert_same(theirs, ours)
+
+
+# -- -M do above the path MTU: the local stack refuses the send ---------------------------------------
+@pytest.mark.parametrize(("args", "user"), [
+    (("-M", "do", "-s", "1500", "-c", "2", "-i", "0.2", H2), "nobody"),
+    (("-M", "do", "-s", "1500", "-c", "2", "-i", "0.2", H2), None),  # raw socket: the same local error
+    (("-M", "do", "-s", "1500", "-c", "2", "-i", "0.2", H2_6), None),
+    (("-M", "do", "-s", "1500", "-c", "2", "-i", "0.2", H2_6), "nobody"),
+    (("-f", "-M", "do", "-s", "1500", "-c", "5", H2), None),  # flood: an "E" per refused send, no dot
+    (("-f", "-M", "do", "-s", "1500", "-c", "5", H2_6), None),
+])
+def test_a_send_the_local_stack_refuses(net: Chain, args: tuple[str, ...], user: str | None) -> None:
+    h1 = net["h1"]
+    h1.ip("link", "set", "eth0", "mtu", "1400")
+    theirs, ours = both(h1, *args, user=user)
+    assert "local error" in theirs.stderr or "E" in theirs.stdout, theirs.stdout + theirs.stderr
+    assert_same(theirs, ours, parsers="-f" not in args)

@@ -85,6 +85,8 @@ class PingText:
         if isinstance(obj, PingWarning):
             return ToStderr(f"gnt ping: {obj.message}")
         if isinstance(obj, SendFailed):
+            if obj.local and self.flood and not self.quiet:
+                return Inline("E")  # iputils: a local error in flood mode is an "E", as an ICMP error is
             return ToStderr(f"gnt ping: {obj.message}")
         if isinstance(obj, NoAnswerYet):
             if self.quiet or self.flood:
