@@ -108,7 +108,7 @@ def list_entries(flt: EntryFilter, lines: FusedLines | None = None) -> Iterator[
                         if not check(entry):
                             trusted = -1  # the kernel sent one that does not match: it does not filter
                             continue
-                        if trusted >= 0 and attrs:
+                        if trusted >= 0 and (attrs or family):  # the kernel was asked to filter
                             trusted += 1
                         text = lines.general(entry)
                     else:
@@ -139,7 +139,7 @@ def list_entries(flt: EntryFilter, lines: FusedLines | None = None) -> Iterator[
                 entry = builder.build(buf, off, end)
                 if check(entry):
                     shown += 1
-                    if trusted >= 0 and attrs:
+                    if trusted >= 0 and (attrs or family):
                         trusted += 1
                     yield entry
                 else:
