@@ -75,6 +75,7 @@ PCAPNG_IDB = 0x00000001  # interface description block
 PCAPNG_PB = 0x00000002  # obsolete packet block
 PCAPNG_SPB = 0x00000003  # simple packet block
 PCAPNG_EPB = 0x00000006  # enhanced packet block
+EPB_HEADER = 28  # an EPB's bytes before its packet: type, length, interface, timestamp, two lengths
 PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D  # in the SHB, tells the section's byte order
 PCAPNG_OPT_END = 0  # opt_endofopt
 PCAPNG_IF_TSRESOL = 9  # if_tsresol: timestamp resolution, 10^-n or 2^-n (high bit set)
@@ -320,12 +321,12 @@ class CaptureFile:
         epb_whole, ifaces = section.epb_whole, section.ifaces  # locals for the loop; refreshed below
         while off >= 0:
             # The common case first, with one unpack: a whole enhanced packet block.
-            if off + 28 <= n:
+            if off + EPB_HEADER <= n:
                 btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, off)
                 if (btype == PCAPNG_EPB and iface < len(ifaces) and not blen & 3 and off + blen <= n
-                        and 32 + caplen <= blen):
+                        and EPB_HEADER + caplen + 4 <= blen):  # the packet, then the trailing length
                     linktype, _snap, tick, base = ifaces[iface]
-                    yield data, off + 28, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
+                    yield data, off + EPB_HEADER, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
                     off += blen
                     continue
             record, off = self.pcapng_step(off, section)

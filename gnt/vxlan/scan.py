@@ -29,6 +29,7 @@ import sys
 from collections.abc import Iterable, Iterator
 
 from gnt.core.capture import (
+    EPB_HEADER,
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
@@ -37,6 +38,7 @@ from gnt.core.capture import (
     LINKTYPE_NULL,
     LINKTYPE_RAW,
     MAX_SANE_RECORD,
+    PCAPNG_EPB,
     Buffer,
     CaptureFile,
     Record,
@@ -308,6 +310,7 @@ def scan(
             data = source.data
             section = source.pcapng_section()
             epb_whole, ifaces, step = section.epb_whole, section.ifaces, source.pcapng_step
+            epb, epb_header = PCAPNG_EPB, EPB_HEADER
         elif not walk:
             it = iter(source.records())
     else:
@@ -348,12 +351,13 @@ def scan(
                 if pos < 0:
                     break
                 btype = -1
-                if pos + 28 <= n:
+                if pos + epb_header <= n:
                     btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, pos)
-                    if btype == 6 and iface < len(ifaces) and not blen & 3 and pos + blen <= n and 32 + caplen <= blen:
+                    if (btype == epb and iface < len(ifaces) and not blen & 3 and pos + blen <= n
+                            and epb_header + caplen + 4 <= blen):
                         lt, _snap, tick, base = ifaces[iface]
                         ts = ((ts_hi << 32) | ts_lo) / tick + base
-                        off = pos + 28
+                        off = pos + epb_header
                         pos += blen
                         btype = 0
                 if btype:
@@ -362,10 +366,7 @@ def scan(
                     if rec is None:
                         remaining += 1  # not a packet: the count is of packets
                         continue
-                    buf, off, caplen, wirelen, lt, ts = rec
-                    if buf is not last_buf:
-                        mv = memoryview(buf)
-                        last_buf = buf
+                    _data, off, caplen, wirelen, lt, ts = rec  # a record of this same mapped file
             else:
                 assert it is not None
                 rec = next(it, None)
