@@ -81,6 +81,17 @@ def label_map() -> dict[int, str]:
     return _label_map
 
 
+_label_bits: dict[str, int] | None = None
+
+
+def label_bits_by_name() -> dict[str, int]:
+    """name -> bit: label_map() reversed, made once."""
+    global _label_bits
+    if _label_bits is None:
+        _label_bits = {name: bit for bit, name in label_map().items()}
+    return _label_bits
+
+
 def label_names(bitmap: bytes) -> tuple[str, ...]:
     """The names of the labels set in a CTA_LABELS bitmap (host-order 32-bit words), bit numbers where unnamed."""
     names = label_map()

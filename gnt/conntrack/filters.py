@@ -29,7 +29,7 @@ from gnt.conntrack.entries import (
     PROTO_NUMBERS,
     SCTP_STATES,
     TCP_STATES,
-    label_map,
+    label_bits_by_name,
 )
 from gnt.conntrack.models import Entry, PortTuple
 from gnt.conntrack.netlink import dump_filter
@@ -156,7 +156,7 @@ def parse_status(value: str) -> tuple[int, int]:
 
 def parse_labels(values: list[str]) -> frozenset[int]:
     """-l NAME[,...] (repeatable): the label bits an entry must all carry (names from connlabel.conf)."""
-    by_name = {name: bit for bit, name in label_map().items()}
+    by_name = label_bits_by_name()
     bits: set[int] = set()
     for value in values:
         for part in value.split(","):
@@ -404,16 +404,10 @@ class EntryFilter:
         return (self.snat is None or snat(self.snat)) and (self.dnat is None or dnat(self.dnat))
 
 
-_label_bits_by_name: dict[str, int] | None = None  # connlabel.conf reversed, made once
-
-
 def _label_bits(entry: Entry) -> frozenset[int]:
-    global _label_bits_by_name
     if not entry.labels:
         return frozenset()
-    if _label_bits_by_name is None:
-        _label_bits_by_name = {name: bit for bit, name in label_map().items()}
-    names = _label_bits_by_name
+    names = label_bits_by_name()
     return frozenset(names[n] if n in names else int(n) for n in entry.labels if n in names or n.isdecimal())
 
 
