@@ -36,6 +36,7 @@ from gnt.core.netlink import (
     errno_text,
     error_errno,
     iter_attrs,
+    nla,
     set_receive_buffer,
 )
 from gnt.errors import GntError, PermissionDenied, UnavailableError
@@ -155,12 +156,6 @@ RECV_SIZE = 1 << 16  # a dump datagram is at most ~32 KiB; twice that never trun
 EVENT_RCVBUF = 8 << 20  # default event socket buffer: 8 MiB, room for a burst on a busy node
 
 _BE32 = struct.Struct(">I")  # be32 attribute payload
-
-
-def nla(kind: int, payload: bytes) -> bytes:
-    """One netlink attribute, padded to 4 bytes."""
-    raw = struct.pack("=HH", 4 + len(payload), kind) + payload
-    return raw + b"\0" * (-len(raw) % 4)
 
 
 def dump_filter(*, src: bytes | None = None, dst: bytes | None = None, proto: int | None = None,

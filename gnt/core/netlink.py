@@ -38,6 +38,12 @@ NFGENMSG = struct.Struct("!BBH")  # struct nfgenmsg: family, version, res_id (bi
 NLA = struct.Struct("=HH")  # struct nlattr: nla_len, nla_type
 
 
+def nla(kind: int, payload: bytes) -> bytes:
+    """One netlink attribute, padded to 4 bytes."""
+    raw = NLA.pack(NLA.size + len(payload), kind) + payload
+    return raw + bytes(-len(raw) % 4)
+
+
 def error_errno(buf: bytes, off: int, length: int) -> int:
     """The errno carried by the NLMSG_ERROR message at `off` (0: an ack); DecodeError when the
     message is too short to carry one."""

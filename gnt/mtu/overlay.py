@@ -10,12 +10,14 @@ when the caller has one. Read-only: nothing on the node changes.
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 from dataclasses import dataclass
 from typing import Any
 
-from gnt.core.netlink import NLA, NLA_TYPE_MASK, NLM_F_REQUEST, NLMSG_ERROR, NLMSGERR, NLMSGHDR, iter_attrs
+from gnt.core.netlink import NLM_F_REQUEST, NLMSG_ERROR, NLMSGHDR, error_errno, iter_attrs, nla
+from gnt.errors import DecodeError
 from gnt.mtu.models import OverlayFinding
 
 # rtnetlink (include/uapi/linux/rtnetlink.h, if_link.h): the route and link of one destination,
@@ -60,43 +62,48 @@ def _rtnl(msg_type: int, body: bytes) -> bytes:
         sock.bind((0, 0))
         sock.send(NLMSGHDR.pack(NLMSGHDR.size + len(body), msg_type, NLM_F_REQUEST, 1, 0) + body)
         data = sock.recv(65536)
+    if len(data) < NLMSGHDR.size:
+        raise OSError(errno.EPROTO, "short rtnetlink reply")
     length, kind, _flags, _seq, _pid = NLMSGHDR.unpack_from(data)
     if kind == NLMSG_ERROR:
-        (err,) = NLMSGERR.unpack_from(data, NLMSGHDR.size)
-        raise OSError(-err, "rtnetlink request refused")
+        try:
+            code = error_errno(data, 0, length)
+        except DecodeError:
+            code = errno.EPROTO
+        raise OSError(code, "rtnetlink request refused")
     return data[NLMSGHDR.size:length]
 
 
-def _nla(kind: int, payload: bytes) -> bytes:
-    raw = NLA.pack(NLA.size + len(payload), kind) + payload
-    return raw + bytes(-len(raw) % 4)
-
-
-def egress_link(address: str) -> tuple[int, str, str | None, int] | None:
-    """(ifindex, name, kind, MTU) of the device the route to `address` leaves through; None: no route."""
+def _route_oif(address: str) -> int | None:
+    """The ifindex the route to `address` leaves through (`ip route get`); None: no route."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     packed = socket.inet_pton(family, address)
     try:
-        route = _rtnl(RTM_GETROUTE, RTMSG.pack(family, len(packed) * 8, 0, 0, 0, 0, 0, 0, 0) + _nla(RTA_DST, packed))
+        route = _rtnl(RTM_GETROUTE, RTMSG.pack(family, len(packed) * 8, 0, 0, 0, 0, 0, 0, 0) + nla(RTA_DST, packed))
     except OSError:
         return None
     oif = None
     for kind, start, end in iter_attrs(route, RTMSG.size, len(route)):
-        if kind & NLA_TYPE_MASK == RTA_OIF and end - start >= 4:
+        if kind == RTA_OIF and end - start >= 4:
             oif = int(_U32.unpack_from(route, start)[0])
+    return oif
+
+
+def egress_link(address: str) -> tuple[int, str, str | None, int] | None:
+    """(ifindex, name, kind, MTU) of the device the route to `address` leaves through; None: no route."""
+    oif = _route_oif(address)
     if oif is None:
         return None
     link = _rtnl(RTM_GETLINK, IFINFOMSG.pack(socket.AF_UNSPEC, 0, oif, 0, 0))
     name, link_kind, mtu = f"if{oif}", None, 0
     for kind, start, end in iter_attrs(link, IFINFOMSG.size, len(link)):
-        kind &= NLA_TYPE_MASK
         if kind == IFLA_IFNAME:
             name = link[start:end].rstrip(b"\0").decode()
         elif kind == IFLA_MTU and end - start >= 4:
             mtu = int(_U32.unpack_from(link, start)[0])
         elif kind == IFLA_LINKINFO:
             for inner, istart, iend in iter_attrs(link, start, end):
-                if inner & NLA_TYPE_MASK == IFLA_INFO_KIND:
+                if inner == IFLA_INFO_KIND:
                     link_kind = link[istart:iend].rstrip(b"\0").decode()
     return oif, name, link_kind, mtu
 
@@ -131,11 +138,11 @@ def links() -> dict[int, Link]:
 
 def egress(address: str, all_links: dict[int, Link] | None = None) -> Link | None:
     """The device the route to `address` leaves through, from `all_links` (None: no route)."""
-    found = egress_link(address)
-    if found is None:
+    oif = _route_oif(address)
+    if oif is None:
         return None
     all_links = all_links if all_links is not None else links()
-    return all_links.get(found[0])
+    return all_links.get(oif)
 
 
 def _default_family(all_links: dict[int, Link]) -> int:
