@@ -50,7 +50,6 @@ from gnt.mtu.models import (
     OverlayFinding,
 )
 from gnt.mtu.overlay import check_overlays
-from gnt.mtu.search import TOO_BIG, NoAnswer, Search
 
 __all__ = ["VERDICTS", "HopRef", "MtuOptions", "MtuResult", "MtuStart", "OverlayFinding", "check_overlays",
            "discover", "exit_code", "run"]
@@ -107,6 +106,8 @@ def _prober(options: MtuOptions, protocol: str, family: int, address: str):  # t
 
 def run(options: MtuOptions) -> Iterator[MtuStart | MtuResult]:
     """Resolve, measure the local MTU, search, walk to the hop; yields the header, then the result."""
+    from gnt.mtu.search import TOO_BIG, NoAnswer, Search  # here: `from gnt.mtu import check_overlays` needs none of it
+
     if options.protocol not in PROTOCOLS:
         raise GntError(f"unknown protocol {options.protocol!r} (udp, icmp or tcp)")
     started = time.monotonic()

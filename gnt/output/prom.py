@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
 from typing import TYPE_CHECKING
 
@@ -58,6 +57,8 @@ def write_atomically(path: str, text: str) -> None:
 
     directory = os.path.dirname(os.path.abspath(path))
     try:
+        import tempfile  # here: --npd and the runs that write nothing do not pay for it
+
         fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise GntError(f"cannot write {path}: {exc.strerror}", errno=exc.errno) from None
