@@ -128,12 +128,14 @@ def _link(msg: Any) -> Link:
     return link
 
 
-def links() -> dict[int, Link]:
-    """Every device of this network namespace, by ifindex."""
+def links(ipr: Any = None) -> dict[int, Link]:
+    """Every device of this network namespace, by ifindex (through `ipr`, an open IPRoute, if given)."""
+    if ipr is not None:
+        return {link.index: link for link in map(_link, ipr.get_links())}
     from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
-    with IPRoute() as ipr:
-        return {link.index: link for link in map(_link, ipr.get_links())}
+    with IPRoute() as own:
+        return {link.index: link for link in map(_link, own.get_links())}
 
 
 def egress(address: str, all_links: dict[int, Link] | None = None) -> Link | None:

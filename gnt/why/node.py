@@ -12,10 +12,12 @@ import json
 import socket
 from typing import Any
 
+from gnt.core.sockets import interface_index
 from gnt.errors import GntError
+from gnt.mtu import overlay as ov
 from gnt.why.facts import Facts
 from gnt.why.models import FAIL, OK, SKIPPED, WARN, Check
-from gnt.why.route import ifindex_of, ifname_of, neighbour, neighbour_check
+from gnt.why.route import ifname_of, neighbour, neighbour_check
 
 PROC_SYS = "/proc/sys/net"  # sysctls of this network namespace
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"  # exists once br_netfilter is loaded
@@ -26,7 +28,6 @@ PATH_HOOKS = {  # the netfilter hooks a packet passes, by where it comes from an
     "forward": ("prerouting", "forward", "postrouting"),
     "input": ("prerouting", "input"),
 }
-OVERLAY_KINDS = ("vxlan", "geneve", "wireguard")  # overlay device kinds (gnt.mtu judges their MTU)
 MAX_CT_LINES = 5  # conntrack entries shown per check
 
 
@@ -342,7 +343,7 @@ def check_dnat_target(ipr: Any, facts: Facts) -> Check | None:
 # --- MTU and overlays ----------------------------------------------------------------------------------
 
 def _link(ipr: Any, name: str) -> Any:
-    links = ipr.get_links(ifindex_of(ipr, name))
+    links = ipr.get_links(interface_index(name))
     return links[0]
 
 
@@ -374,16 +375,15 @@ def check_mtu_overlay(ipr: Any, facts: Facts) -> Check:
     evidence = [f"{r.oif}: mtu {mtu}" + (f", kind {kind}" if kind else "")]
     if r.mtu:
         evidence.append(f"route mtu {r.mtu}")
-    if kind in OVERLAY_KINDS:
-        from gnt.mtu import check_overlays
-
+    if kind in ov.KINDS:
         facts.overlay, facts.overlay_kind = r.oif, kind
         lladdr = facts.neighbour.lladdr if facts.neighbour else None
         if kind == "vxlan":
             facts.overlay_peer = _vxlan_peer(ipr, link, lladdr)
         if facts.overlay_peer:
             evidence.append(f"{r.oif} sends to the underlay peer {facts.overlay_peer}")
-        finding = next((f for f in check_overlays() if f.device == r.oif), None)
+        all_links = ov.links(ipr)  # this device judged against its underlay, not every overlay of the node
+        finding = ov.judge(all_links[link["index"]], all_links) if link["index"] in all_links else None
         if finding is not None and finding.underlay_mtu is not None:
             evidence.append(f"underlay {finding.underlay}: mtu {finding.underlay_mtu} (overhead {finding.overhead})")
             if finding.too_large:

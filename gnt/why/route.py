@@ -15,6 +15,7 @@ import socket
 import time
 from typing import Any
 
+from gnt.core.sockets import interface_index
 from gnt.errors import GntError
 from gnt.why.facts import Facts, NeighbourFacts, RouteFacts
 from gnt.why.models import FAIL, OK, SKIPPED, WARN, Check
@@ -53,15 +54,6 @@ def ifname_of(ipr: Any, index: int | None) -> str | None:
     return links[0].get_attr("IFLA_IFNAME") if links else str(index)
 
 
-def ifindex_of(ipr: Any, name: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        from gnt.errors import InterfaceError
-
-        raise InterfaceError(f"no interface named {name} on this node")
-    return int(found[0])
-
-
 def is_local_address(ipr: Any, address: str, family: int) -> bool:
     af = socket.AF_INET6 if family == 6 else socket.AF_INET
     return any(a.get_attr("IFA_ADDRESS") == address or a.get_attr("IFA_LOCAL") == address
@@ -95,13 +87,14 @@ def lookup(ipr: Any, facts: Facts, dest: str | None = None) -> RouteFacts:
     if q.source:
         args["src"] = q.source
     if q.iif:
-        args["iif"] = ifindex_of(ipr, q.iif)
+        args["iif"] = interface_index(q.iif)
     if q.mark is not None:
         args["mark"] = q.mark
-    out = RouteFacts(tables=_rule_tables(ipr, q.family))
+    out = RouteFacts()
     try:
         answer = ipr.route("get", **args)
     except NetlinkError as exc:
+        out.tables = _rule_tables(ipr, q.family)  # only a failed lookup is explained by the tables it tried
         out.error = exc.code
         out.kind = LOOKUP_ERRORS.get(exc.code, f"error {exc.code}")
         if exc.code == errno.EHOSTUNREACH and q.iif:
@@ -184,7 +177,7 @@ def _solicit(address: str, ifname: str, family: int) -> None:
 def neighbour(ipr: Any, address: str, ifname: str, family: int, *, wait: float = NEIGH_PROBE_SECONDS,
               clock: Any = time.monotonic, solicit: bool = True) -> NeighbourFacts:
     """The neighbour entry of `address`; probed (and waited for) when it is not usable as it stands."""
-    ifindex = ifindex_of(ipr, ifname)
+    ifindex = interface_index(ifname)
     state, lladdr = _neighbour_state(ipr, address, ifindex, family)
     facts = NeighbourFacts(address, ifname, state, lladdr)
     if not solicit:
@@ -237,5 +230,5 @@ IFF_POINTOPOINT = 0x10  # <linux/if.h>
 
 
 def _resolves(ipr: Any, ifname: str) -> bool:
-    links = ipr.get_links(ifindex_of(ipr, ifname))
+    links = ipr.get_links(interface_index(ifname))
     return bool(links) and not links[0]["flags"] & (IFF_NOARP | IFF_POINTOPOINT)
