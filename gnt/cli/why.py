@@ -31,16 +31,13 @@ PROTOS = ("tcp", "udp", "icmp")  # what -p takes
 
 def split_target(text: str) -> tuple[str, int | None]:
     """DEST[:PORT] -> (host, port): `[v6]:port`, `host:port`, or a bare host / IPv6 address."""
+    from gnt.core.resolve import split_host_port
     from gnt.errors import UsageError
 
-    host, port_text = text, None
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise UsageError(f"bad destination {text!r}: use [IPv6]:PORT")
-        port_text = rest[1:] if rest else None
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
+    try:
+        host, port_text = split_host_port(text)
+    except ValueError:
+        raise UsageError(f"bad destination {text!r}: use [IPv6]:PORT") from None
     if port_text is None:
         return host, None
     from gnt.cli.numbers import PORT_MAX, int_value

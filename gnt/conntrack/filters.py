@@ -178,14 +178,12 @@ def parse_nat(value: str, option: str) -> NatFilter:
     text = value.strip()
     if not text:
         return NatFilter()
-    address, port_text = text, None
-    if text.startswith("["):
-        address, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise UsageError(f"{option}: {value!r} is not ADDR, ADDR:PORT or [IPv6]:PORT")
-        port_text = rest[1:] if rest else None
-    elif text.count(":") == 1:
-        address, port_text = text.split(":")
+    from gnt.core.resolve import split_host_port
+
+    try:
+        address, port_text = split_host_port(text)
+    except ValueError:
+        raise UsageError(f"{option}: {value!r} is not ADDR, ADDR:PORT or [IPv6]:PORT") from None
     port = None
     if port_text is not None:
         port = parse_port(port_text, option)

@@ -196,3 +196,18 @@ def reverse_name(address: str, timeout: float = 1.0) -> str | None:
     finally:
         lookups.close()
         selector.close()
+
+
+def split_host_port(text: str) -> tuple[str, str | None]:
+    """HOST[:PORT] -> (host, port text or None): `[IPv6]:PORT`, `host:port`, or a bare host or IPv6
+    address (more than one colon and no brackets). ValueError for an unclosed `[` or text after `]`
+    that is not `:PORT`."""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(text)
+        return host, (rest[1:] if rest else None)
+    if text.count(":") == 1:
+        host, port_text = text.split(":")
+        return host, port_text
+    return text, None
