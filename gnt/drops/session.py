@@ -73,8 +73,10 @@ def event_format(root: str) -> tracefs.EventFormat:
 def _reason_code(name: str, names: dict[str, int]) -> int:
     code = names.get(name.strip().upper())
     if code is None:
+        from gnt.cli.numbers import U32_MAX, int_value
+
         try:
-            return int(name, 0)
+            return int_value(name.strip(), 0, U32_MAX, hex_ok=True)  # the one number parser: ASCII digits, 0x
         except ValueError:
             raise UsageError(f"unknown drop reason {name!r} on this kernel "
                              f"(`gnt drops --list-reasons` lists the {len(names)} it knows)") from None

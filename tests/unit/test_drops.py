@@ -316,3 +316,17 @@ def test_cli_usage_errors(args: list[str], message: str) -> None:
     code, out, err = run_gnt("drops", *args)
     assert code == 2 and out == ""
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("reason", ["٢", "1_0", "0o2", "0b10", " 2 x"])
+def test_a_reason_number_is_ascii_digits_or_0x_hex(reason: str) -> None:
+    with pytest.raises(UsageError, match="unknown drop reason"):
+        kernel_filter(DropFilter(reasons=(reason,)), TABLE)
+    assert kernel_filter(DropFilter(reasons=("2",)), TABLE) == kernel_filter(DropFilter(reasons=("0x2",)), TABLE)
+
+
+@pytest.mark.parametrize("protocol", ["2_048", "٨٠٠", "0o4000", "70000"])
+def test_a_protocol_number_is_ascii_digits_or_0x_hex(protocol: str) -> None:
+    with pytest.raises(UsageError, match="unknown protocol"):
+        kernel_filter(DropFilter(protocols=(protocol,)), TABLE)
+    assert "protocol == 2048" in kernel_filter(DropFilter(protocols=("0x800",)), TABLE)[0]

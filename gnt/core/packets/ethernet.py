@@ -65,11 +65,12 @@ def ethertype_value(text: str) -> int | None:
     for value, name in ETHERTYPE_NAMES.items():
         if name == wanted:
             return value
+    from gnt.cli.numbers import int_value  # the one parser of numbers typed by a user: ASCII digits, 0x hex
+
     try:
-        value = int(wanted, 0)
+        return int_value(wanted, 0, 0xFFFF, hex_ok=True)
     except ValueError:
         return None
-    return value if 0 <= value <= 0xFFFF else None
 
 
 VLAN_TPIDS = frozenset({ETH_P_8021Q, ETH_P_8021AD, ETH_P_QINQ1})  # TPIDs that introduce a tag
