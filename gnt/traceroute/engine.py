@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from gnt.core.resolve import NameLookups
-from gnt.traceroute.methods import FINAL, HOP, REACHED, Answer, Method
+from gnt.traceroute.methods import FINAL, HOP, REACHED, Answer, Method, payload_size
 from gnt.traceroute.models import Hop, ProbeResult, TraceOptions
 
 RATE_GAP = 1.0  # seconds for a Linux box's ICMP token bucket to refill one token (icmp_ratelimit)
@@ -136,8 +136,6 @@ class Engine:
 
     def _shrink(self, probe: Probe, answer: Answer) -> bool:
         """--mtu: a hop named a smaller MTU for `probe`: shrink the probes, probe its slot again."""
-        from gnt.traceroute.methods import payload_size
-
         note = answer.annotation or ""
         if self.mtu_size is None or not note.startswith("!F-") or not note[3:].isdigit():
             return False
