@@ -445,10 +445,9 @@ def split_datagram(buf: bytes) -> Iterator[tuple[bytes, int, int, int, int]]:
         if length < NLMSGHDR.size or off + length > size:
             return
         if kind == NLMSG_DONE:
-            if length >= NLMSGHDR.size + 4:
-                code = NLMSGERR.unpack_from(buf, off + NLMSGHDR.size)[0]
-                if code < 0:
-                    raise _open_error(OSError(-code, errno_text(-code)), "the conntrack dump")
+            number = error_errno(buf, off, length) if length >= NLMSGHDR.size + NLMSGERR.size else 0
+            if number:  # a dump the kernel broke off carries its errno in DONE
+                raise _open_error(OSError(number, errno_text(number)), "the conntrack dump")
             yield buf, 0, 0, _END, 0
             return
         if kind == NLMSG_ERROR:
