@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from gnt.core.process import process_start_ticks
+from gnt.core.process import process_start_ticks, signals_blocked
 
 DEFAULT_MOUNTPOINT = "/sys/kernel/tracing"  # where tracefs lives since 4.1
 DEBUGFS_TRACING = "/sys/kernel/debug/tracing"  # the older place, under a mounted debugfs
@@ -230,7 +230,8 @@ def mounted(*, owner_prefix: str = "gnt_") -> Iterator[Mount]:
     remains in it; when one does, the last gnt run to leave unmounts it (the mount record). A mount
     left by a gnt process that died (SIGKILL) is unmounted by the next one that leaves.
     """
-    with _mount_lock():
+    # Mounting and its record, and unmounting, are done whole: a stop signal waits until they are.
+    with signals_blocked(), _mount_lock():
         path = find_mount()
         if path is not None:
             mount = Mount(path)
@@ -241,7 +242,7 @@ def mounted(*, owner_prefix: str = "gnt_") -> Iterator[Mount]:
     try:
         yield mount
     finally:
-        with _mount_lock():
+        with signals_blocked(), _mount_lock():
             if mount.mounted_here and not _live_instances(mount.path, owner_prefix):
                 mount.unmounted = unmount_tracefs(mount.path) == 0
                 if mount.unmounted:
