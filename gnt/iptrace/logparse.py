@@ -98,6 +98,7 @@ class LegacyLine:
     fields: dict[str, str]  # IP-level KEY=VALUE before PROTO=
     l4: dict[str, str]  # after PROTO=
     flags: list[str] = field(default_factory=list)
+    mark: int | None = None  # MARK=, hex in the log (read once, here)
 
     @property
     def family(self) -> str:
@@ -138,12 +139,12 @@ def parse_legacy(line: str) -> LegacyLine | None:
         raise Malformed("TRACE line without IN/OUT/SRC/DST/PROTO (truncated?)")
     if fields["PROTO"] in ("TCP", "UDP", "SCTP", "UDPLITE") and ("SPT" not in l4 or "DPT" not in l4):
         raise Malformed("TRACE line without ports (truncated?)")
-    mark = l4.get("MARK") or fields.get("MARK")
-    if mark is not None:
-        _number(mark, 16)  # checked here: a broken mark is a broken line, not an error later
+    mark_text = l4.get("MARK") or fields.get("MARK")
+    # read here: a broken mark is a broken line, not an error later
+    mark = _number(mark_text, 16) if mark_text is not None else None
     return LegacyLine(table=m.group("table"), chain=m.group("chain"), kind=m.group("kind"),
                       rulenum=_number(m.group("num")), iif=fields.get("IN", ""), oif=fields.get("OUT", ""),
-                      fields=fields, l4=l4, flags=flags)
+                      fields=fields, l4=l4, flags=flags, mark=mark)
 
 
 def legacy_summary(line: LegacyLine) -> Summary:
@@ -156,8 +157,7 @@ def legacy_summary(line: LegacyLine) -> Summary:
     summary.ip_id = _int(f.get("ID")) if line.family == "ipv4" else None
     summary.sport, summary.dport = _int(l4.get("SPT")), _int(l4.get("DPT"))
     summary.icmp_type, summary.icmp_code = _int(l4.get("TYPE")), _int(l4.get("CODE"))
-    mark = l4.get("MARK") or f.get("MARK")
-    summary.mark = _number(mark, 16) if mark else None
+    summary.mark = line.mark
     return summary
 
 
@@ -240,9 +240,8 @@ class LegacyGrouper:
         summary = group.packet.summary
         summary.iif = summary.iif or line.iif or None
         summary.oif = line.oif or summary.oif
-        mark = line.l4.get("MARK") or line.fields.get("MARK")
-        if mark:
-            summary.mark = _int(mark if mark.startswith("0x") else "0x" + mark)  # the kernel logs MARK in hex
+        if line.mark is not None:
+            summary.mark = line.mark
         group.position = self._position(line, group.position)
         group.last_chain = (line.table, line.chain)
         group.last_kind, group.last_rulenum = line.kind, line.rulenum
