@@ -75,7 +75,8 @@ def discover(host: str, protocol: str = "udp", family: int = socket.AF_UNSPEC, p
     assert result is not None
     return result
 
-def _egress(address: str) -> tuple[str | None, OverlayFinding | None]:
+def _egress(address: str, source: str | None = None,
+            device: str | None = None) -> tuple[str | None, OverlayFinding | None]:
     """The name of the device toward `address`, and its overlay judgement when it is an overlay.
 
     The route and link come from a lean rtnetlink query; pyroute2 (slow to import) is loaded only
@@ -83,7 +84,7 @@ def _egress(address: str) -> tuple[str | None, OverlayFinding | None]:
     """
     from gnt.mtu import overlay as ov
 
-    found = ov.egress_link(address)
+    found = ov.egress_link(address, source=source, device=device)
     if found is None:
         return None, None
     index, name, kind, _mtu = found
@@ -114,7 +115,7 @@ def run(options: MtuOptions) -> Iterator[MtuStart | MtuResult]:
     target = resolve(options.host, options.family)
     family, address = target.family, target.address
     local_mtu = sockets.device_mtu_toward(family, address, source=options.source, device=options.interface)
-    device, mismatch = _egress(address)
+    device, mismatch = _egress(address, options.source, options.interface)
     min_size = options.min_size if options.min_size is not None else min_size_for(family)
     max_size = min(options.max_size, local_mtu) if options.max_size is not None else local_mtu
     if min_size > max_size:

@@ -28,6 +28,7 @@ RTM_GETROUTE = 26  # resolve a route (like `ip route get`)
 RTMSG = struct.Struct("=BBBBBBBBI")  # struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
 IFINFOMSG = struct.Struct("=BxHiII")  # struct ifinfomsg: family, pad, type, index, flags, change
 RTA_DST = 1  # route attribute: destination address
+RTA_SRC = 2  # route attribute: source address
 RTA_OIF = 4  # route attribute: output ifindex (u32)
 IFLA_IFNAME = 3  # link attribute: name (NUL-terminated)
 IFLA_MTU = 4  # link attribute: MTU (u32)
@@ -74,12 +75,21 @@ def _rtnl(msg_type: int, body: bytes) -> bytes:
     return data[NLMSGHDR.size:length]
 
 
-def _route_oif(address: str) -> int | None:
-    """The ifindex the route to `address` leaves through (`ip route get`); None: no route."""
+def _route_oif(address: str, source: str | None = None) -> int | None:
+    """The ifindex the route to `address` (from `source`) leaves through (`ip route get`); None: no route."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     packed = socket.inet_pton(family, address)
+    attrs = nla(RTA_DST, packed)
+    src_len = 0
+    if source:
+        try:
+            packed_source = socket.inet_pton(family, source)
+        except OSError:
+            return None
+        attrs += nla(RTA_SRC, packed_source)
+        src_len = len(packed_source) * 8
     try:
-        route = _rtnl(RTM_GETROUTE, RTMSG.pack(family, len(packed) * 8, 0, 0, 0, 0, 0, 0, 0) + nla(RTA_DST, packed))
+        route = _rtnl(RTM_GETROUTE, RTMSG.pack(family, len(packed) * 8, src_len, 0, 0, 0, 0, 0, 0) + attrs)
     except OSError:
         return None
     oif = None
@@ -89,9 +99,17 @@ def _route_oif(address: str) -> int | None:
     return oif
 
 
-def egress_link(address: str) -> tuple[int, str, str | None, int] | None:
-    """(ifindex, name, kind, MTU) of the device the route to `address` leaves through; None: no route."""
-    oif = _route_oif(address)
+def egress_link(address: str, *, source: str | None = None,
+                device: str | None = None) -> tuple[int, str, str | None, int] | None:
+    """(ifindex, name, kind, MTU) of the device toward `address`: `device` when given (SO_BINDTODEVICE
+    sends through it), else where the route from `source` leaves; None: no route (or no such device)."""
+    if device:
+        try:
+            oif: int | None = socket.if_nametoindex(device)
+        except OSError:
+            return None
+    else:
+        oif = _route_oif(address, source)
     if oif is None:
         return None
     link = _rtnl(RTM_GETLINK, IFINFOMSG.pack(socket.AF_UNSPEC, 0, oif, 0, 0))

@@ -271,3 +271,28 @@ def test_help_names_the_route_cache_and_its_flush() -> None:
     assert code == 0
     text = " ".join(out.split())
     assert "600 s" in text and "ip route flush cache" in text
+
+
+@pytest.mark.parametrize("how", ["-i", "-s"])
+def test_the_header_names_the_device_chosen_by_interface_or_source(topology: Topology, how: str) -> None:
+    """Two links to the same peer, the route through the 1500 one: `-i eth1` (the socket bound to
+    it) or `-s` with a source rule for eth1 makes the 1400 link the one measured, and named."""
+    a, b = topology.add("ma"), topology.add("mb")
+    topology.veth(a, "eth0", b, "eth0")
+    topology.veth(a, "eth1", b, "eth1")
+    for ns in (a, b):
+        ns.ip("link", "set", "eth1", "mtu", "1400")
+    a.ip("addr", "add", "198.18.70.1/24", "dev", "eth0")
+    b.ip("addr", "add", "198.18.70.2/24", "dev", "eth0")
+    a.ip("addr", "add", "198.18.71.1/24", "dev", "eth1")
+    b.ip("addr", "add", "198.18.71.2/24", "dev", "eth1")
+    b.ip("addr", "add", "198.18.72.2/32", "dev", "lo")
+    a.ip("route", "add", "198.18.72.2", "via", "198.18.70.2")
+    a.ip("route", "add", "198.18.72.2", "via", "198.18.71.2", "table", "100")
+    a.ip("rule", "add", "from", "198.18.71.1", "table", "100")
+    args = ["-i", "eth1"] if how == "-i" else ["-s", "198.18.71.1"]
+    code, obj, stdout = gnt_mtu(a, *args, "198.18.72.2")
+    assert code == 0, stdout
+    assert (obj["device"], obj["local_mtu"]) == ("eth1", 1400), stdout
+    plain = gnt_mtu(a, "198.18.72.2")[1]
+    assert (plain["device"], plain["local_mtu"]) == ("eth0", 1500)
