@@ -15,14 +15,15 @@ The outer checksum of a VXLAN packet is one of (RFC 768, RFC 7348 §5):
 The inner IPv4 header checksum and the inner TCP/UDP checksum are verified too and counted apart.
 
 Speed is the point (a node's capture has millions of packets): the loop below decodes fields
-in place with `struct.unpack_from` at offsets into the capture buffer, allocates nothing per
-packet but the flow key, and sums each byte once — the inner segment's sum is reused for the
-outer checksum (ones' complement sums add, and the inner segment starts at an even offset of
-the UDP payload). The per-header codecs in gnt.core.packets are the oracle in the tests.
+in place with `struct.unpack_from` at offsets into the capture buffer, takes the flow key as two
+slices of the frame, and sums each byte once — the inner segment's sum is reused for the outer
+checksum (ones' complement sums add, and the inner segment starts at an even offset of the UDP
+payload). The per-header codecs in gnt.core.packets are the oracle in the tests.
 """
 
 from __future__ import annotations
 
+import mmap
 import socket
 import struct
 import sys
@@ -72,7 +73,9 @@ IPV4_FRAG = FLAG_MF | OFFSET_MASK  # MF flag + fragment offset: any fragment
 FOLD = 0xFFFF  # ones' complement modulus
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}  # IANA protocol numbers
 
-# Per-flow tally slots.
+# Per-flow tally slots. Every packet is counted in exactly one of _ZERO, _OK, _BAD, _PARTIAL, _TRUNC and
+# _FRAGMENT (_BUG is a part of _BAD, _INNER_BAD apart), so the scan leaves _PACKETS to build_report,
+# which adds them up: one store less per packet.
 _PACKETS, _ZERO, _OK, _BAD, _BUG, _PARTIAL, _INNER_BAD, _TRUNC, _FIRST, _LAST, _FRAGMENT = range(11)
 # What an IPv6 header chain walk found about fragmentation.
 NOT_FRAGMENT, FIRST_FRAGMENT, LATER_FRAGMENT = range(3)
@@ -235,36 +238,82 @@ def _inner(
     return proto, src, sport, dst, dport, True, (ssum if whole_segment else -1), seg, -1
 
 
-Flows = dict[tuple[object, ...], list[float]]  # flow key -> tallies (see the _PACKETS.. slots)
+FlowKey = tuple[bytes, int | None, int, bytes | None]  # see flow_key
+Flows = dict[FlowKey, list[float]]  # flow key -> tallies (see the _PACKETS.. slots)
+_PORTS = struct.Struct("!HH")  # a source and a destination port, as a flow key holds them
+
+
+def flow_key(
+    src: bytes, sport: int, dst: bytes, dport: int, vni: int | None, iproto: int,
+    isrc: bytes | None, isport: int | None, idst: bytes | None, idport: int | None,
+) -> FlowKey:
+    """The key of a flow: (outer, VNI, inner protocol, inner), where `outer` is the outer source and
+    destination addresses and UDP ports as the frame carries them (12 bytes over IPv4, 36 over IPv6)
+    and `inner` the inner addresses, then the inner ports where there are any (8 or 12 bytes for
+    IPv4, 32 or 36 for IPv6), or None. The fast path slices both straight out of the frame, where
+    they lie in this order; `split_key` takes a key apart."""
+    inner = None
+    if isrc is not None and idst is not None:
+        inner = isrc + idst if isport is None or idport is None else isrc + idst + _PORTS.pack(isport, idport)
+    return src + dst + _PORTS.pack(sport, dport), vni, iproto, inner
+
+
+def split_key(
+    key: FlowKey,
+) -> tuple[bytes, int, bytes, int, int | None, int, bytes | None, int | None, bytes | None, int | None]:
+    """The fields of a flow key: (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport)."""
+    outer, vni, iproto, inner = key
+    a = (len(outer) - 4) // 2
+    sport, dport = _PORTS.unpack_from(outer, 2 * a)
+    isrc = idst = isport = idport = None
+    if inner is not None:
+        i = 16 if len(inner) >= 32 else 4
+        isrc, idst = inner[:i], inner[i : 2 * i]
+        if len(inner) == 2 * i + 4:
+            isport, idport = _PORTS.unpack_from(inner, 2 * i)
+    return outer[:a], sport, outer[a : 2 * a], dport, vni, iproto, isrc, isport, idst, idport
 
 # The common layout, decoded with one unpack: Ethernet, IPv4 without options, UDP, VXLAN, inner
-# Ethernet, inner IPv4 without options, the first 8 bytes of the inner TCP/UDP header.
+# Ethernet, inner IPv4 without options, the first 8 bytes of the inner TCP/UDP header. The addresses
+# and ports that name the flow are not unpacked: they are contiguous in the frame, and the flow key
+# takes them as two slices (see `flow_key`); the inner addresses come as integers, for the inner
+# pseudo-header sum.
 _FAST = struct.Struct(  # see the comment above
     "!12xH"  # ethertype
-    "BxHxxHxB2x4s4s"  # outer IPv4 at 14: ver/ihl, total length, frag, proto, src, dst
-    "HHHH"  # outer UDP at 34: sport, dport, length, checksum
+    "BxHxxHxB10x"  # outer IPv4 at 14: ver/ihl, total length, frag, proto (addresses at 26: the key's)
+    "2xHHH"  # outer UDP at 34: (sport: the key's) dport, length, checksum
     "4xI"  # VXLAN at 42: VNI << 8
     "12xH"  # inner Ethernet at 50: ethertype
-    "BxHxxHxB2x4s4s"  # inner IPv4 at 64
-    "HHxxH"  # inner TCP/UDP at 84: sport, dport, (UDP) checksum
+    "BxHxxHxB2xII"  # inner IPv4 at 64: ver/ihl, total length, frag, proto, src, dst
+    "6xH"  # inner TCP/UDP at 84: (ports: the key's) (UDP) checksum
 ).unpack_from
 _FAST_LEN = 92  # bytes the fast layout reads
 # The same behind an IPv6 underlay without extension headers (the inner frame still IPv4).
 _FAST6 = struct.Struct(  # see the comment above
     "!18x"  # Ethernet (the ethertype read by _FAST), IPv6 version/class/flow
-    "HBx16s16s"  # outer IPv6 at 14: payload length, next header, src, dst
-    "HHHH"  # outer UDP at 54
+    "HB33x"  # outer IPv6 at 14: payload length, next header (addresses at 22: the key's)
+    "2xHHH"  # outer UDP at 54: (sport: the key's) dport, length, checksum
     "4xI"  # VXLAN at 62
     "12xH"  # inner Ethernet at 70: ethertype
-    "BxHxxHxB2x4s4s"  # inner IPv4 at 84
-    "HHxxH"  # inner TCP/UDP at 104
+    "BxHxxHxB2xII"  # inner IPv4 at 84
+    "6xH"  # inner TCP/UDP at 104
 ).unpack_from
 _FAST6_LEN = 112  # bytes the IPv6 fast layout reads
-FOLD_ABOVE = 512  # segment bytes above which folding before the modulo pays off (measured)
+FOLD_ABOVE = 512  # segment bytes above which summing in quarters pays off (measured: even at 384, ahead at 512)
 # Segments longer than any MTU-sized frame (9,000-byte jumbo frames included) are GSO/GRO super-frames:
 # their checksums are told partial before anything is summed, and summed only if they are not.
 LAZY_SUM_ABOVE = 9216
-_MASKS: dict[int, int] = {}  # bit count -> (1 << bits) - 1, for the folds
+_QUARTERS: dict[int, tuple[int, int, int]] = {}  # segment length -> _quarters_for(length)
+
+
+def _quarters_for(seglen: int) -> tuple[int, int, int]:
+    """How the fast path sums a `seglen`-byte segment: (q, bits, mask). It reads the segment as four
+    numbers, three of q bytes and the rest, adds them and halves the sum at `bits` before the modulo.
+    Both keep the ones' complement sum: a piece of an even length q starts a whole 16-bit word, and
+    2**(16k) == 1 (mod 0xffff), so parts split at 16k bits add up to the same sum."""
+    q = (seglen >> 3) << 1
+    bits = (q >> 2) << 4
+    return q, bits, (1 << bits) - 1
 
 
 def scan(
@@ -282,7 +331,8 @@ def scan(
     The fast path sums with `int.from_bytes` and one modulo directly: the identity
     gnt.core.checksum.add rests on (a big-endian buffer read as one integer is congruent to its
     16-bit word sum modulo 0xffff), inlined because a call per field costs more than the sum of a
-    small packet. The general path calls `add`; the tests hold both paths to the same verdicts.
+    small packet. It reads slices of the buffer itself (a copy of up to a frame is cheaper than a
+    memoryview object). The general path calls `add`; the tests hold both paths to the same verdicts.
     """
     port_set = frozenset(ports)
     flows = {} if flows is None else flows
@@ -291,7 +341,8 @@ def scan(
     flows_get = flows.get
     from_bytes = int.from_bytes
     fast = _FAST
-    masks = _MASKS
+    quarters_by_length = _QUARTERS
+    quarters_get = quarters_by_length.get
     # Module constants as locals: the loop reads them for every packet.
     fold, bug, fold_above, lazy_above, fast_len, fast6_len, max_record = (
         FOLD, BUG_SIGNATURE, FOLD_ABOVE, LAZY_SUM_ABOVE, _FAST_LEN, _FAST6_LEN, MAX_SANE_RECORD
@@ -319,7 +370,7 @@ def scan(
         it = iter(source)
     n = len(data)
     index = 0
-    buf: Buffer = data
+    buf: bytes | mmap.mmap = data  # bytes or a mapping: slices of it are bytes, flow keys
     mv = memoryview(data)
     last_buf: object = data
     try:
@@ -372,10 +423,12 @@ def scan(
                 rec = next(it, None)
                 if rec is None:
                     break
-                buf, off, caplen, wirelen, lt, ts = rec
-                if buf is not last_buf:
+                frame, off, caplen, wirelen, lt, ts = rec
+                if frame is not last_buf:
+                    last_buf = frame
+                    # The fast path slices its flow keys out of the frame: they must be bytes, to hash.
+                    buf = bytes(frame) if isinstance(frame, (bytearray, memoryview)) else frame
                     mv = memoryview(buf)
-                    last_buf = buf
             if lt != 1 or caplen < fast_len:
                 other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                 continue
@@ -385,16 +438,16 @@ def scan(
                 b += 4  # read at b, the layout's "ethertype" is the tag's and every header follows it
                 et = buf[b + 12] << 8 | buf[b + 13]
             if et == 0x0800:
-                (et, vihl, _total, frag, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal,
-                 ifrag, iproto, isrc, idst, isport, idport, iudpsum) = fast(buf, b)
+                (et, vihl, _total, frag, proto, dport, ulen, csum, vniw, iet, ivihl, itotal, ifrag, iproto, isrc,
+                 idst, iudpsum) = fast(buf, b)
                 if vihl != 0x45 or proto != 17 or frag & 0x3FFF:
                     other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                     continue
                 addrs, udp, inner_ip = b + 26, b + 34, b + 64  # outer addresses, UDP, inner IPv4
             elif et == 0x86DD and caplen >= fast6_len + b - off:
                 # An IPv6 underlay without extension headers: the same layout 20 bytes further on.
-                (plen, proto, src, dst, sport, dport, ulen, csum, vniw, iet, ivihl, itotal, ifrag, iproto, isrc,
-                 idst, isport, idport, iudpsum) = fast6(buf, b)
+                (plen, proto, dport, ulen, csum, vniw, iet, ivihl, itotal, ifrag, iproto, isrc, idst,
+                 iudpsum) = fast6(buf, b)
                 if proto != 17 or plen != ulen:
                     other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                     continue
@@ -412,12 +465,11 @@ def scan(
                 continue
             seg = inner_ip + 20
             end = udp + ulen
-            h = from_bytes(mv[inner_ip:seg], "big")
-            key = (src, sport, dst, dport, vniw >> 8, iproto, isrc, isport, idst, idport)
+            h = from_bytes(buf[inner_ip:seg], "big")
+            key = (buf[addrs : udp + 4], vniw >> 8, iproto, buf[inner_ip + 12 : seg + 4])  # as flow_key builds it
             st = flows_get(key)
             if st is None:
                 st = flows[key] = [0, 0, 0, 0, 0, 0, 0, 0, ts, ts, 0]
-            st[0] += 1
             st[9] = ts
             ibad = False
             if h % fold:
@@ -425,30 +477,33 @@ def scan(
                 ibad = True
             seglen = end - seg
             s = -1  # the segment's sum mod 0xffff: up front for MTU-sized frames, a super-frame's when needed
-            if seglen <= lazy_above:
-                s = from_bytes(mv[seg:end], "big")
+            if seglen <= fold_above:
+                s = from_bytes(buf[seg:end], "big")
                 if seglen & 1:
                     s <<= 8  # an odd trailing byte is the high byte of a zero-padded word
-                if seglen > fold_above:
-                    # Halve the number twice before the modulo: 2**(16k) == 1 (mod 0xffff), so the high
-                    # and low parts split at a multiple of 16 bits add up to the same sum, and a shift
-                    # and a mask are much cheaper than the per-digit division the modulo does.
-                    bits = (seglen >> 2) << 4
-                    mask = masks.get(bits)
-                    if mask is None:
-                        mask = masks[bits] = (1 << bits) - 1
-                    s = (s >> bits) + (s & mask)
-                    bits = (seglen >> 3) << 4
-                    mask = masks.get(bits)
-                    if mask is None:
-                        mask = masks[bits] = (1 << bits) - 1
-                    s = (s >> bits) + (s & mask)
                 s %= fold
+            elif seglen <= lazy_above:
+                # Four quarters of an even length read as four numbers and added, then halved once
+                # before the modulo (see _quarters_for): a quarter of the digits for the per-digit
+                # division the modulo does, and shorter conversions.
+                quarters = quarters_get(seglen)
+                if quarters is None:
+                    quarters = quarters_by_length[seglen] = _quarters_for(seglen)
+                q, bits, mask = quarters
+                q1 = seg + q
+                q2 = q1 + q
+                q3 = q2 + q
+                last = from_bytes(buf[q3:end], "big")
+                if seglen & 1:
+                    last <<= 8  # an odd trailing byte is the high byte of a zero-padded word
+                s = (from_bytes(buf[seg:q1], "big") + from_bytes(buf[q1:q2], "big") + from_bytes(buf[q2:q3], "big")
+                     + last)
+                s = ((s >> bits) + (s & mask)) % fold
             # Checks in the general path's order: verified first when the sum is at hand, else partial
             # (and local checksum offload) first, so a super-frame is summed only when that is not enough.
             lco = -1  # the inner pseudo-header sum when the inner checksum is partial
             if iproto == 6 or iudpsum:
-                ipseudo = from_bytes(mv[inner_ip + 12 : seg], "big") + iproto + seglen
+                ipseudo = isrc + idst + iproto + seglen  # 2**16 == 1 (mod 0xffff): 32-bit words sum as two 16-bit ones
                 if s < 0 or (ipseudo + s) % fold:
                     field = iudpsum if iproto == 17 else _H(buf, seg + 16)[0]
                     if field == (ipseudo % fold or fold):
@@ -466,10 +521,10 @@ def scan(
                 st[1] += 1
                 continue
             # Outer: addresses, UDP, VXLAN and inner Ethernet in one piece, plus the inner sums.
-            head = from_bytes(mv[addrs:inner_ip], "big") + 17 + ulen
+            head = from_bytes(buf[addrs:inner_ip], "big") + 17 + ulen
             if s >= 0 and not (head + h + s) % fold:
                 st[2] += 1
-            elif csum == ((from_bytes(mv[addrs:udp], "big") + 17 + ulen) % fold or fold):
+            elif csum == ((from_bytes(buf[addrs:udp], "big") + 17 + ulen) % fold or fold):
                 st[5] += 1
             elif lco >= 0 and not (head + h - lco) % fold:
                 st[2] += 1  # right for the inner segment as offload finishes it: local checksum offload
@@ -568,7 +623,7 @@ def _general_packet(
         limit = min(end, udp_end)
         vni = _VNI(buf, u + 8)[1] >> 8 if u + 16 <= limit else None
         iproto, isrc, isport, idst, idport, ibad, _s, _o, _p = _inner(buf, mv, u + 16, limit, tally, False)
-        st = _flow(flows, (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport), ts)
+        st = _flow(flows, flow_key(src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport), ts)
         st[_FRAGMENT if fragment else _TRUNC] += 1
         if ibad:
             st[_INNER_BAD] += 1
@@ -580,7 +635,7 @@ def _general_packet(
     else:  # a whole datagram too short for a VXLAN header: its checksum is still verified
         vni, iproto, isrc, isport, idst, idport = None, -1, None, None, None, None
         ibad, seg_sum, seg, partial_pseudo = False, -1, 0, -1
-    st = _flow(flows, (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport), ts)
+    st = _flow(flows, flow_key(src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport), ts)
     if ibad:
         st[_INNER_BAD] += 1
     if csum == 0:
@@ -619,12 +674,11 @@ def _general_packet(
     return 0
 
 
-def _flow(flows: Flows, key: tuple[object, ...], ts: float) -> list[float]:
-    """The tallies of flow `key`, created on its first packet, with this packet counted."""
+def _flow(flows: Flows, key: FlowKey, ts: float) -> list[float]:
+    """The tallies of flow `key`, created on its first packet, with this packet's time as the last."""
     st = flows.get(key)
     if st is None:
         st = flows[key] = [0, 0, 0, 0, 0, 0, 0, 0, ts, ts, 0]
-    st[_PACKETS] += 1
     st[_LAST] = ts
     return st
 
@@ -644,15 +698,15 @@ def build_report(
     totals = [0] * 8
     fragments = 0
     for key, st in flows.items():
-        src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport = key
+        src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport = split_key(key)
         counts = [int(x) for x in st[:8]]
+        counts[_PACKETS] = (counts[_ZERO] + counts[_OK] + counts[_BAD] + counts[_PARTIAL] + counts[_TRUNC]
+                            + int(st[_FRAGMENT]))
         for i in range(8):
             totals[i] += counts[i]
         fragments += int(st[_FRAGMENT])
         out.append(VxlanFlow(
-            outer_src=_addr(src) or "?", outer_sport=int(sport),  # type: ignore[call-overload]
-            outer_dst=_addr(dst) or "?", outer_dport=int(dport),  # type: ignore[call-overload]
-            vni=vni if isinstance(vni, int) else None,
+            outer_src=_addr(src) or "?", outer_sport=sport, outer_dst=_addr(dst) or "?", outer_dport=dport, vni=vni,
             inner_proto=(PROTO_NAMES.get(iproto, str(iproto)) if isinstance(iproto, int) and iproto >= 0
                          else None),
             inner_src=_addr(isrc), inner_sport=isport if isinstance(isport, int) else None,

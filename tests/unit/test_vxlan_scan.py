@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 
 from gnt.core.capture import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
 from gnt.vxlan import scan_file
+from gnt.vxlan.scan import DEFAULT_PORTS, FOLD_ABOVE, LAZY_SUM_ABOVE, build_report, scan
 
 MAC_A, MAC_B = "02:00:00:00:0a:01", "02:00:00:00:0a:02"  # every test frame names its MACs
 
@@ -385,3 +387,64 @@ def test_gso_sized_segments_fast_and_general_paths_agree(tmp_path: Path, v6: boo
     zero = 0 if v6 else 1
     # packets, zero, ok (ok, lco, the inner-bad one), bad (ffff, bad, lco wrong), 0xffff, partial, inner bad
     assert eth[:7] == (7 + zero, zero, 3, 3, 1, 1, 1)
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("payload", [FOLD_ABOVE - 20 + k for k in range(1, 5)] + [1001, 1460, 4093, 8999,
+                                                                                  LAZY_SUM_ABOVE - 20])
+def test_long_segments_are_summed_in_quarters(tmp_path: Path, v6: bool, payload: int) -> None:
+    """A segment of FOLD_ABOVE to LAZY_SUM_ABOVE bytes is summed as four numbers on the fast path: odd and
+    even lengths verify, a byte changed in any quarter (or in the odd last byte) is found by both the
+    inner and the outer checksum, and the general path (the same frames as raw IP) counts the same."""
+    good = vxlan_frame("ok", v6=v6, inner=inner_frame("tcp", payload=payload))
+    seglen = payload + 20  # inner TCP header and payload: the end of the frame
+    seg = len(good) - seglen
+    frames = [good]
+    for at in [seg + k * (seglen // 4) + seglen // 8 for k in range(4)] + [len(good) - 1]:  # mid-quarter, last
+        damaged = bytearray(good)
+        damaged[at] ^= 0x5A
+        frames.append(bytes(damaged))
+    eth = scan_file(pcap_of(tmp_path, frames, "q.pcap")).summary
+    assert (eth.vxlan_packets, eth.checksum_ok, eth.checksum_bad, eth.inner_l4_bad, eth.flows) == (6, 1, 5, 5, 1)
+    raw = _counts(pcap_of(tmp_path, [f[14:] for f in frames], "q-raw.pcap", linktype=LINKTYPE_RAW))
+    assert _counts(pcap_of(tmp_path, frames, "q.pcap")) == raw
+
+
+def _tagged(frame: bytes, tpid: int, vid: int) -> bytes:
+    """The frame with one more VLAN tag after the MAC addresses."""
+    return frame[:12] + struct.pack("!HH", tpid, vid) + frame[12:]
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("inner", ["tcp", "udp", "icmp", "tcp6"])
+def test_one_flow_whichever_path_its_packets_take(tmp_path: Path, v6: bool, inner: str) -> None:
+    """The fast path slices a flow's key out of the frame; the general path builds it from the decoded
+    fields. The same packet untagged, with one 802.1Q tag (both fast when the inner packet is IPv4
+    TCP/UDP) and with an 802.1ad tag (the general path) is one flow, named the same."""
+    frame = vxlan_frame("ok", v6=v6, vni=4242, sport=52001,
+                        inner=inner_frame(inner[:3], v6=inner == "tcp6", sport=40001, payload=600))
+    frames = [frame, _tagged(frame, 0x8100, 7), _tagged(frame, 0x88A8, 9), frame[14:]]
+    report = scan_file(pcap_of(tmp_path, frames[:3], "f.pcap"))
+    raw = scan_file(pcap_of(tmp_path, frames[3:], "f-raw.pcap", linktype=LINKTYPE_RAW))
+    assert report.summary.flows == 1 and report.summary.checksum_ok == 3
+    flow = report.flows[0]
+    assert (flow.outer_src, flow.outer_sport, flow.outer_dst, flow.outer_dport, flow.vni) == (
+        "2001:db8:100::1" if v6 else "198.18.100.1", 52001, "2001:db8:100::2" if v6 else "198.18.100.2", 8472, 4242)
+    assert flow.inner_proto == {"tcp6": "tcp"}.get(inner, inner)
+    assert (flow.inner_src, flow.inner_dst) == (("fd00:244::1", "fd00:244::2") if inner == "tcp6"
+                                                else ("10.244.0.5", "10.244.1.7"))
+    assert (flow.inner_sport, flow.inner_dport) == ((None, None) if inner == "icmp" else (40001, 80))
+    assert raw.flows[0] == dataclasses.replace(flow, packets=1, checksum_ok=1, last_seen=flow.first_seen)
+
+
+def test_records_in_any_buffer_type_give_one_report(tmp_path: Path) -> None:
+    """scan() over records whose frames are bytes, bytearray or memoryview: the same flows and counts
+    (the fast path slices flow keys out of the frame, and a key must hash)."""
+    frames = _mixed_frames()
+    reports = []
+    for kind in (bytes, bytearray, memoryview):
+        records_ = [(kind(f), 0, len(f), len(f), 1, float(i)) for i, f in enumerate(frames)]
+        flows, tally = scan(iter(records_))  # type: ignore[arg-type]
+        reports.append(build_report(flows, tally, source="test", ports=DEFAULT_PORTS))
+    assert reports[0] == reports[1] == reports[2]
+    assert reports[0].summary.vxlan_packets == len(frames) - reports[0].summary.other_packets > 0
