@@ -61,6 +61,41 @@ def test_big_tcp_super_frames_are_verified_with_lengths_from_the_frame(tmp_path:
     assert scan_file(_pcap(tmp_path, [bytes(wire)], "wire.pcap")).summary.checksum_bad == 1
 
 
+def _counts(path: str) -> tuple[int, ...]:
+    s = scan_file(path).summary
+    return (s.vxlan_packets, s.checksum_zero, s.checksum_ok, s.checksum_bad, s.checksum_partial, s.inner_bad,
+            s.inner_ipv4_header_bad, s.inner_l4_bad, s.inner_l4_partial, s.other_packets, s.flows)
+
+
+@pytest.mark.parametrize("outer_v6", [False, True])
+def test_super_frames_fast_and_general_paths_agree(tmp_path: Path, outer_v6: bool) -> None:
+    """Super-frames of an IPv4 inner packet take the fast path (Ethernet); as raw IP captures the same
+    frames take the general path: the same counts for every outer checksum, a partial or full inner
+    checksum, a damaged payload, an inner length that is not 0, and (IPv4) an outer total length 0
+    beside a UDP length that is set, whose wrong checksum is still a super-frame's, not bad."""
+    frames = [super_frame(c, outer_v6=outer_v6, payload=p, partial_inner=partial, sport=52000 + i)
+              for i, (c, p, partial) in enumerate([("ok", 16_000, False), ("partial", 40_001, True),
+                                                  ("other", 64_000, True), ("other", 80_001, False),
+                                                  ("ok", 30_000, True)])]
+    damaged = bytearray(frames[0])
+    damaged[-3] ^= 0x5A
+    frames.append(bytes(damaged))
+    u = 14 + (40 if outer_v6 else 20)
+    sized_inner = bytearray(frames[1])
+    struct.pack_into("!H", sized_inner, u + 16 + 14 + 2, 1000)  # inner total length not 0 (and wrong)
+    frames.append(bytes(sized_inner))
+    if not outer_v6:
+        udp_len_set = bytearray(frames[2])
+        struct.pack_into("!H", udp_len_set, u + 4, len(udp_len_set) - u)  # UDP length set, total length 0
+        frames.append(bytes(udp_len_set))
+    eth = _counts(_pcap(tmp_path, frames, "eth.pcap"))
+    raw_path = str(tmp_path / "raw.pcap")
+    write_pcap(raw_path, [f[14:] for f in frames], snaplen=262144, linktype=101)  # LINKTYPE_RAW
+    assert eth == _counts(raw_path)
+    assert eth[3] == 0 and eth[0] == len(frames)  # never bad: a super-frame's outer checksum is GSO's to write
+    assert eth[2] == 2  # the "ok" ones, damaged payload aside
+
+
 def test_super_frame_inner_checksum_damage_is_still_seen(tmp_path: Path) -> None:
     frame = bytearray(super_frame("partial"))
     frame[-1] ^= 0x01  # the last payload byte: the inner TCP checksum no longer holds
