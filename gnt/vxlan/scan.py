@@ -440,7 +440,9 @@ def scan(
             if et == 0x0800:
                 (et, vihl, total, frag, proto, dport, ulen, csum, vniw, iet, ivihl, itotal, ifrag, iproto, isrc,
                  idst, iudpsum) = fast(buf, b)
-                if vihl != 0x45 or proto != 17 or frag & 0x3FFF or (not ulen and total):
+                # (The IP total length must be the UDP length's, or both 0 for a super-frame: any other
+                # value is the general path's to judge.)
+                if vihl != 0x45 or proto != 17 or frag & 0x3FFF or (total != ulen + 20 and (total or ulen)):
                     other += general(buf, mv, off, caplen, lt, ts, port_set, flows, tally)
                     continue
                 addrs, udp, inner_ip = b + 26, b + 34, b + 64  # outer addresses, UDP, inner IPv4
