@@ -92,6 +92,7 @@ PCAPNG_BLOCK_NAMES = {  # for messages
 }
 
 MAX_SANE_RECORD = 0x4000000  # 64 MiB: a larger capture length means a corrupt record header
+STREAM_CHUNK = 1 << 20  # the most one read of a streamed capture asks for (a pipe holds 64 KiB by default)
 
 # packet(7), if_ether.h, filter.h.
 ETH_P_ALL = 0x0003  # every protocol
@@ -214,6 +215,15 @@ class CaptureFile:
             pass
         self.stream = f
 
+    def _read_some(self, n: int) -> bytes:
+        """What the stream has now, up to `n` bytes (waiting only while it has nothing); b"" at its end."""
+        assert self.stream is not None
+        read1 = getattr(self.stream, "read1", None)
+        try:
+            return (read1(n) if read1 is not None else self.stream.read(n)) or b""
+        except OSError as exc:
+            raise GntError(f"cannot read {self.path}: {exc.strerror}", errno=exc.errno) from exc
+
     def _read_exact(self, n: int) -> bytes:
         """`n` bytes from the stream, fewer only at its end."""
         assert self.stream is not None
@@ -288,28 +298,45 @@ class CaptureFile:
             self.pcap_damage(index + 1, off, -1, n - off)
 
     def _pcap_stream_records(self) -> Iterator[Record]:
-        """pcap records as they arrive: one read for the record header, one for the frame."""
-        _data, off, unpack, scale, linktype = self.pcap_layout()
-        read = self._read_exact
-        index = 0
+        """pcap records as they arrive. Each read takes what the stream has (up to STREAM_CHUNK, the
+        whole of a pipe's buffer), every whole record in it is yielded in place, and a record the
+        chunk cut is completed by the next read: no wait for more than the next record, and no read
+        call or copy per record (a consumer decodes a record before asking for the next)."""
+        _data, off, unpack, scale, linktype = self.pcap_layout()  # off: the file offset, for damage
+        read = self._read_some
+        buf = b""
+        pos = 0  # the next record header in buf
+        index = 0  # records yielded
         while True:
-            head = read(PCAP_RECORD_LEN)
-            if len(head) < PCAP_RECORD_LEN:
-                if head:
-                    self.pcap_damage(index + 1, off, -1, len(head))
+            n = len(buf)
+            missing = 0  # bytes the record at pos still lacks, once its header is in
+            while pos + PCAP_RECORD_LEN <= n:
+                sec, frac, incl, orig = unpack(buf, pos)
+                if incl > MAX_SANE_RECORD:
+                    self.pcap_damage(index + 1, off, incl, n - pos - PCAP_RECORD_LEN)
+                    return
+                start = pos + PCAP_RECORD_LEN
+                if start + incl > n:
+                    missing = start + incl - n
+                    break
+                index += 1
+                yield buf, start, incl, orig, linktype, sec + frac * scale
+                pos = start + incl
+                off += PCAP_RECORD_LEN + incl
+            # A record longer than a chunk is read whole: piece by piece it would be copied once a piece.
+            more = self._read_exact(missing) if missing > STREAM_CHUNK else read(STREAM_CHUNK)
+            if not more:
+                rest = n - pos
+                if rest < PCAP_RECORD_LEN:
+                    if rest:
+                        self.pcap_damage(index + 1, off, -1, rest)
+                    return
+                sec, frac, incl, orig = unpack(buf, pos)
+                self.pcap_damage(index + 1, off, incl, rest - PCAP_RECORD_LEN)
+                yield buf, pos + PCAP_RECORD_LEN, rest - PCAP_RECORD_LEN, max(orig, incl), linktype, sec + frac * scale
                 return
-            index += 1
-            sec, frac, incl, orig = unpack(head, 0)
-            if incl > MAX_SANE_RECORD:
-                self.pcap_damage(index, off, incl, 0)
-                return
-            frame = read(incl)
-            if len(frame) < incl:
-                self.pcap_damage(index, off, incl, len(frame))
-                yield frame, 0, len(frame), max(orig, incl), linktype, sec + frac * scale
-                return
-            yield frame, 0, incl, orig, linktype, sec + frac * scale
-            off += PCAP_RECORD_LEN + incl
+            buf = buf[pos:] + more if pos < n else more
+            pos = 0
 
     def _pcapng_records(self) -> Iterator[Record]:
         """pcapng blocks walked in place; whole enhanced packet blocks of a known interface take a
@@ -361,33 +388,61 @@ class CaptureFile:
         return record, (-1 if off + blen > n else off + blen)
 
     def _pcapng_stream_records(self) -> Iterator[Record]:
-        """pcapng blocks as they arrive: the block header, then the rest of the block, one at a time."""
-        read = self._read_exact
+        """pcapng blocks as they arrive, read in chunks as `_pcap_stream_records` reads records: every
+        whole block in a chunk is handled in place (a whole enhanced packet block with one unpack, as
+        the mapped walk does), and a block the chunk cut is completed by the next read."""
+        read = self._read_some
         section = _Section()
-        where = 0
-        head = self._header + read(PCAPNG_MIN_BLOCK - len(self._header))  # the magic was read already
+        where = 0  # the file offset of buf[pos], for messages
+        buf = self._header  # the magic, read already
+        pos = 0
+        epb_whole, ifaces = section.epb_whole, section.ifaces  # locals for the loop; refreshed below
         try:
-            while head:
-                if len(head) < PCAPNG_MIN_BLOCK:
-                    self.problems.append(f"the file ends inside a block header at byte {where} "
-                                         f"({len(head)} stray bytes)")
+            while True:
+                n = len(buf)
+                missing = 0  # bytes the block at pos still lacks, once its header is in
+                btype = blen = 0
+                while pos + PCAPNG_MIN_BLOCK <= n:
+                    if pos + EPB_HEADER <= n:
+                        btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(buf, pos)
+                        if (btype == PCAPNG_EPB and not blen & 3 and pos + blen <= n and EPB_HEADER + caplen + 4 <= blen
+                                and iface < len(ifaces)):
+                            linktype, _snap, tick, base = ifaces[iface]
+                            ts = ((ts_hi << 32) | ts_lo) / tick + base
+                            yield buf, pos + EPB_HEADER, caplen, wirelen, linktype, ts
+                            pos += blen
+                            where += blen
+                            continue
+                    if _u32le.unpack_from(buf, pos)[0] == PCAPNG_SHB:
+                        self._section_order(section, buf[pos + 8 : pos + 12], where)
+                    btype, blen = section.hdr.unpack_from(buf, pos)
+                    self._check_block_length(blen, where)
+                    if blen > MAX_SANE_RECORD:
+                        self.problems.append(f"block at byte {where} claims {blen} bytes: corrupt, the rest is skipped")
+                        return
+                    if pos + blen > n:
+                        missing = pos + blen - n
+                        break
+                    record = self._pcapng_block(buf, pos, btype, blen, blen, where, section)
+                    epb_whole, ifaces = section.epb_whole, section.ifaces  # a section header starts new ones
+                    if record is not None:
+                        yield record
+                    pos += blen
+                    where += blen
+                # A block longer than a chunk is read whole: piece by piece it would be copied once a piece.
+                more = self._read_exact(missing) if missing > STREAM_CHUNK else read(STREAM_CHUNK)
+                if not more:
+                    rest = n - pos
+                    if 0 < rest < PCAPNG_MIN_BLOCK:
+                        self.problems.append(f"the file ends inside a block header at byte {where} "
+                                             f"({rest} stray bytes)")
+                    elif rest:
+                        record = self._pcapng_block(buf, pos, btype, blen, rest, where, section)
+                        if record is not None:
+                            yield record
                     return
-                btype = _u32le.unpack_from(head, 0)[0]
-                if btype == PCAPNG_SHB:
-                    self._section_order(section, head[8:12], where)
-                btype, blen = section.hdr.unpack_from(head, 0)
-                self._check_block_length(blen, where)
-                if blen > MAX_SANE_RECORD:
-                    self.problems.append(f"block at byte {where} claims {blen} bytes: corrupt, the rest is skipped")
-                    return
-                block = head + read(blen - PCAPNG_MIN_BLOCK)
-                record = self._pcapng_block(block, 0, btype, blen, len(block), where, section)
-                if record is not None:
-                    yield record
-                if len(block) < blen:
-                    return
-                where += blen
-                head = read(PCAPNG_MIN_BLOCK)
+                buf = buf[pos:] + more if pos < n else more
+                pos = 0
         except _Stop:
             return
 

@@ -404,13 +404,15 @@ def scan(
                 btype = -1
                 if pos + epb_header <= n:
                     btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, pos)
-                    if (btype == epb and iface < len(ifaces) and not blen & 3 and pos + blen <= n
-                            and epb_header + caplen + 4 <= blen):
-                        lt, _snap, tick, base = ifaces[iface]
-                        ts = ((ts_hi << 32) | ts_lo) / tick + base
-                        off = pos + epb_header
-                        pos += blen
-                        btype = 0
+                    if btype == epb and not blen & 3 and pos + blen <= n and epb_header + caplen + 4 <= blen:
+                        try:
+                            lt, _snap, tick, base = ifaces[iface]
+                            ts = ((ts_hi << 32) | ts_lo) / tick + base
+                            off = pos + epb_header
+                            pos += blen
+                            btype = 0
+                        except IndexError:
+                            pass  # an interface not described (yet): the step says what is wrong
                 if btype:
                     rec, pos = step(pos, section)
                     epb_whole, ifaces = section.epb_whole, section.ifaces  # a section header starts new ones

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import struct
 import subprocess
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -272,3 +277,82 @@ def test_bpf_program_shape() -> None:
     assert len(packed) == 8 * len(prog)
     with pytest.raises(ValueError):
         udp_dst_port_filter([])
+
+
+def _streamed(data: bytes, pieces: list[int]) -> tuple[list[tuple[bytes, int, int, float]], list[str]]:
+    """The records and problems of `data` read as a stream: written into a FIFO in pieces of the given
+    sizes (the last one takes the rest), each flushed on its own, so reads see them as they come."""
+    fifo = tempfile.mkdtemp(prefix="gnt-test-") + "/f"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with contextlib.suppress(BrokenPipeError), open(fifo, "wb", buffering=0) as w:
+            at = 0
+            for size in pieces:
+                w.write(data[at : at + size])
+                at += size
+                time.sleep(0.001)
+            w.write(data[at:])
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    cap = None
+    try:
+        cap = CaptureFile(fifo)
+        assert not cap.mapped
+        out = [(bytes(b[o:o + c]), w, lt, ts) for b, o, c, w, lt, ts in cap.records()]
+    finally:
+        if cap is not None and cap.stream is not None:
+            cap.stream.close()  # a reader that stopped early must not leave the writer blocked
+        writer.join(timeout=30)
+        shutil.rmtree(os.path.dirname(fifo))
+    assert not writer.is_alive()
+    return out, cap.problems
+
+
+@pytest.mark.parametrize("damage", [None, "header", "frame"])
+def test_a_streamed_pcap_gives_the_records_and_problems_of_the_file(tmp_path: Path, damage: str | None) -> None:
+    """Records cut anywhere by the reads (in a header, in a frame, one longer than a read's chunk): the
+    stream reader hands over the same records as the mapped file, and the same damage at the end."""
+    frames = [bytes([k]) * size for k, size in enumerate([60, 1514, 7, 65535, 3, capture.STREAM_CHUNK + 5000, 90])]
+    path = tmp_path / "s.pcap"
+    write_pcap(str(path), frames, snaplen=capture.STREAM_CHUNK * 2)
+    data = path.read_bytes()
+    if damage == "header":
+        data += b"\x01\x02\x03\x04\x05"
+    elif damage == "frame":
+        data = data[:-40]
+    path.write_bytes(data)
+    mapped = CaptureFile(str(path))
+    expected = [(bytes(b[o:o + c]), w, lt, ts) for b, o, c, w, lt, ts in mapped.records()]
+    assert len(expected) == len(frames) and (mapped.problems != []) == (damage is not None)
+    for pieces in ([1, 2, 13, 17, 100, 1500, 30, 70000, 9], [len(data)], [24 + 16 + 3] * 40):
+        assert _streamed(data, pieces) == (expected, mapped.problems)
+
+
+@pytest.mark.parametrize("damage", [None, "header", "block", "undeclared interface"])
+def test_a_streamed_pcapng_gives_the_records_and_problems_of_the_file(tmp_path: Path, damage: str | None) -> None:
+    """The same for pcapng, both byte orders: blocks cut anywhere by the reads, one longer than a read's
+    chunk, a second section with its own interface, and damage at the end or in the middle."""
+    frames = [bytes([k]) * size for k, size in enumerate([60, 1514, 7, 65535, 3, capture.STREAM_CHUNK + 5000, 90])]
+    for big_endian in (False, True):
+        one, two = tmp_path / "a.pcapng", tmp_path / "b.pcapng"
+        write_pcapng(str(one), frames, big_endian=big_endian)
+        write_pcapng(str(two), frames[:2], big_endian=not big_endian, linktype=capture.LINKTYPE_RAW)
+        data = one.read_bytes() + two.read_bytes()
+        if damage == "header":
+            data += b"\x01\x02\x03\x04\x05"
+        elif damage == "block":
+            data = data[:-40]
+        elif damage == "undeclared interface":  # the first packet block names interface 7
+            order = ">" if big_endian else "<"
+            at = data.index(struct.pack(order + "I", 6))  # the first EPB's type (the SHB and IDB come before)
+            data = data[: at + 8] + struct.pack(order + "I", 7) + data[at + 12 :]
+        path = tmp_path / "s.pcapng"
+        path.write_bytes(data)
+        mapped = CaptureFile(str(path))
+        expected = [(bytes(b[o:o + c]), w, lt, ts) for b, o, c, w, lt, ts in mapped.records()]
+        assert len(expected) == len(frames) + 2 - (damage == "undeclared interface")
+        assert (mapped.problems != []) == (damage is not None)
+        for pieces in ([1, 2, 13, 17, 100, 1500, 30, 70000, 9], [len(data)], [28 + 3] * 40):
+            assert _streamed(data, pieces) == (expected, mapped.problems)
