@@ -11,13 +11,16 @@ and the ratio gnt/tcpdump; target <= 1.0 for every class):
   gso     GSO/BIG-TCP-heavy, as captured on a sender or after GRO: --gso-packets packets, one in five
           a 16-80 KB super-frame (outer lengths 0, partial checksums), the rest bare ACKs, IPv4 and
           IPv6 underlays alternating;
-  pcapng  the ipv4 capture as pcapng (when editcap is there).
+  pcapng  the ipv4 capture as pcapng (when editcap is there);
+  pcapng6 the ipv6 capture as pcapng;
+  pipe    the ipv6 capture through a pipe (`cat FILE | ... -`, as `ssh node tcpdump -w - | gnt ...` reads);
+  pipe-ng the ipv6 pcapng through a pipe.
 
 First each command on an empty capture: its fixed start-up, which is part of every ratio (a larger share
 of the gso class's, the shortest run). gnt runs with bytecode writing allowed (PYTHONDONTWRITEBYTECODE
 dropped), so a changed module is compiled once, not in every run.
 
-    python bench/bench_vxlan.py [--packets 200000] [--gso-packets 20000] [--runs 3] [--only CLASS]
+    python bench/bench_vxlan.py [--packets 200000] [--gso-packets 20000] [--runs 3] [--only CLASS ...]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from helpers.vxlan_frames import inner_frame, super_frame, vxlan_frame, write_pc
 
 from gnt.core.checksum import update16
 
+CLASSES = ["ipv4", "ipv6", "gso", "pcapng", "pcapng6", "pipe", "pipe-ng"]
 FLOWS = 2000  # distinct inner source ports (and so outer source ports)
 GSO_PAYLOADS = (16_000, 40_000, 64_000, 80_000)  # inner TCP payload of the super-frames
 
@@ -122,7 +126,7 @@ def main() -> int:
     ap.add_argument("--packets", type=int, default=200_000)
     ap.add_argument("--gso-packets", type=int, default=20_000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--only", choices=["ipv4", "ipv6", "gso", "pcapng"], action="append")
+    ap.add_argument("--only", choices=CLASSES, action="append")
     ap.add_argument("--keep", help="write the captures into this directory and keep them")
     args = ap.parse_args()
     tcpdump = shutil.which("tcpdump")
@@ -131,44 +135,56 @@ def main() -> int:
         return 2
     tmpdir = args.keep or tempfile.mkdtemp(prefix="gnt-bench-vxlan-")
     os.makedirs(tmpdir, exist_ok=True)
-    wanted = args.only or ["ipv4", "ipv6", "gso", "pcapng"]
+    wanted = args.only or CLASSES
     print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
           f"on {os.cpu_count()} CPUs")
-    try:
-        captures: list[tuple[str, str, int]] = []
-        for kind in wanted:
-            path = os.path.join(tmpdir, f"vxlan-{kind}.pcap")
+    editcap = shutil.which("editcap")
+    built: dict[str, str] = {}
+
+    def capture_of(name: str) -> str:
+        """The capture file `name` (ipv4, ipv6, gso, ipv4.pcapng, ipv6.pcapng), built on first use."""
+        if name not in built:
             t0 = time.perf_counter()
-            if kind == "ipv4" or (kind == "pcapng" and "ipv4" not in wanted):
-                build(os.path.join(tmpdir, "vxlan-ipv4.pcap"), args.packets)
-            if kind == "ipv6":
-                build(path, args.packets, v6=True)
-            elif kind == "gso":
+            path = os.path.join(tmpdir, f"vxlan-{name}" + ("" if name.endswith(".pcapng") else ".pcap"))
+            if name == "gso":
                 build_gso(path, args.gso_packets)
-            elif kind == "pcapng":
-                editcap = shutil.which("editcap")
-                if not editcap:
-                    print("[pcapng] skipped: editcap not found")
-                    continue
-                path = os.path.join(tmpdir, "vxlan-ipv4.pcapng")
-                subprocess.run([editcap, "-F", "pcapng", os.path.join(tmpdir, "vxlan-ipv4.pcap"), path], check=True)
-            n = args.gso_packets if kind == "gso" else args.packets
-            print(f"[{kind}] capture: {n} packets, {os.path.getsize(path) / 1e6:.1f} MB, "
+            elif name.endswith(".pcapng"):
+                assert editcap is not None
+                subprocess.run([editcap, "-F", "pcapng", capture_of(name.split(".")[0]), path], check=True)
+            else:
+                build(path, args.packets, v6=name == "ipv6")
+            n = args.gso_packets if name == "gso" else args.packets
+            print(f"[{name}] capture: {n} packets, {os.path.getsize(path) / 1e6:.1f} MB, "
                   f"built in {time.perf_counter() - t0:.1f} s")
-            captures.append((kind, path, n))
+            built[name] = path
+        return built[name]
+
+    try:
+        plan: list[tuple[str, str, bool, int]] = []  # class, capture, through a pipe, packets
+        for kind in wanted:
+            if kind in ("pcapng", "pcapng6", "pipe-ng") and not editcap:
+                print(f"[{kind}] skipped: editcap not found")
+                continue
+            source = {"pcapng": "ipv4.pcapng", "pcapng6": "ipv6.pcapng", "pipe": "ipv6", "pipe-ng": "ipv6.pcapng"}
+            plan.append((kind, capture_of(source.get(kind, kind)), kind.startswith("pipe"),
+                         args.gso_packets if kind == "gso" else args.packets))
         empty = os.path.join(tmpdir, "empty.pcap")
         write_pcap(empty, [])
         up_gnt = best_of([sys.executable, "-m", "gnt", "vxlan-csum", "scan", "--pcap", empty], args.runs + 2)[0]
         up_tcpdump = best_of([tcpdump, "-nn", "-vv", "-r", empty], args.runs + 2)[0]
         print(f"[start-up] an empty capture: gnt {up_gnt * 1000:.1f} ms, tcpdump {up_tcpdump * 1000:.1f} ms")
-        for kind, capture, n in captures:
-            gnt_argv = [sys.executable, "-m", "gnt", "vxlan-csum", "scan", "--pcap", capture]
-            tcpdump_argv = [tcpdump, "-nn", "-vv", "-r", capture]
+        for kind, capture, piped, n in plan:
+            gnt_argv = [sys.executable, "-m", "gnt", "vxlan-csum", "scan", "--pcap", "-" if piped else capture]
+            tcpdump_argv = [tcpdump, "-nn", "-vv", "-r", "-" if piped else capture]
+            if piped:  # sh -c 'cat FILE | COMMAND...': the shell's rusage takes in both, as the wall clock does
+                gnt_argv, tcpdump_argv = (["sh", "-c", 'cat "$0" | "$@"', capture, *argv]
+                                          for argv in (gnt_argv, tcpdump_argv))
             t_gnt, cpu_gnt, code = best_of(gnt_argv, args.runs)
             t_tcpdump, cpu_tcpdump, _ = best_of(tcpdump_argv, args.runs)
-            print(f"[{kind}] gnt vxlan-csum scan --pcap: {t_gnt:.3f} s wall, {cpu_gnt:.3f} s CPU (exit {code})  "
+            via = "cat | " if piped else ""
+            print(f"[{kind}] {via}gnt vxlan-csum scan --pcap: {t_gnt:.3f} s wall, {cpu_gnt:.3f} s CPU (exit {code})  "
                   f"{n / t_gnt / 1000:.0f} kpps, {t_gnt / n * 1e6:.2f} us/packet")
-            print(f"[{kind}] tcpdump -nn -vv -r:         {t_tcpdump:.3f} s wall, {cpu_tcpdump:.3f} s CPU")
+            print(f"[{kind}] {via}tcpdump -nn -vv -r:         {t_tcpdump:.3f} s wall, {cpu_tcpdump:.3f} s CPU")
             print(f"[{kind}] ratio gnt/tcpdump: {t_gnt / t_tcpdump:.2f} wall, {cpu_gnt / cpu_tcpdump:.2f} CPU "
                   "(target <= 1.00)")
     finally:
