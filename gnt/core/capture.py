@@ -339,32 +339,34 @@ class CaptureFile:
             pos = 0
 
     def _pcapng_records(self) -> Iterator[Record]:
-        """pcapng blocks walked in place; whole enhanced packet blocks of a known interface take a
-        one-unpack path, every other block goes through `pcapng_step`."""
+        """pcapng blocks walked in place; whole enhanced packet blocks of a known interface, their
+        trailing length right, take a two-unpack path, every other block goes through `pcapng_step`
+        (which says what is wrong with one that is not, as libpcap refuses it)."""
         data = self.data
         n = len(data)
         off = 0
         section = self.pcapng_section()
-        epb_whole, ifaces = section.epb_whole, section.ifaces  # locals for the loop; refreshed below
+        epb_whole, ifaces, trailer = section.epb_whole, section.ifaces, section.trailer  # refreshed below
         while off >= 0:
-            # The common case first, with one unpack: a whole enhanced packet block.
+            # The common case first: a whole enhanced packet block, its fields in one unpack.
             if off + EPB_HEADER <= n:
                 btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, off)
                 if (btype == PCAPNG_EPB and iface < len(ifaces) and not blen & 3 and off + blen <= n
-                        and EPB_HEADER + caplen + 4 <= blen):  # the packet, then the trailing length
+                        and EPB_HEADER + caplen + 4 <= blen  # the packet, then the trailing length
+                        and trailer(data, off + blen - 4)[0] == blen):
                     linktype, _snap, tick, base = ifaces[iface]
                     yield data, off + EPB_HEADER, caplen, wirelen, linktype, ((ts_hi << 32) | ts_lo) / tick + base
                     off += blen
                     continue
             record, off = self.pcapng_step(off, section)
-            epb_whole, ifaces = section.epb_whole, section.ifaces  # a section header starts new ones
+            epb_whole, ifaces, trailer = section.epb_whole, section.ifaces, section.trailer  # a new section's
             if record is not None:
                 yield record
 
     def pcapng_section(self) -> _Section:
         """For loops that walk a mapped pcapng file in place (as `_pcapng_records`): the section
-        state to pass to `pcapng_step`, whose `epb_whole` and `ifaces` read a whole enhanced
-        packet block at once (re-read them after each step: a section header replaces them)."""
+        state to pass to `pcapng_step`, whose `epb_whole`, `ifaces` and `trailer` read a whole
+        enhanced packet block (re-read them after each step: a section header replaces them)."""
         return _Section()
 
     def pcapng_step(self, off: int, section: _Section) -> tuple[Record | None, int]:
@@ -396,7 +398,7 @@ class CaptureFile:
         where = 0  # the file offset of buf[pos], for messages
         buf = self._header  # the magic, read already
         pos = 0
-        epb_whole, ifaces = section.epb_whole, section.ifaces  # locals for the loop; refreshed below
+        epb_whole, ifaces, trailer = section.epb_whole, section.ifaces, section.trailer  # refreshed below
         try:
             while True:
                 n = len(buf)
@@ -406,7 +408,7 @@ class CaptureFile:
                     if pos + EPB_HEADER <= n:
                         btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(buf, pos)
                         if (btype == PCAPNG_EPB and not blen & 3 and pos + blen <= n and EPB_HEADER + caplen + 4 <= blen
-                                and iface < len(ifaces)):
+                                and iface < len(ifaces) and trailer(buf, pos + blen - 4)[0] == blen):
                             linktype, _snap, tick, base = ifaces[iface]
                             ts = ((ts_hi << 32) | ts_lo) / tick + base
                             yield buf, pos + EPB_HEADER, caplen, wirelen, linktype, ts
@@ -424,7 +426,7 @@ class CaptureFile:
                         missing = pos + blen - n
                         break
                     record = self._pcapng_block(buf, pos, btype, blen, blen, where, section)
-                    epb_whole, ifaces = section.epb_whole, section.ifaces  # a section header starts new ones
+                    epb_whole, ifaces, trailer = section.epb_whole, section.ifaces, section.trailer  # a new section's
                     if record is not None:
                         yield record
                     pos += blen
@@ -560,7 +562,7 @@ class CaptureFile:
 class _Section:
     """What a pcapng section's blocks are read with: its byte order and its interfaces so far."""
 
-    __slots__ = ("epb_whole", "hdr", "ifaces", "order")
+    __slots__ = ("epb_whole", "hdr", "ifaces", "order", "trailer")
 
     def __init__(self) -> None:
         self.start("<")
@@ -569,6 +571,7 @@ class _Section:
         self.order = order
         self.hdr = struct.Struct(order + "II")
         self.epb_whole = struct.Struct(order + "IIIIIII").unpack_from  # type, length and the EPB fields
+        self.trailer = struct.Struct(order + "I").unpack_from  # a block's trailing copy of its length
         # Per interface: linktype, snaplen, ticks per second, seconds offset.
         self.ifaces: list[tuple[int, int, float, float]] = []
 

@@ -360,7 +360,7 @@ def scan(
         if walk_ng:
             data = source.data
             section = source.pcapng_section()
-            epb_whole, ifaces, step = section.epb_whole, section.ifaces, source.pcapng_step
+            epb_whole, ifaces, trailer, step = section.epb_whole, section.ifaces, section.trailer, source.pcapng_step
             epb, epb_header = PCAPNG_EPB, EPB_HEADER
         elif not walk:
             it = iter(source.records())
@@ -397,14 +397,15 @@ def scan(
                 lt = lt0
                 ts = sec + frac * scale
             elif walk_ng:
-                # A whole enhanced packet block of a known interface with one unpack, as
-                # CaptureFile._pcapng_records; any other block through the file's own step.
+                # A whole enhanced packet block of a known interface, its trailing length right, read
+                # as CaptureFile._pcapng_records reads it; any other block through the file's own step.
                 if pos < 0:
                     break
                 btype = -1
                 if pos + epb_header <= n:
                     btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, pos)
-                    if btype == epb and not blen & 3 and pos + blen <= n and epb_header + caplen + 4 <= blen:
+                    if (btype == epb and not blen & 3 and pos + blen <= n and epb_header + caplen + 4 <= blen
+                            and trailer(data, pos + blen - 4)[0] == blen):
                         try:
                             lt, _snap, tick, base = ifaces[iface]
                             ts = ((ts_hi << 32) | ts_lo) / tick + base
@@ -415,7 +416,7 @@ def scan(
                             pass  # an interface not described (yet): the step says what is wrong
                 if btype:
                     rec, pos = step(pos, section)
-                    epb_whole, ifaces = section.epb_whole, section.ifaces  # a section header starts new ones
+                    epb_whole, ifaces, trailer = section.epb_whole, section.ifaces, section.trailer  # a new section's
                     if rec is None:
                         remaining += 1  # not a packet: the count is of packets
                         continue

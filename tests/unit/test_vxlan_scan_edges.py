@@ -314,6 +314,10 @@ def _epb(frame: bytes) -> bytes:
     ("12-byte obsolete PB", struct.pack("<III", 2, 12, 12), "packet block at byte"),
     ("option too long", _block(1, struct.pack("<HHI", 1, 0, 0) + struct.pack("<HH", 9, 200) + b"\x06\0\0\0"),
      "option 9 claims 200 bytes"),
+    ("EPB trailer differs", _epb(vxlan_frame("ok"))[:-4] + struct.pack("<I", len(_epb(vxlan_frame("ok"))) + 4),
+     "enhanced packet block at byte 184 gives its length as 136 at its start and 140 at its end"),
+    ("IDB trailer differs", _block(1, struct.pack("<HHI", 1, 0, 0))[:-4] + struct.pack("<I", 4),
+     "interface description block at byte 184 gives its length as 20 at its start and 4 at its end"),
     ("version 2 section", _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 2, 0, -1)),
      "unsupported pcapng version 2.0"),
 ])
