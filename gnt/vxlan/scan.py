@@ -340,6 +340,7 @@ def scan(
     remaining = sys.maxsize if limit is None else limit
     flows_get = flows.get
     from_bytes = int.from_bytes
+    struct_error = struct.error
     fast = _FAST
     quarters_by_length = _QUARTERS
     quarters_get = quarters_by_length.get
@@ -398,29 +399,29 @@ def scan(
                 ts = sec + frac * scale
             elif walk_ng:
                 # A whole enhanced packet block of a known interface, its trailing length right, read
-                # as CaptureFile._pcapng_records reads it; any other block through the file's own step.
-                if pos < 0:
-                    break
-                btype = -1
-                if pos + epb_header <= n:
+                # as CaptureFile._pcapng_records reads it. Any other block raises below (it is rare: a
+                # section or interface header, a statistics block, damage) and goes through the file's
+                # own step; so does the end of the file, and pos -1 (a step found nothing more to read),
+                # where the unpack finds too few bytes.
+                try:
                     btype, blen, iface, ts_hi, ts_lo, caplen, wirelen = epb_whole(data, pos)
-                    if (btype == epb and not blen & 3 and pos + blen <= n and epb_header + caplen + 4 <= blen
-                            and trailer(data, pos + blen - 4)[0] == blen):
-                        try:
-                            lt, _snap, tick, base = ifaces[iface]
-                            ts = ((ts_hi << 32) | ts_lo) / tick + base
-                            off = pos + epb_header
-                            pos += blen
-                            btype = 0
-                        except IndexError:
-                            pass  # an interface not described (yet): the step says what is wrong
-                if btype:
+                    if (btype != epb or blen & 3 or epb_header + caplen + 4 > blen
+                            or trailer(data, pos + blen - 4)[0] != blen):  # (past the end: struct.error)
+                        raise LookupError
+                    lt, _snap, tick, base = ifaces[iface]  # an undeclared interface: IndexError
+                except (LookupError, struct_error):
+                    if pos < 0:
+                        break
                     rec, pos = step(pos, section)
                     epb_whole, ifaces, trailer = section.epb_whole, section.ifaces, section.trailer  # a new section's
                     if rec is None:
                         remaining += 1  # not a packet: the count is of packets
                         continue
                     _data, off, caplen, wirelen, lt, ts = rec  # a record of this same mapped file
+                else:
+                    ts = ((ts_hi << 32) | ts_lo) / tick + base
+                    off = pos + epb_header
+                    pos += blen
             else:
                 assert it is not None
                 rec = next(it, None)
