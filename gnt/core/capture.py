@@ -232,6 +232,14 @@ class CaptureFile:
         except OSError as exc:
             raise GntError(f"cannot read {self.path}: {exc.strerror}", errno=exc.errno) from exc
 
+    def _more(self, missing: int) -> bytes:
+        """The next chunk of a stream (b"" at its end, and always for a mapped file, whose data is whole):
+        what it has now, or a record or block longer than a chunk read whole, since piece by piece it
+        would be copied once a piece."""
+        if self.stream is None:
+            return b""
+        return self._read_exact(missing) if missing > STREAM_CHUNK else self._read_some(STREAM_CHUNK)
+
     def _check_pcap_header(self) -> None:
         """Refuse what libpcap refuses: versions other than 2.0-2.4, reserved link-type bits set."""
         order = "<" if _u32le.unpack_from(self._header, 0)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS) else ">"
@@ -246,7 +254,7 @@ class CaptureFile:
 
     def records(self) -> Iterator[Record]:
         if self.format == "pcap":
-            return self._pcap_records() if self.mapped else self._pcap_stream_records()
+            return self._pcap_records()
         return self._pcapng_records() if self.mapped else self._pcapng_stream_records()
 
     def pcap_layout(self) -> tuple[bytes | mmap.mmap, int, PcapRecordUnpack, float, int]:
@@ -277,35 +285,13 @@ class CaptureFile:
                           f"{have} in the file")
 
     def _pcap_records(self) -> Iterator[Record]:
-        data, off, unpack, scale, linktype = self.pcap_layout()
-        n = len(data)
-        index = 0
-        while off + PCAP_RECORD_LEN <= n:
-            sec, frac, incl, orig = unpack(data, off)
-            start = off + PCAP_RECORD_LEN
-            index += 1
-            end = start + incl
-            if incl > MAX_SANE_RECORD:
-                self.pcap_damage(index, off, incl, n - start)
-                return
-            if end > n:
-                self.pcap_damage(index, off, incl, n - start)
-                yield data, start, n - start, max(orig, incl), linktype, sec + frac * scale
-                return
-            yield data, start, incl, orig, linktype, sec + frac * scale
-            off = end
-        if off < n:
-            self.pcap_damage(index + 1, off, -1, n - off)
-
-    def _pcap_stream_records(self) -> Iterator[Record]:
-        """pcap records as they arrive. Each read takes what the stream has (up to STREAM_CHUNK, the
-        whole of a pipe's buffer), every whole record in it is yielded in place, and a record the
-        chunk cut is completed by the next read: no wait for more than the next record, and no read
-        call or copy per record (a consumer decodes a record before asking for the next)."""
-        _data, off, unpack, scale, linktype = self.pcap_layout()  # off: the file offset, for damage
-        read = self._read_some
-        buf = b""
-        pos = 0  # the next record header in buf
+        """pcap records, walked in place: a mapped file's whole data, or a stream's as it arrives.
+        Each read of a stream takes what it has (`_more`), every whole record in it is yielded in
+        place, and a record the chunk cut is completed by the next read: no wait for more than the
+        next record, and no read call or copy per record (a consumer decodes a record before asking
+        for the next). The end of the data, either way, is where damage is told."""
+        buf, off, unpack, scale, linktype = self.pcap_layout()  # off: the file offset, for damage
+        pos = off if self.mapped else 0  # the next record header in buf
         index = 0  # records yielded
         while True:
             n = len(buf)
@@ -323,8 +309,7 @@ class CaptureFile:
                 yield buf, start, incl, orig, linktype, sec + frac * scale
                 pos = start + incl
                 off += PCAP_RECORD_LEN + incl
-            # A record longer than a chunk is read whole: piece by piece it would be copied once a piece.
-            more = self._read_exact(missing) if missing > STREAM_CHUNK else read(STREAM_CHUNK)
+            more = self._more(missing)
             if not more:
                 rest = n - pos
                 if rest < PCAP_RECORD_LEN:
@@ -390,10 +375,9 @@ class CaptureFile:
         return record, (-1 if off + blen > n else off + blen)
 
     def _pcapng_stream_records(self) -> Iterator[Record]:
-        """pcapng blocks as they arrive, read in chunks as `_pcap_stream_records` reads records: every
+        """pcapng blocks as they arrive, read in chunks as `_pcap_records` reads a stream's records: every
         whole block in a chunk is handled in place (a whole enhanced packet block with one unpack, as
         the mapped walk does), and a block the chunk cut is completed by the next read."""
-        read = self._read_some
         section = _Section()
         where = 0  # the file offset of buf[pos], for messages
         buf = self._header  # the magic, read already
@@ -431,8 +415,7 @@ class CaptureFile:
                         yield record
                     pos += blen
                     where += blen
-                # A block longer than a chunk is read whole: piece by piece it would be copied once a piece.
-                more = self._read_exact(missing) if missing > STREAM_CHUNK else read(STREAM_CHUNK)
+                more = self._more(missing)
                 if not more:
                     rest = n - pos
                     if 0 < rest < PCAPNG_MIN_BLOCK:
