@@ -81,7 +81,8 @@ _PACKETS, _ZERO, _OK, _BAD, _BUG, _PARTIAL, _INNER_BAD, _TRUNC, _FIRST, _LAST, _
 NOT_FRAGMENT, FIRST_FRAGMENT, LATER_FRAGMENT = range(3)
 
 _H = struct.Struct("!H").unpack_from  # one 16-bit field (ethertype, checksum)
-_HH = struct.Struct("!HH").unpack_from  # source and destination port
+_PORTS = struct.Struct("!HH")  # a source and a destination port (a TCP/UDP header's first, a flow key's)
+_HH = _PORTS.unpack_from
 _UDP = struct.Struct("!HHHH").unpack_from  # sport, dport, length, checksum
 _IP4 = struct.Struct("!BxHxxHxBH4s4s").unpack_from  # ver/ihl, total length, frag, proto, csum, src, dst
 _IP6 = struct.Struct("!4xHBx16s16s").unpack_from  # payload length, next header, src, dst
@@ -240,7 +241,6 @@ def _inner(
 
 FlowKey = tuple[bytes, int | None, int, bytes | None]  # see flow_key
 Flows = dict[FlowKey, list[float]]  # flow key -> tallies (see the _PACKETS.. slots)
-_PORTS = struct.Struct("!HH")  # a source and a destination port, as a flow key holds them
 
 
 def flow_key(
@@ -264,13 +264,13 @@ def split_key(
     """The fields of a flow key: (src, sport, dst, dport, vni, iproto, isrc, isport, idst, idport)."""
     outer, vni, iproto, inner = key
     a = (len(outer) - 4) // 2
-    sport, dport = _PORTS.unpack_from(outer, 2 * a)
+    sport, dport = _HH(outer, 2 * a)
     isrc = idst = isport = idport = None
     if inner is not None:
         i = 16 if len(inner) >= 32 else 4
         isrc, idst = inner[:i], inner[i : 2 * i]
         if len(inner) == 2 * i + 4:
-            isport, idport = _PORTS.unpack_from(inner, 2 * i)
+            isport, idport = _HH(inner, 2 * i)
     return outer[:a], sport, outer[a : 2 * a], dport, vni, iproto, isrc, isport, idst, idport
 
 # The common layout, decoded with one unpack: Ethernet, IPv4 without options, UDP, VXLAN, inner
