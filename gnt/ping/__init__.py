@@ -204,7 +204,15 @@ def _route_source(target: Target, interface: str | None, mark: int | None, warni
     A route that cannot be used (unreachable, prohibit) fails here, before anything is sent,
     as `connect: <reason>` (iputils' wording, exit 2).
     """
-    with socket.socket(target.family, socket.SOCK_DGRAM) as probe:
+    with _route_probe(target, interface, mark, warnings) as probe:
+        return str(probe.getsockname()[0])
+
+
+def _route_probe(target: Target, interface: str | None, mark: int | None, warnings: list[str]) -> socket.socket:
+    """A UDP socket connected toward the target on the echo socket's route (device, mark): the kernel's
+    view of that route (source address, path MTU). Nothing is sent."""
+    probe = socket.socket(target.family, socket.SOCK_DGRAM)
+    try:
         if interface:
             try:
                 probe.setsockopt(socket.SOL_SOCKET, sockets.SO_BINDTODEVICE, interface.encode() + b"\0")
@@ -220,7 +228,10 @@ def _route_source(target: Target, interface: str | None, mark: int | None, warni
         except OSError as exc:
             raise GntError(f"connect: {exc.strerror}", "check the route with `ip route get "
                            f"{target.address}`", errno=exc.errno) from exc
-        return str(probe.getsockname()[0])
+    except BaseException:
+        probe.close()
+        raise
+    return probe
 
 
 class Pinger:
@@ -343,13 +354,19 @@ class Pinger:
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.ENOBUFS):
                 return SendFailed(seq, f"sendmsg: {os.strerror(exc.errno)}")
-            # As iputils: a send the local stack refused (-M do above the MTU) queued a local error
-            # with the details ("local error: message too long, mtu=1400"), on a raw socket as on a
-            # ping socket: report that.
-            reported = len(self.queued_errors)
-            self._read_error_queue()
-            if len(self.queued_errors) > reported:
-                return None
+            # As iputils, a send the local stack refused (-M do above the MTU) is a local error with the
+            # details ("local error: message too long, mtu=1400"). A ping socket (IP_RECVERR) queued
+            # it: report that. A raw socket has no IP_RECVERR (ICMP errors reach it as packets), so
+            # nothing was queued: the MTU the error would carry is the route's path MTU, asked now.
+            if self.sock.is_dgram:
+                reported = len(self.queued_errors)
+                self._read_error_queue()
+                if len(self.queued_errors) > reported:
+                    return None
+            elif exc.errno == errno.EMSGSIZE:
+                mtu = self._path_mtu()
+                if mtu is not None:
+                    return self._local_error(seq16, errno.EMSGSIZE, mtu)
             self.stats.errors += 1
             return SendFailed(seq, f"sendmsg: {exc.strerror}")
         if self.tx_stamps:
@@ -525,7 +542,7 @@ class Pinger:
         payload = entry.payload
         if entry.origin == sockets.SO_EE_ORIGIN_LOCAL and len(payload) < ICMP_HEADER.size:
             # The local stack quotes nothing of a request it refused to send: the one being sent.
-            return self._local_error(self.next_seq & 0xFFFF, entry)
+            return self._local_error(self.next_seq & 0xFFFF, entry.errno, entry.info)
         if len(payload) < ICMP_HEADER.size:
             return None
         _t, _c, _s, _id, seq16 = ICMP_HEADER.unpack_from(payload)
@@ -534,21 +551,31 @@ class Pinger:
         elif entry.origin == sockets.SO_EE_ORIGIN_ICMP6:
             message = describe6(entry.icmp_type, entry.icmp_code, entry.info)
         elif entry.origin == sockets.SO_EE_ORIGIN_LOCAL:
-            return self._local_error(seq16, entry)
+            return self._local_error(seq16, entry.errno, entry.info)
         else:
             return None
         return self._error_event(seq16, entry.offender, entry.icmp_type, entry.icmp_code, message)
 
-    def _local_error(self, seq16: int, entry: sockets.QueuedError) -> SendFailed | None:
-        """The local stack refused a request: iputils' stderr line, counted as an error."""
+    def _path_mtu(self) -> int | None:
+        """The path MTU the kernel holds now toward the target, on the echo socket's route."""
+        opts = self.options
+        try:
+            with _route_probe(self.target, opts.interface, opts.mark, []) as probe:
+                return sockets.known_path_mtu(probe, self.target.family)
+        except GntError:
+            return None
+
+    def _local_error(self, seq16: int, error: int, info: int) -> SendFailed | None:
+        """The local stack refused a request (errno `error`, `info` the MTU for EMSGSIZE): iputils'
+        stderr line, counted as an error."""
         probe = self.probes.get(seq16)
         if probe is None:
             return None
         self.stats.errors += 1
-        if entry.errno == errno.EMSGSIZE:
-            return SendFailed(probe.seq, f"local error: message too long, mtu{': ' if self.v6 else '='}{entry.info}",
+        if error == errno.EMSGSIZE:
+            return SendFailed(probe.seq, f"local error: message too long, mtu{': ' if self.v6 else '='}{info}",
                               local=True)
-        return SendFailed(probe.seq, f"local error: {os.strerror(entry.errno)}", local=True)
+        return SendFailed(probe.seq, f"local error: {os.strerror(error)}", local=True)
 
     # -- the loop -----------------------------------------------------------------------------
     def _interim(self) -> Interim:

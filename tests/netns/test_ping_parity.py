@@ -319,8 +319,11 @@ def test_values_iputils_accepts(net: Chain, args: tuple[str, ...]) -> None:
     (("-f", "-M", "do", "-s", "1500", "-c", "5", H2_6), None),
 ])
 def test_a_send_the_local_stack_refuses(net: Chain, args: tuple[str, ...], user: str | None) -> None:
+    """nobody gets a ping socket; root, outside ping_group_range here, a raw socket (both programs)."""
     h1 = net["h1"]
     h1.ip("link", "set", "eth0", "mtu", "1400")
+    if user is None:
+        h1.sysctl("net.ipv4.ping_group_range", "1 0")
     theirs, ours = both(h1, *args, user=user)
     assert "local error" in theirs.stderr or "E" in theirs.stdout, theirs.stdout + theirs.stderr
     assert_same(theirs, ours, parsers="-f" not in args)
