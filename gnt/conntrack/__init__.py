@@ -146,7 +146,8 @@ def list_entries(flt: EntryFilter, lines: FusedLines | None = None) -> Iterator[
                     trusted = -1  # the kernel sent one that does not match: it does not filter
             if not attrs:
                 break
-        in_table = table_size(sock) if any(attrs for _family, attrs in requests) else received
+        # The kernel filtered (by attributes or by family): what it sent is not the table; ask its size.
+        in_table = table_size(sock) if any(attrs or family for family, attrs in requests) else received
     yield ListSummary(shown=shown, scanned=in_table, filtered=flt.active)
 
 

@@ -673,3 +673,20 @@ def test_list_takes_prom_and_npd(topology: Topology, tmp_path: Path) -> None:
     npd = ns.gnt("conntrack", "list", "--npd")
     assert npd.returncode == 0, npd.stderr
     assert npd.stdout.startswith("conntrack list: ") and len(npd.stdout.splitlines()) == 1
+
+
+def test_family_filter_counts_the_whole_table(topology: Topology) -> None:
+    """`-4` alone is filtered by the kernel (the dump's family): "in the table" is still the table's size,
+    IPv6 entries included, as it is when the kernel filters by attributes."""
+    ns: Namespace = topology.add("ctfam")
+    for k in range(3):
+        ns.run("conntrack", "-I", "-p", "udp", "-s", "198.18.31.1", "-d", "198.18.31.2", "--sport", str(2000 + k),
+               "--dport", "53", "-t", "600")
+    for k in range(2):
+        ns.run("conntrack", "-I", "-p", "udp", "-s", "2001:db8:31::1", "-d", "2001:db8:31::2", "--sport",
+               str(2000 + k), "--dport", "53", "-t", "600")
+    for args, shown in ((("-4",), 3), (("-6",), 2), (("-4", "-p", "udp"), 3)):
+        out = ns.gnt("conntrack", "list", *args)
+        assert out.returncode == 0, out.stderr
+        want = f"{shown} flow entries have been shown (5 in the table)."
+        assert out.stderr.strip().endswith(want), (args, out.stderr)
