@@ -20,7 +20,7 @@ from types import FrameType
 
 from gnt.core import tracefs
 from gnt.core.caps import CAP_SYS_ADMIN, has_capability
-from gnt.core.packets.ethernet import ethertype_name, ethertype_value
+from gnt.core.packets.ethernet import ethertype_by_name, ethertype_name
 from gnt.core.process import signals_blocked
 from gnt.drops.models import Drop, DropFilter, DropSummary, Interval, ReasonTotal
 from gnt.drops.reasons import DEFAULT_HIDDEN, hint_for
@@ -107,6 +107,19 @@ def kernel_filter(flt: DropFilter, table: dict[int, str]) -> tuple[str, list[str
             values.append(value)
         terms.append("(" + " || ".join(f"protocol == {v}" for v in sorted(set(values))) + ")")
     return " && ".join(terms), hidden
+
+
+def ethertype_value(text: str) -> int | None:
+    """The EtherType a user names: a name of `ethertype_name` or a number (0x86dd, 2048); None if neither."""
+    value = ethertype_by_name(text)
+    if value is not None:
+        return value
+    from gnt.cli.numbers import int_value  # the one parser of numbers typed by a user: ASCII digits, 0x hex
+
+    try:
+        return int_value(text.strip().lower(), 0, 0xFFFF, hex_ok=True)
+    except ValueError:
+        return None
 
 
 def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:

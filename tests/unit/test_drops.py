@@ -14,10 +14,10 @@ import pytest
 from helpers.cli import run_gnt
 
 from gnt.core import tracefs
-from gnt.core.packets.ethernet import ethertype_name, ethertype_value
+from gnt.core.packets.ethernet import ethertype_name
 from gnt.drops import DropFilter, kernel_filter
 from gnt.drops.models import Drop, DropSummary, Interval, ReasonTotal
-from gnt.drops.session import DropSession, event_format
+from gnt.drops.session import DropSession, ethertype_value, event_format
 from gnt.drops.symbols import Symbolizer
 from gnt.errors import UnavailableError, UsageError
 from gnt.output.json import encode

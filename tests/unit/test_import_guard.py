@@ -41,3 +41,22 @@ def test_the_probe_sees_a_heavy_import():
     # the same probe, with scapy imported on purpose, must report it: the guard is able to fail
     probe = PROBE.replace("import gnt.core\n", "import gnt.core\nimport scapy.layers.inet\n")
     assert "scapy" in run_probe(probe)["loaded"]
+
+
+def test_gnt_core_imports_nothing_above_it():
+    """gnt.core is the bottom layer: no module in it imports a tool, the CLI or the renderers, not even
+    inside a function (where the walk above cannot see it); gnt.errors is the one module it shares."""
+    import ast
+    from pathlib import Path
+
+    import gnt.core
+
+    above = []
+    files = sorted(Path(gnt.core.__path__[0]).rglob("*.py"))
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            above += [f"{path.name}: {n}" for n in names
+                      if n.split(".")[0] == "gnt" and not (n.startswith("gnt.core") or n == "gnt.errors")]
+    assert len(files) > 10 and above == []

@@ -59,18 +59,13 @@ def ethertype_name(value: int) -> str:
     return ETHERTYPE_NAMES.get(value) or f"{value:#06x}"
 
 
-def ethertype_value(text: str) -> int | None:
-    """The EtherType for a name of `ethertype_name` or a number (0x86dd, 2048); None if neither."""
+def ethertype_by_name(text: str) -> int | None:
+    """The EtherType a name of `ethertype_name` stands for (any case); None for another word."""
     wanted = text.strip().lower()
     for value, name in ETHERTYPE_NAMES.items():
         if name == wanted:
             return value
-    from gnt.cli.numbers import int_value  # the one parser of numbers typed by a user: ASCII digits, 0x hex
-
-    try:
-        return int_value(wanted, 0, 0xFFFF, hex_ok=True)
-    except ValueError:
-        return None
+    return None
 
 
 VLAN_TPIDS = frozenset({ETH_P_8021Q, ETH_P_8021AD, ETH_P_QINQ1})  # TPIDs that introduce a tag
