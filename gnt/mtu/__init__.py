@@ -91,10 +91,9 @@ def _egress(address: str, source: str | None = None,
     if kind not in ov.KINDS:
         return name, None
     try:
-        all_links = ov.links()
+        return name, ov.judge_index(index)
     except (ImportError, OSError):
         return name, None
-    return name, ov.judge(all_links[index], all_links) if index in all_links else None
 
 
 def _prober(options: MtuOptions, protocol: str, family: int, address: str):  # type: ignore[no-untyped-def]

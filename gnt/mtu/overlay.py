@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gnt.core.netlink import NLM_F_REQUEST, NLMSG_ERROR, NLMSGHDR, error_errno, iter_attrs, nla
-from gnt.errors import DecodeError
+from gnt.core.sockets import interface_index
+from gnt.errors import DecodeError, InterfaceError
 from gnt.mtu.models import OverlayFinding
 
 # rtnetlink (include/uapi/linux/rtnetlink.h, if_link.h): the route and link of one destination,
@@ -105,8 +106,8 @@ def egress_link(address: str, *, source: str | None = None,
     sends through it), else where the route from `source` leaves; None: no route (or no such device)."""
     if device:
         try:
-            oif: int | None = socket.if_nametoindex(device)
-        except OSError:
+            oif: int | None = interface_index(device)
+        except InterfaceError:
             return None
     else:
         oif = _route_oif(address, source)
@@ -192,6 +193,12 @@ def judge(link: Link, all_links: dict[int, Link], measured: dict[str, int] | Non
     max_mtu = underlay_mtu - overhead if underlay_mtu is not None else None
     return OverlayFinding(link.name, kind, link.mtu, under.name if under else None, family, underlay_mtu,
                           overhead, max_mtu, max_mtu is not None and link.mtu > max_mtu, was_measured)
+
+
+def judge_index(index: int, ipr: Any = None) -> OverlayFinding | None:
+    """`judge` for the one device `index` (its underlay found among all links); None: no such link."""
+    all_links = links(ipr)
+    return judge(all_links[index], all_links) if index in all_links else None
 
 
 def _is_multicast(address: str) -> bool:

@@ -382,8 +382,7 @@ def check_mtu_overlay(ipr: Any, facts: Facts) -> Check:
             facts.overlay_peer = _vxlan_peer(ipr, link, lladdr)
         if facts.overlay_peer:
             evidence.append(f"{r.oif} sends to the underlay peer {facts.overlay_peer}")
-        all_links = ov.links(ipr)  # this device judged against its underlay, not every overlay of the node
-        finding = ov.judge(all_links[link["index"]], all_links) if link["index"] in all_links else None
+        finding = ov.judge_index(link["index"], ipr)  # this device against its underlay, not every overlay
         if finding is not None and finding.underlay_mtu is not None:
             evidence.append(f"underlay {finding.underlay}: mtu {finding.underlay_mtu} (overhead {finding.overhead})")
             if finding.too_large:
